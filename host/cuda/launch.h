@@ -1,0 +1,39 @@
+// warpfuse host — the one way kernels are launched.
+//
+// Under nvcc this is kernel<<<grid, block, shared_bytes, stream>>>(args...) followed by the launch
+// check; in the emulated build (WARPFUSE_SIMT) the same call runs the kernel on the SIMT emulator,
+// and the launch check reads the emulator's cudaGetLastError. Either way a bad configuration
+// surfaces as warpfuse::CudaError naming the kernel.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "warpfuse/error.h"
+
+namespace warpfuse::detail {
+
+struct LaunchConfig {
+  dim3 grid;
+  dim3 block;
+  std::size_t shared_bytes = 0;
+  cudaStream_t stream = nullptr;
+};
+
+/// Launches `kernel` (named `name` in errors) with `config`, then checks the launch.
+template <class... Params, class... Args>
+void launch(const LaunchConfig& config, const char* name, void (*kernel)(Params...),
+            Args&&... args) {
+#if defined(WARPFUSE_SIMT)
+  ::simt::launch(name, config.grid, config.block, config.shared_bytes, config.stream, kernel,
+                 std::forward<Args>(args)...);
+#else
+  kernel<<<config.grid, config.block, config.shared_bytes, config.stream>>>(
+      std::forward<Args>(args)...);
+#endif
+  check_launch(name, __FILE__, __LINE__);
+}
+
+}  // namespace warpfuse::detail

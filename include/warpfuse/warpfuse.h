@@ -1,0 +1,11 @@
+// warpfuse — the umbrella header: everything a user of the library includes.
+// Compiles with a plain C++17 compiler given the CUDA toolkit's include directory.
+#pragma once
+
+#include "warpfuse/cublas_check.h"
+#include "warpfuse/device.h"
+#include "warpfuse/dtype.h"
+#include "warpfuse/error.h"
+#include "warpfuse/memory.h"
+#include "warpfuse/version.h"
+#include "warpfuse/view.h"

@@ -1,0 +1,40 @@
+// warpfuse kernels — the portable dialect (DESIGN.md section 3).
+//
+// Everything in kernels/ compiles twice: with nvcc for the GPU, and with g++ against the SIMT
+// emulator (tests/simt/, force-included as simt/cuda_emu.h, which defines WARPFUSE_SIMT). The few
+// places where the two differ go through the macros here, so kernel bodies never branch on the
+// build:
+//   WF_DYNAMIC_SHARED(T, name)   T* name = the block's dynamic shared memory (16-byte aligned)
+//   WF_CHECK_ALIGNED(p, n, what) the emulator faults on a vector access at a misaligned address,
+//                                as the GPU would (cudaErrorMisalignedAddress); free under nvcc
+#pragma once
+
+#include <cstdint>
+
+#if defined(WARPFUSE_SIMT)
+#define WF_DYNAMIC_SHARED(T, name) T* name = static_cast<T*>(::simt::detail::dynamic_shared())
+#define WF_CHECK_ALIGNED(ptr, bytes, what) ::simt::detail::check_aligned((ptr), (bytes), (what))
+#else
+#define WF_DYNAMIC_SHARED(T, name)                                     \
+  extern __shared__ __align__(16) unsigned char wf_dynamic_shared_[]; \
+  T* name = reinterpret_cast<T*>(wf_dynamic_shared_)
+#define WF_CHECK_ALIGNED(ptr, bytes, what) static_cast<void>(0)
+#endif
+
+#define WF_DEVICE __device__ __forceinline__
+#define WF_HOST_DEVICE __host__ __device__ __forceinline__
+
+namespace warpfuse::detail {
+
+constexpr int kWarpSize = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+/// The thread's index within its block, counting x fastest: the order CUDA assigns lanes in.
+WF_DEVICE unsigned linear_thread_index() {
+  return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+}
+WF_DEVICE unsigned lane_index() { return linear_thread_index() % kWarpSize; }
+WF_DEVICE unsigned warp_index() { return linear_thread_index() / kWarpSize; }
+WF_DEVICE unsigned threads_per_block() { return blockDim.x * blockDim.y * blockDim.z; }
+
+}  // namespace warpfuse::detail

@@ -1,0 +1,104 @@
+// warpfuse kernels — warp and block reductions, written once for every op.
+//
+// Both are all-reduces: every participating thread gets the result. Combination order is fixed by
+// the lane and warp layout (a butterfly inside each warp, then warp 0 over the warps' partials), so
+// the same inputs give bitwise the same result on every run: no atomics anywhere.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "kernels/common/dialect.cuh"
+
+namespace warpfuse::detail {
+
+/// a + b. Identity 0.
+struct SumOp {
+  template <class T>
+  WF_HOST_DEVICE T operator()(T a, T b) const {
+    return a + b;
+  }
+  template <class T>
+  WF_HOST_DEVICE static T identity() {
+    return T(0);
+  }
+};
+
+/// The larger of a and b. For floats this is fmaxf (IEEE maxNum): a NaN operand is ignored unless
+/// both are NaN, which keeps the operation commutative so every lane of a butterfly agrees; callers
+/// that must propagate NaN (softmax) do so through the values they compute from the maximum.
+/// Identity: -inf for floating types, the lowest value for integers.
+struct MaxOp {
+  WF_HOST_DEVICE float operator()(float a, float b) const { return fmaxf(a, b); }
+  WF_HOST_DEVICE double operator()(double a, double b) const { return fmax(a, b); }
+  template <class T, class = std::enable_if_t<std::is_integral_v<T>>>
+  WF_HOST_DEVICE T operator()(T a, T b) const {
+    return a < b ? b : a;
+  }
+  template <class T>
+  WF_HOST_DEVICE static T identity() {
+    if constexpr (std::is_floating_point_v<T>) {
+      return -std::numeric_limits<T>::infinity();
+    } else {
+      return std::numeric_limits<T>::lowest();
+    }
+  }
+};
+
+/// Reduces `value` over each aligned group of `Width` lanes (Width a power of two, 1..32) with a
+/// xor butterfly; every lane of the group returns the group's result, bitwise identical across the
+/// group. Contract: all lanes named in `mask` call it together, and `mask` covers whole groups.
+template <int Width = kWarpSize, class T, class Op>
+WF_DEVICE T warp_all_reduce(T value, Op op, unsigned mask = kFullMask) {
+  static_assert(Width >= 1 && Width <= kWarpSize && (Width & (Width - 1)) == 0,
+                "warp_all_reduce: Width must be a power of two in [1, 32]");
+#pragma unroll
+  for (int offset = Width / 2; offset > 0; offset /= 2) {
+    value = op(value, __shfl_xor_sync(mask, value, offset, Width));
+  }
+  return value;
+}
+
+template <int Width = kWarpSize, class T>
+WF_DEVICE T warp_all_reduce_sum(T value, unsigned mask = kFullMask) {
+  return warp_all_reduce<Width>(value, SumOp{}, mask);
+}
+template <int Width = kWarpSize, class T>
+WF_DEVICE T warp_all_reduce_max(T value, unsigned mask = kFullMask) {
+  return warp_all_reduce<Width>(value, MaxOp{}, mask);
+}
+
+/// Reduces `value` over the whole block; every thread returns the result.
+/// Contract: every thread of the block calls it (it contains __syncthreads), and the block holds a
+/// whole number of warps, at most 1024 threads. Back-to-back calls are safe without an extra
+/// barrier: the shared slots are only rewritten after a barrier every reader has passed.
+template <class T, class Op>
+WF_DEVICE T block_all_reduce(T value, Op op) {
+  __shared__ T warp_partials[kWarpSize];
+  __shared__ T block_result;
+  const unsigned lane = lane_index();
+  const unsigned warp = warp_index();
+  const unsigned warps = threads_per_block() / kWarpSize;
+  value = warp_all_reduce(value, op);
+  if (lane == 0) warp_partials[warp] = value;
+  __syncthreads();
+  if (warp == 0) {
+    T partial = lane < warps ? warp_partials[lane] : Op::template identity<T>();
+    partial = warp_all_reduce(partial, op);
+    if (lane == 0) block_result = partial;
+  }
+  __syncthreads();
+  return block_result;
+}
+
+template <class T>
+WF_DEVICE T block_all_reduce_sum(T value) {
+  return block_all_reduce(value, SumOp{});
+}
+template <class T>
+WF_DEVICE T block_all_reduce_max(T value) {
+  return block_all_reduce(value, MaxOp{});
+}
+
+}  // namespace warpfuse::detail

@@ -1,0 +1,715 @@
+// simt — the fiber scheduler behind simt.h. See simt.h for the model and what it checks.
+//
+// Control flow: run_grid (the "scheduler", on the caller's stack) resumes one fiber at a time with
+// jump_fcontext; a fiber returns control by jumping back when it must wait (barrier, warp op) or has
+// exited. The last thread to arrive at a barrier or to complete a warp op's group releases the
+// others and keeps running, so a warp-wide shuffle costs 31 round trips, not 32.
+#include "simt/simt.h"
+
+#include <boost/context/detail/fcontext.hpp>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define SIMT_ASAN 1
+#endif
+
+namespace fctx = boost::context::detail;
+
+namespace simt {
+namespace detail {
+
+const uint3* g_thread_idx = nullptr;
+uint3 g_block_idx{};
+dim3 g_block_dim{};
+dim3 g_grid_dim{};
+
+namespace {
+
+constexpr unsigned kWarpSize = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr std::size_t kDefaultDynamicShared = 48 * 1024;  // without cudaFuncSetAttribute
+constexpr unsigned kMaxThreadsPerBlock = 1024;
+
+enum class State { runnable, at_barrier, at_warp_op, exited, faulted };
+
+/// A fiber stack: mmap'd, with an inaccessible guard page below it so an overflow faults.
+struct Stack {
+  char* mapping = nullptr;
+  std::size_t mapping_size = 0;
+  char* bottom = nullptr;  // lowest usable address
+  std::size_t size = 0;
+  bool dirty = false;  // abandoned by a faulted fiber: its ASan shadow may hold stale poison
+};
+
+struct Thread {
+  uint3 idx{};
+  unsigned linear = 0;
+  unsigned warp = 0;
+  unsigned lane = 0;
+  State state = State::runnable;
+  fctx::fcontext_t fiber = nullptr;
+  Stack* stack = nullptr;
+  void* asan_fake_stack = nullptr;
+  // Where it waits (barrier or warp op), for messages.
+  const char* file = "";
+  int line = 0;
+  // The pending warp op.
+  WarpOp op = WarpOp::sync;
+  unsigned mask = 0;
+  std::uint64_t in = 0;
+  std::uint64_t out = 0;
+  int param = 0;
+  int width = 32;
+};
+
+/// Lanes of one warp waiting in the same warp op with the same mask.
+struct WarpGroup {
+  unsigned mask = 0;
+  unsigned arrived = 0;
+  WarpOp op = WarpOp::sync;
+  const char* file = "";
+  int line = 0;
+  unsigned first_lane = 0;
+};
+
+struct Warp {
+  unsigned existing = 0;  // lanes that exist (the last warp of a block may be partial)
+  unsigned exited = 0;
+  std::vector<WarpGroup> groups;
+};
+
+struct Launch {
+  const char* name = "";
+  void (*body)(void*) = nullptr;
+  void* context = nullptr;
+  unsigned threads_per_block = 0;
+  std::vector<Thread> threads;
+  std::vector<Warp> warps;
+  std::vector<unsigned> order;
+  // The block barrier.
+  unsigned barrier_arrived = 0;
+  const char* barrier_file = "";
+  int barrier_line = 0;
+  unsigned barrier_first = 0;
+  unsigned exited = 0;
+  unsigned first_exited = 0;
+  // Dynamic shared memory of the running block.
+  std::unique_ptr<unsigned char[]> dynamic_shared;
+  std::size_t dynamic_shared_bytes = 0;
+  // The scheduler's side of the fiber switch.
+  fctx::fcontext_t scheduler = nullptr;
+  void* scheduler_fake_stack = nullptr;
+  const void* scheduler_stack_bottom = nullptr;
+  std::size_t scheduler_stack_size = 0;
+  Thread* current = nullptr;
+  bool faulted = false;
+  std::string fault;
+};
+
+Launch* g_launch = nullptr;
+std::mutex g_launch_mutex;
+std::vector<std::unique_ptr<Stack>> g_stacks;
+Stats g_stats;
+Schedule g_schedule;
+bool g_schedule_initialised = false;
+std::mutex g_attribute_mutex;
+std::map<const void*, std::size_t> g_max_dynamic_shared;
+
+std::string hex(unsigned value) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0x%08x", value);
+  return text;
+}
+std::string dims(const uint3& d) {
+  return "(" + std::to_string(d.x) + "," + std::to_string(d.y) + "," + std::to_string(d.z) + ")";
+}
+std::string lanes(unsigned mask) {
+  std::string text = "{";
+  for (unsigned lane = 0; lane < kWarpSize; ++lane) {
+    if (mask & (1u << lane)) {
+      if (text.size() > 1) text += ",";
+      text += std::to_string(lane);
+    }
+  }
+  return text + "}";
+}
+std::string site(const char* file, int line) { return std::string(file) + ":" + std::to_string(line); }
+bool same_site(const char* file_a, int line_a, const char* file_b, int line_b) {
+  return line_a == line_b && (file_a == file_b || std::strcmp(file_a, file_b) == 0);
+}
+const char* op_name(WarpOp op) {
+  switch (op) {
+    case WarpOp::shfl_xor: return "__shfl_xor_sync";
+    case WarpOp::shfl_down: return "__shfl_down_sync";
+    case WarpOp::shfl_up: return "__shfl_up_sync";
+    case WarpOp::shfl_idx: return "__shfl_sync";
+    case WarpOp::ballot: return "__ballot_sync";
+    case WarpOp::sync: return "__syncwarp";
+  }
+  return "warp op";
+}
+std::string thread_name(const Thread& thread) {
+  return "thread " + dims(thread.idx) + " (warp " + std::to_string(thread.warp) + " lane " +
+         std::to_string(thread.lane) + ")";
+}
+
+std::size_t stack_bytes() {
+#if defined(SIMT_ASAN)
+  std::size_t kib = 512;  // ASan's redzones make frames several times larger
+#else
+  std::size_t kib = 128;
+#endif
+  if (const char* text = std::getenv("SIMT_STACK_KB")) {
+    const long value = std::strtol(text, nullptr, 10);
+    if (value >= 16) kib = static_cast<std::size_t>(value);
+  }
+  return kib * 1024;
+}
+
+void ensure_stacks(std::size_t count) {
+  static const std::size_t size = stack_bytes();
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  while (g_stacks.size() < count) {
+    auto stack = std::make_unique<Stack>();
+    stack->mapping_size = size + page;
+    void* mapping = mmap(nullptr, stack->mapping_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mapping == MAP_FAILED) throw std::runtime_error("simt: cannot map a fiber stack");
+    mprotect(mapping, page, PROT_NONE);
+    stack->mapping = static_cast<char*>(mapping);
+    stack->bottom = stack->mapping + page;
+    stack->size = size;
+    g_stacks.push_back(std::move(stack));
+  }
+}
+
+// --- fiber switching (with AddressSanitizer's stack-switch annotations) -------------------------
+
+void fiber_entry(fctx::transfer_t transfer);
+
+/// Scheduler side: run `thread` until it waits, exits or faults.
+void resume(Launch& launch, Thread& thread) {
+  launch.current = &thread;
+  g_thread_idx = &thread.idx;
+  ++g_stats.switches;
+#if defined(SIMT_ASAN)
+  __sanitizer_start_switch_fiber(&launch.scheduler_fake_stack, thread.stack->bottom,
+                                 thread.stack->size);
+#endif
+  const fctx::transfer_t back = fctx::jump_fcontext(thread.fiber, &launch);
+#if defined(SIMT_ASAN)
+  __sanitizer_finish_switch_fiber(launch.scheduler_fake_stack, nullptr, nullptr);
+#endif
+  thread.fiber = back.fctx;
+  launch.current = nullptr;
+}
+
+/// Fiber side: give control back to the scheduler. `final` when this fiber never runs again.
+void yield(Launch& launch, Thread& thread, bool final) {
+#if defined(SIMT_ASAN)
+  __sanitizer_start_switch_fiber(final ? nullptr : &thread.asan_fake_stack,
+                                 launch.scheduler_stack_bottom, launch.scheduler_stack_size);
+#else
+  static_cast<void>(final);
+  static_cast<void>(thread);
+#endif
+  const fctx::transfer_t back = fctx::jump_fcontext(launch.scheduler, nullptr);
+  launch.scheduler = back.fctx;
+#if defined(SIMT_ASAN)
+  __sanitizer_finish_switch_fiber(thread.asan_fake_stack, &launch.scheduler_stack_bottom,
+                                  &launch.scheduler_stack_size);
+#endif
+}
+
+/// Records the first fault of the launch, naming kernel, block and `thread`.
+void record_fault(Launch& launch, const Thread& thread, const std::string& what) {
+  if (launch.faulted) return;
+  launch.faulted = true;
+  launch.fault = "simt: kernel '" + std::string(launch.name) + "' block " + dims(g_block_idx) +
+                 " " + thread_name(thread) + ": " + what;
+}
+
+/// Fiber side: fault and leave for good. The fiber's stack is abandoned, not unwound.
+[[noreturn]] void fault_and_leave(Launch& launch, Thread& thread, const std::string& what) {
+  record_fault(launch, thread, what);
+  thread.state = State::faulted;
+  yield(launch, thread, true);
+  std::abort();  // unreachable: a faulted fiber is never resumed
+}
+
+void on_exit(Launch& launch, Thread& thread) {
+  if (launch.barrier_arrived > 0) {
+    fault_and_leave(launch, thread,
+                    "barrier divergence: this thread exited while " +
+                        std::to_string(launch.barrier_arrived) + " thread(s) wait at __syncthreads at " +
+                        site(launch.barrier_file, launch.barrier_line) +
+                        " (every thread of a block must reach each __syncthreads)");
+  }
+  Warp& warp = launch.warps[thread.warp];
+  const unsigned bit = 1u << thread.lane;
+  for (const WarpGroup& group : warp.groups) {
+    if (group.mask & bit) {
+      fault_and_leave(launch, thread,
+                      "this lane exited while lanes " + lanes(group.arrived) + " wait for it in " +
+                          op_name(group.op) + " at " + site(group.file, group.line) +
+                          " with mask " + hex(group.mask));
+    }
+  }
+  warp.exited |= bit;
+  if (launch.exited == 0) launch.first_exited = thread.linear;
+  ++launch.exited;
+}
+
+void fiber_entry(fctx::transfer_t transfer) {
+  Launch& launch = *static_cast<Launch*>(transfer.data);
+  launch.scheduler = transfer.fctx;
+#if defined(SIMT_ASAN)
+  __sanitizer_finish_switch_fiber(nullptr, &launch.scheduler_stack_bottom,
+                                  &launch.scheduler_stack_size);
+#endif
+  Thread& thread = *launch.current;
+  try {
+    launch.body(launch.context);
+  } catch (const std::exception& error) {
+    fault_and_leave(launch, thread, std::string("the kernel threw: ") + error.what());
+  } catch (...) {
+    fault_and_leave(launch, thread, "the kernel threw a non-standard exception");
+  }
+  on_exit(launch, thread);
+  thread.state = State::exited;
+  yield(launch, thread, true);
+  std::abort();  // unreachable: an exited fiber is never resumed
+}
+
+Launch& current_launch(const char* what) {
+  if (g_launch == nullptr || g_launch->current == nullptr) {
+    std::fprintf(stderr, "simt: %s called outside a kernel\n", what);
+    std::abort();
+  }
+  return *g_launch;
+}
+
+// --- warp ops ------------------------------------------------------------------------------------
+
+bool valid_width(int width) { return width >= 1 && width <= 32 && (width & (width - 1)) == 0; }
+
+/// The lane a shuffle of `lane` reads, following CUDA's rules for sub-warp widths: a source outside
+/// the caller's width-segment (xor, down, up) means the caller keeps its own value.
+unsigned source_lane(const Thread& thread) {
+  const int lane = static_cast<int>(thread.lane);
+  const int width = thread.width;
+  const int base = lane & ~(width - 1);
+  int source = lane;
+  switch (thread.op) {
+    case WarpOp::shfl_xor: source = lane ^ thread.param; break;
+    case WarpOp::shfl_down: source = lane + thread.param; break;
+    case WarpOp::shfl_up: source = lane - thread.param; break;
+    case WarpOp::shfl_idx: source = base + (thread.param & (width - 1)); break;
+    default: break;
+  }
+  if (source < base || source >= base + width) source = lane;
+  return static_cast<unsigned>(source);
+}
+
+/// Every lane of `group` has arrived: compute each lane's result and release them. Runs on the
+/// last lane to arrive (`self`). Returns false (after recording a fault) on a bad source lane.
+bool complete(Launch& launch, Warp& warp, const WarpGroup& group, Thread& self) {
+  const unsigned first = self.warp * kWarpSize;
+  if (group.op == WarpOp::ballot) {
+    unsigned votes = 0;
+    for (unsigned lane = 0; lane < kWarpSize; ++lane) {
+      if ((group.mask & (1u << lane)) && launch.threads[first + lane].in != 0) votes |= 1u << lane;
+    }
+    for (unsigned lane = 0; lane < kWarpSize; ++lane) {
+      if (group.mask & (1u << lane)) launch.threads[first + lane].out = votes;
+    }
+  } else if (group.op != WarpOp::sync) {
+    for (unsigned lane = 0; lane < kWarpSize; ++lane) {
+      if (!(group.mask & (1u << lane))) continue;
+      Thread& reader = launch.threads[first + lane];
+      const unsigned source = source_lane(reader);
+      if (!(group.mask & (1u << source))) {
+        record_fault(launch, reader,
+                     std::string(op_name(group.op)) + " at " + site(group.file, group.line) +
+                         " reads lane " + std::to_string(source) + ", which is outside mask " +
+                         hex(group.mask) +
+                         ((warp.exited & (1u << source)) ? " (and has exited)" : ""));
+        return false;
+      }
+      reader.out = launch.threads[first + source].in;
+    }
+  }
+  for (unsigned lane = 0; lane < kWarpSize; ++lane) {
+    if (group.mask & (1u << lane)) launch.threads[first + lane].state = State::runnable;
+  }
+  return true;
+}
+
+// --- schedule ------------------------------------------------------------------------------------
+
+Schedule& schedule_state() {
+  if (!g_schedule_initialised) {
+    g_schedule_initialised = true;
+    if (const char* text = std::getenv("SIMT_SCHEDULE")) {
+      try {
+        g_schedule = parse_schedule(text);
+      } catch (const std::exception& error) {
+        std::fprintf(stderr, "simt: ignoring SIMT_SCHEDULE: %s\n", error.what());
+      }
+    }
+  }
+  return g_schedule;
+}
+
+void order_indices(std::vector<unsigned>& indices, unsigned count, const Schedule& schedule,
+                   std::uint64_t salt) {
+  indices.resize(count);
+  for (unsigned i = 0; i < count; ++i) {
+    indices[i] = schedule.order == Order::reverse ? count - 1 - i : i;
+  }
+  if (schedule.order == Order::shuffle) {
+    std::mt19937_64 rng(schedule.seed * 0x9E3779B97F4A7C15ull + salt);
+    std::shuffle(indices.begin(), indices.end(), rng);
+  }
+}
+
+/// No thread can run and some have not exited: describe who waits for whom.
+std::string describe_deadlock(const Launch& launch, unsigned* culprit) {
+  std::ostringstream text;
+  text << "deadlock: no thread can make progress;";
+  bool first = true;
+  *culprit = 0;
+  if (launch.barrier_arrived > 0) {
+    text << " " << launch.barrier_arrived << " thread(s) wait at __syncthreads at "
+         << site(launch.barrier_file, launch.barrier_line);
+    *culprit = launch.barrier_first;
+    first = false;
+  }
+  for (std::size_t w = 0; w < launch.warps.size(); ++w) {
+    for (const WarpGroup& group : launch.warps[w].groups) {
+      if (first) *culprit = static_cast<unsigned>(w) * kWarpSize + group.first_lane;
+      text << (first ? " " : "; ") << "warp " << w << " lanes " << lanes(group.arrived)
+           << " wait in " << op_name(group.op) << " at " << site(group.file, group.line)
+           << " for lanes " << lanes(group.mask & ~group.arrived);
+      first = false;
+    }
+  }
+  return text.str();
+}
+
+}  // namespace
+
+// --- the API used by kernels ------------------------------------------------------------------------
+
+std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std::uint64_t value,
+                      int param, int width) {
+  Launch& launch = current_launch(op_name(op));
+  Thread& self = *launch.current;
+  Warp& warp = launch.warps[self.warp];
+  const unsigned bit = 1u << self.lane;
+  const std::string where = std::string(op_name(op)) + " at " + site(file, line);
+  if (!(mask & bit)) {
+    fault_and_leave(launch, self, where + ": mask " + hex(mask) + " leaves out the calling lane");
+  }
+  if (op != WarpOp::ballot && op != WarpOp::sync && !valid_width(width)) {
+    fault_and_leave(launch, self,
+                    where + ": width " + std::to_string(width) + " is not a power of two in [1, 32]");
+  }
+  if (mask & ~warp.existing) {
+    fault_and_leave(launch, self,
+                    where + ": mask " + hex(mask) + " names lanes " + lanes(mask & ~warp.existing) +
+                        " that do not exist (the block has " +
+                        std::to_string(launch.threads_per_block) + " threads)");
+  }
+  if (mask & warp.exited) {
+    fault_and_leave(launch, self,
+                    where + ": mask " + hex(mask) + " names lanes " + lanes(mask & warp.exited) +
+                        " that have already exited");
+  }
+  WarpGroup* group = nullptr;
+  for (WarpGroup& candidate : warp.groups) {
+    if (candidate.mask & mask) {
+      group = &candidate;
+      break;
+    }
+  }
+  if (group == nullptr) {
+    warp.groups.push_back(WarpGroup{mask, 0, op, file, line, self.lane});
+    group = &warp.groups.back();
+  } else if (group->mask != mask) {
+    fault_and_leave(launch, self,
+                    where + " uses mask " + hex(mask) + " while lanes " + lanes(group->arrived) +
+                        " wait in " + op_name(group->op) + " at " + site(group->file, group->line) +
+                        " with mask " + hex(group->mask));
+  } else if (group->op != op) {
+    fault_and_leave(launch, self,
+                    "warp divergence: this lane reached " + where + " while lanes " +
+                        lanes(group->arrived) + " wait in " + op_name(group->op) + " at " +
+                        site(group->file, group->line));
+  }
+  self.op = op;
+  self.mask = mask;
+  self.in = value;
+  self.param = param;
+  self.width = width;
+  self.file = file;
+  self.line = line;
+  group->arrived |= bit;
+  if (group->arrived == group->mask) {
+    const WarpGroup done = *group;
+    warp.groups.erase(warp.groups.begin() + (group - warp.groups.data()));
+    if (!complete(launch, warp, done, self)) {
+      self.state = State::faulted;
+      yield(launch, self, true);
+      std::abort();
+    }
+    return self.out;
+  }
+  self.state = State::at_warp_op;
+  yield(launch, self, false);
+  return self.out;
+}
+
+void syncthreads(const char* file, int line) {
+  Launch& launch = current_launch("__syncthreads");
+  Thread& self = *launch.current;
+  const std::string where = "__syncthreads at " + site(file, line);
+  if (launch.exited > 0) {
+    fault_and_leave(launch, self,
+                    "barrier divergence: reached " + where + " after " +
+                        thread_name(launch.threads[launch.first_exited]) +
+                        " exited (every thread of a block must reach each __syncthreads)");
+  }
+  for (const WarpGroup& group : launch.warps[self.warp].groups) {
+    if (group.mask & (1u << self.lane)) {
+      fault_and_leave(launch, self,
+                      "reached " + where + " while lanes " + lanes(group.arrived) +
+                          " of its warp wait for it in " + op_name(group.op) + " at " +
+                          site(group.file, group.line));
+    }
+  }
+  if (launch.barrier_arrived == 0) {
+    launch.barrier_file = file;
+    launch.barrier_line = line;
+    launch.barrier_first = self.linear;
+  } else if (!same_site(file, line, launch.barrier_file, launch.barrier_line)) {
+    fault_and_leave(launch, self,
+                    "barrier divergence: reached " + where + " while " +
+                        std::to_string(launch.barrier_arrived) +
+                        " thread(s), first " + thread_name(launch.threads[launch.barrier_first]) +
+                        ", wait at __syncthreads at " +
+                        site(launch.barrier_file, launch.barrier_line));
+  }
+  self.file = file;
+  self.line = line;
+  if (++launch.barrier_arrived == launch.threads_per_block) {
+    launch.barrier_arrived = 0;
+    for (Thread& thread : launch.threads) thread.state = State::runnable;
+    return;
+  }
+  self.state = State::at_barrier;
+  yield(launch, self, false);
+}
+
+void fault(const std::string& what) {
+  Launch& launch = current_launch("fault");
+  fault_and_leave(launch, *launch.current, what);
+}
+
+void check_aligned(const void* ptr, std::size_t alignment, const char* what) {
+  if (reinterpret_cast<std::uintptr_t>(ptr) % alignment != 0) {
+    std::ostringstream text;
+    text << "misaligned " << alignment << "-byte access in " << what << " at address " << ptr
+         << " (a GPU raises cudaErrorMisalignedAddress)";
+    fault(text.str());
+  }
+}
+
+void* dynamic_shared() {
+  Launch& launch = current_launch("dynamic shared memory");
+  return launch.dynamic_shared.get();
+}
+
+std::size_t max_dynamic_shared(const void* kernel_id) {
+  std::lock_guard<std::mutex> lock(g_attribute_mutex);
+  const auto found = g_max_dynamic_shared.find(kernel_id);
+  return found == g_max_dynamic_shared.end() ? 0 : found->second;
+}
+
+void set_max_dynamic_shared(const void* kernel_id, std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_attribute_mutex);
+  g_max_dynamic_shared[kernel_id] = bytes;
+}
+
+// --- the grid --------------------------------------------------------------------------------------
+
+cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 block,
+                     std::size_t shared_bytes, void (*body)(void*), void* context) {
+  const std::uint64_t threads_per_block =
+      static_cast<std::uint64_t>(block.x) * block.y * block.z;
+  if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 ||
+      grid.z == 0 || threads_per_block > kMaxThreadsPerBlock || block.x > 1024 || block.y > 1024 ||
+      block.z > 64 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
+    return cudaErrorInvalidConfiguration;
+  }
+  const std::size_t allowed = std::max(kDefaultDynamicShared, max_dynamic_shared(kernel_id));
+  if (shared_bytes > allowed) return cudaErrorInvalidValue;
+
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  const Schedule schedule = schedule_state();
+  const unsigned nthreads = static_cast<unsigned>(threads_per_block);
+  const unsigned nwarps = (nthreads + kWarpSize - 1) / kWarpSize;
+  ensure_stacks(nthreads);
+
+  Launch launch;
+  launch.name = name;
+  launch.body = body;
+  launch.context = context;
+  launch.threads_per_block = nthreads;
+  launch.threads.resize(nthreads);
+  launch.warps.resize(nwarps);
+  launch.dynamic_shared_bytes = shared_bytes;
+  launch.dynamic_shared.reset(new unsigned char[shared_bytes]);
+  for (unsigned linear = 0; linear < nthreads; ++linear) {
+    Thread& thread = launch.threads[linear];
+    thread.linear = linear;
+    thread.warp = linear / kWarpSize;
+    thread.lane = linear % kWarpSize;
+    thread.idx = uint3{linear % block.x, (linear / block.x) % block.y, linear / (block.x * block.y)};
+    thread.stack = g_stacks[linear].get();
+  }
+  for (unsigned w = 0; w < nwarps; ++w) {
+    const unsigned count = std::min(kWarpSize, nthreads - w * kWarpSize);
+    launch.warps[w].existing = count == kWarpSize ? kFullMask : (1u << count) - 1;
+  }
+
+  g_launch = &launch;
+  g_grid_dim = grid;
+  g_block_dim = block;
+  ++g_stats.launches;
+
+  const std::uint64_t nblocks = static_cast<std::uint64_t>(grid.x) * grid.y * grid.z;
+  std::vector<unsigned> block_order;
+  if (schedule.order == Order::shuffle) {
+    order_indices(block_order, static_cast<unsigned>(nblocks), schedule, 0x51ed);
+  }
+  for (std::uint64_t step = 0; step < nblocks && !launch.faulted; ++step) {
+    const std::uint64_t id = schedule.order == Order::forward   ? step
+                             : schedule.order == Order::reverse ? nblocks - 1 - step
+                                                                : block_order[step];
+    g_block_idx = uint3{static_cast<unsigned>(id % grid.x),
+                        static_cast<unsigned>((id / grid.x) % grid.y),
+                        static_cast<unsigned>(id / (static_cast<std::uint64_t>(grid.x) * grid.y))};
+    ++g_stats.blocks;
+    g_stats.threads += nthreads;
+    if (shared_bytes > 0) std::memset(launch.dynamic_shared.get(), 0xFF, shared_bytes);
+    launch.barrier_arrived = 0;
+    launch.exited = 0;
+    for (Warp& warp : launch.warps) {
+      warp.exited = 0;
+      warp.groups.clear();
+    }
+    for (Thread& thread : launch.threads) {
+      thread.state = State::runnable;
+      Stack& stack = *thread.stack;
+#if defined(SIMT_ASAN)
+      if (stack.dirty) {
+        __asan_unpoison_memory_region(stack.bottom, stack.size);
+        stack.dirty = false;
+      }
+#endif
+      thread.fiber = fctx::make_fcontext(stack.bottom + stack.size, stack.size, fiber_entry);
+    }
+    order_indices(launch.order, nthreads, schedule, id);
+
+    for (;;) {
+      bool ran = false;
+      for (const unsigned index : launch.order) {
+        Thread& thread = launch.threads[index];
+        if (thread.state != State::runnable) continue;
+        resume(launch, thread);
+        ran = true;
+        if (launch.faulted) break;
+      }
+      if (launch.faulted || launch.exited == nthreads) break;
+      if (!ran) {
+        unsigned culprit = 0;
+        const std::string what = describe_deadlock(launch, &culprit);
+        record_fault(launch, launch.threads[culprit], what);
+        break;
+      }
+    }
+  }
+
+  g_launch = nullptr;
+  g_thread_idx = nullptr;
+  if (launch.faulted) {
+    // Fibers that never finished leave their stacks mid-frame; clean them before reuse.
+    for (Thread& thread : launch.threads) {
+      if (thread.state != State::exited) thread.stack->dirty = true;
+    }
+    throw KernelFault(launch.fault);
+  }
+  return cudaSuccess;
+}
+
+}  // namespace detail
+
+// --- schedule API ----------------------------------------------------------------------------------
+
+Schedule parse_schedule(const std::string& text) {
+  Schedule schedule;
+  if (text == "forward") {
+    schedule.order = Order::forward;
+  } else if (text == "reverse") {
+    schedule.order = Order::reverse;
+  } else if (text.rfind("shuffle", 0) == 0) {
+    schedule.order = Order::shuffle;
+    if (text.size() > 7) {
+      if (text[7] != ':' || text.size() == 8) {
+        throw std::invalid_argument("simt schedule '" + text + "': expected shuffle:<seed>");
+      }
+      const std::string digits = text.substr(8);
+      if (digits.find_first_not_of("0123456789") != std::string::npos) {
+        throw std::invalid_argument("simt schedule '" + text + "': the seed must be a number");
+      }
+      schedule.seed = std::stoull(digits);
+    }
+  } else {
+    throw std::invalid_argument("simt schedule '" + text +
+                                "': expected forward, reverse, shuffle or shuffle:<seed>");
+  }
+  return schedule;
+}
+
+std::string to_string(const Schedule& schedule) {
+  switch (schedule.order) {
+    case Order::forward: return "forward";
+    case Order::reverse: return "reverse";
+    case Order::shuffle: return "shuffle:" + std::to_string(schedule.seed);
+  }
+  return "unknown";
+}
+
+void set_schedule(const Schedule& schedule) {
+  detail::schedule_state() = schedule;
+}
+
+Schedule current_schedule() { return detail::schedule_state(); }
+
+Stats stats() { return detail::g_stats; }
+
+}  // namespace simt

@@ -1,0 +1,167 @@
+// simt — a CPU emulator of the CUDA execution model, for running warpfuse kernels without a GPU.
+//
+// Each CUDA thread of a block is a fiber (Boost.Context's fcontext), all on one OS thread. Blocks run
+// one after another; inside a block the scheduler sweeps the threads in the configured order and
+// runs each until it reaches a synchronisation point (__syncthreads, a warp-synchronous op) or
+// exits. Device memory is host memory (see cudart_shim.cpp). Because a fiber only gives up control
+// at a synchronisation point, code between two such points runs atomically, which is what makes
+// integer atomics trivially correct here.
+//
+// What it checks, each reported as a KernelFault naming kernel, block and thread:
+//   - barrier divergence: threads waiting at different __syncthreads, or a thread exiting (or
+//     reaching __syncthreads) while others of the block wait at / passed another barrier;
+//   - warp ops (shuffles, ballot, __syncwarp) whose mask leaves out the calling lane, names lanes that
+//     do not exist or have exited, or that disagree between lanes (mask or op);
+//   - a shuffle reading a lane outside its mask;
+//   - deadlock: no thread can make progress;
+//   - dynamic shared memory above the 48 KiB default without the cudaFuncSetAttribute opt-in, and
+//     16-byte vector accesses at misaligned addresses (via WF_CHECK_ALIGNED in kernels/).
+// Dynamic shared memory is refilled with 0xFF bytes (a NaN in every float type) before each block,
+// so a kernel that reads shared memory it never wrote produces NaN instead of stale data.
+//
+// The schedule (SIMT_SCHEDULE = forward | reverse | shuffle[:seed]) sets the order of blocks and of
+// threads inside a block; a missing barrier shows up as a wrong result under some order.
+// Fiber switches are annotated for AddressSanitizer, so the asan preset checks kernel memory accesses.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace simt {
+
+enum class Order { forward, reverse, shuffle };
+
+struct Schedule {
+  Order order = Order::forward;
+  std::uint64_t seed = 0;  ///< used by Order::shuffle
+};
+
+/// Parses "forward", "reverse", "shuffle" or "shuffle:<seed>"; throws std::invalid_argument.
+Schedule parse_schedule(const std::string& text);
+std::string to_string(const Schedule& schedule);
+/// The schedule of later launches. The initial one comes from SIMT_SCHEDULE (default forward).
+void set_schedule(const Schedule& schedule);
+Schedule current_schedule();
+
+/// A kernel broke a rule of the execution model; what() names kernel, block, thread and the rule.
+class KernelFault : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Counters since the process started (the speed tool prints them).
+struct Stats {
+  std::uint64_t launches = 0;
+  std::uint64_t blocks = 0;
+  std::uint64_t threads = 0;
+  std::uint64_t switches = 0;  ///< fiber resumptions
+};
+Stats stats();
+
+namespace detail {
+
+extern const uint3* g_thread_idx;
+extern uint3 g_block_idx;
+extern dim3 g_block_dim;
+extern dim3 g_grid_dim;
+
+enum class WarpOp : int { shfl_xor, shfl_down, shfl_up, shfl_idx, ballot, sync };
+
+/// One warp-synchronous operation of the calling thread; returns its 64-bit result.
+std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std::uint64_t value,
+                      int param, int width);
+void syncthreads(const char* file, int line);
+/// Ends the calling kernel thread with a KernelFault describing `what`.
+[[noreturn]] void fault(const std::string& what);
+void check_aligned(const void* ptr, std::size_t alignment, const char* what);
+void* dynamic_shared();
+
+/// Runs body(context) for every thread of the grid; returns a launch-configuration error without
+/// running anything, or throws KernelFault.
+cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 block,
+                     std::size_t shared_bytes, void (*body)(void*), void* context);
+/// The cudart shim's sticky-free "last error" slot, read by cudaGetLastError.
+void set_last_error(cudaError_t error);
+/// The dynamic shared memory a kernel was allowed through cudaFuncSetAttribute (0: not set).
+std::size_t max_dynamic_shared(const void* kernel_id);
+void set_max_dynamic_shared(const void* kernel_id, std::size_t bytes);
+
+template <class T>
+std::uint64_t to_bits(const T& value) {
+  static_assert(sizeof(T) <= sizeof(std::uint64_t) && std::is_trivially_copyable_v<T>,
+                "simt: warp shuffles move trivially copyable values of at most 8 bytes");
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  return bits;
+}
+template <class T>
+T from_bits(std::uint64_t bits) {
+  T value;
+  std::memcpy(static_cast<void*>(&value), &bits, sizeof(T));
+  return value;
+}
+
+}  // namespace detail
+
+template <class T>
+T shfl_xor(const char* file, int line, unsigned mask, T var, int lane_mask, int width = 32) {
+  return detail::from_bits<T>(detail::warp_op(detail::WarpOp::shfl_xor, file, line, mask,
+                                              detail::to_bits(var), lane_mask, width));
+}
+template <class T>
+T shfl_down(const char* file, int line, unsigned mask, T var, unsigned delta, int width = 32) {
+  return detail::from_bits<T>(detail::warp_op(detail::WarpOp::shfl_down, file, line, mask,
+                                              detail::to_bits(var), static_cast<int>(delta),
+                                              width));
+}
+template <class T>
+T shfl_up(const char* file, int line, unsigned mask, T var, unsigned delta, int width = 32) {
+  return detail::from_bits<T>(detail::warp_op(detail::WarpOp::shfl_up, file, line, mask,
+                                              detail::to_bits(var), static_cast<int>(delta),
+                                              width));
+}
+template <class T>
+T shfl_idx(const char* file, int line, unsigned mask, T var, int src_lane, int width = 32) {
+  return detail::from_bits<T>(detail::warp_op(detail::WarpOp::shfl_idx, file, line, mask,
+                                              detail::to_bits(var), src_lane, width));
+}
+inline unsigned ballot(const char* file, int line, unsigned mask, int predicate) {
+  return static_cast<unsigned>(detail::warp_op(detail::WarpOp::ballot, file, line, mask,
+                                               predicate != 0 ? 1 : 0, 0, 32));
+}
+inline void syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) {
+  detail::warp_op(detail::WarpOp::sync, file, line, mask, 0, 0, 32);
+}
+
+/// Runs `kernel` over the grid with the given arguments (converted to the kernel's parameter types,
+/// one copy per thread as CUDA does). A bad configuration is left in cudaGetLastError, as a real
+/// launch does; a broken execution-model rule throws KernelFault.
+template <class... Params, class... Args>
+void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t,
+            void (*kernel)(Params...), Args&&... args) {
+  static_assert(sizeof...(Params) == sizeof...(Args), "simt::launch: wrong number of arguments");
+  using Packed = std::tuple<std::decay_t<Params>...>;
+  struct Context {
+    void (*kernel)(Params...);
+    Packed arguments;
+  };
+  Context context{kernel, Packed(std::forward<Args>(args)...)};
+  const auto body = [](void* opaque) {
+    auto* ctx = static_cast<Context*>(opaque);
+    std::apply(ctx->kernel, ctx->arguments);  // by-value parameters: one copy per thread
+  };
+  const cudaError_t status =
+      detail::run_grid(name, reinterpret_cast<const void*>(kernel), grid, block, shared_bytes,
+                       body, &context);
+  detail::set_last_error(status);
+}
+
+}  // namespace simt

@@ -1,0 +1,270 @@
+// warpfuse tests — shared utilities: the device trait, per-dtype tolerances, seeded random inputs,
+// poisoned outputs, and comparisons that print the first mismatches with their indices.
+//
+// Every op-family test file is compiled into two binaries: the emulated one (g++ + SIMT emulator,
+// WARPFUSE_SIMT defined) and the GPU one (nvcc). The device trait below is the only place where they
+// differ: the emulated device is always there; the GPU binary skips when cudart finds no device.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "warpfuse/device.h"
+#include "warpfuse/dtype.h"
+#include "warpfuse/memory.h"
+
+namespace warpfuse::test {
+
+// --- the device trait --------------------------------------------------------------------------
+
+/// "emulated" or "gpu".
+inline const char* backend_name() {
+#if defined(WARPFUSE_SIMT)
+  return "emulated";
+#else
+  return "gpu";
+#endif
+}
+
+/// Why device tests cannot run here, or nothing when they can.
+inline std::optional<std::string> device_unavailable() {
+#if defined(WARPFUSE_SIMT)
+  return std::nullopt;
+#else
+  static const std::optional<std::string> reason = []() -> std::optional<std::string> {
+    std::string why;
+    if (cuda_device_available(&why)) return std::nullopt;
+    return why;
+  }();
+  return reason;
+#endif
+}
+
+/// Fixture of every test that touches device memory or launches a kernel.
+class DeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const auto reason = device_unavailable()) GTEST_SKIP() << "no CUDA device: " << *reason;
+  }
+};
+
+template <class Param>
+class DeviceTestWithParam : public ::testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    if (const auto reason = device_unavailable()) GTEST_SKIP() << "no CUDA device: " << *reason;
+  }
+};
+
+// --- dtypes and tolerances ---------------------------------------------------------------------
+
+/// |actual - expected| <= atol + rtol * |expected|, with expected computed in double.
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+
+/// The per-dtype tolerances, written once. They cover one rounding of the result to the storage
+/// type (half an ulp: 2^-24, 2^-11, 2^-8 relative) plus fp32 arithmetic and the fast intrinsics,
+/// with a margin of a few ulps.
+template <class T>
+constexpr Tolerance tolerance_for() {
+  if constexpr (std::is_same_v<T, float>) {
+    return {1e-6, 2e-5};
+  } else if constexpr (std::is_same_v<T, __half>) {
+    return {1e-4, 2e-3};
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return {1e-3, 1.6e-2};
+  } else {
+    static_assert(std::is_same_v<T, double>, "no tolerance for this type");
+    return {1e-12, 1e-12};
+  }
+}
+
+template <class T>
+double to_double(T value) {
+  if constexpr (std::is_same_v<T, __half>) {
+    return static_cast<double>(__half2float(value));
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return static_cast<double>(__bfloat162float(value));
+  } else {
+    return static_cast<double>(value);
+  }
+}
+
+template <class T>
+T from_double(double value) {
+  if constexpr (std::is_same_v<T, __half>) {
+    return __float2half_rn(static_cast<float>(value));
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return __float2bfloat16_rn(static_cast<float>(value));
+  } else {
+    return static_cast<T>(value);
+  }
+}
+
+template <class T>
+std::vector<double> to_double(const std::vector<T>& values) {
+  std::vector<double> result(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) result[i] = to_double(values[i]);
+  return result;
+}
+
+/// Test-name suffix for a storage type.
+template <class T>
+std::string type_name() {
+  if constexpr (std::is_same_v<T, double>) {
+    return "f64";
+  } else if constexpr (std::is_integral_v<T>) {
+    return std::is_signed_v<T> ? "i" + std::to_string(8 * sizeof(T))
+                               : "u" + std::to_string(8 * sizeof(T));
+  } else {
+    return dtype_name(dtype_of<T>());
+  }
+}
+
+// --- inputs ------------------------------------------------------------------------------------
+
+/// n values drawn uniformly from [low, high) with a fixed seed, rounded to T. Different seeds give
+/// independent draws, so each test case has its own data; no draw is all zeros.
+template <class T>
+std::vector<T> random_values(std::size_t n, std::uint64_t seed, double low = -1.0,
+                             double high = 1.0) {
+  std::mt19937_64 rng(seed);
+  std::vector<T> values(n);
+  if constexpr (std::is_integral_v<T>) {
+    std::uniform_int_distribution<long long> dist(static_cast<long long>(low),
+                                                  static_cast<long long>(high));
+    for (auto& v : values) v = static_cast<T>(dist(rng));
+  } else {
+    std::uniform_real_distribution<double> dist(low, high);
+    for (auto& v : values) v = from_double<T>(dist(rng));
+  }
+  return values;
+}
+
+/// A device buffer of n elements with every byte 0xFF: a NaN in each float type, -1 in integers.
+/// Outputs start like this so an element the kernel forgot to write fails the comparison.
+template <class T>
+DeviceBuffer<T> poisoned_buffer(std::size_t n) {
+  DeviceBuffer<T> buffer(n);
+  buffer.fill_bytes(0xFF);
+  WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
+  return buffer;
+}
+
+// --- comparisons -------------------------------------------------------------------------------
+
+/// Where element `index` sits, as "[i]" or "[row, col]" when cols > 0.
+inline std::string position(std::size_t index, std::int64_t cols) {
+  if (cols <= 0) return "[" + std::to_string(index) + "]";
+  return "[" + std::to_string(static_cast<std::int64_t>(index) / cols) + ", " +
+         std::to_string(static_cast<std::int64_t>(index) % cols) + "]";
+}
+
+/// actual[i] matches expected[i] within `tol`; NaN must meet NaN, an infinity the same infinity.
+/// On failure, lists the first `max_report` mismatches with positions (row, col when cols > 0).
+template <class T>
+::testing::AssertionResult all_close(const std::vector<T>& actual,
+                                     const std::vector<double>& expected, Tolerance tol,
+                                     std::int64_t cols = 0, int max_report = 8) {
+  if (actual.size() != expected.size()) {
+    return ::testing::AssertionFailure() << "size " << actual.size() << " != expected size "
+                                         << expected.size();
+  }
+  std::ostringstream report;
+  std::size_t mismatches = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double a = to_double(actual[i]);
+    const double e = expected[i];
+    bool ok;
+    if (std::isnan(e)) {
+      ok = std::isnan(a);
+    } else if (std::isinf(e)) {
+      ok = a == e;
+    } else {
+      ok = std::isfinite(a) && std::fabs(a - e) <= tol.atol + tol.rtol * std::fabs(e);
+    }
+    if (!ok) {
+      if (static_cast<int>(mismatches) < max_report) {
+        report << "\n  at " << position(i, cols) << ": got " << a << ", expected " << e
+               << " (diff " << std::fabs(a - e) << ")";
+      }
+      ++mismatches;
+    }
+  }
+  if (mismatches == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << mismatches << " of " << actual.size() << " elements differ (atol " << tol.atol
+         << ", rtol " << tol.rtol << "):" << report.str();
+}
+
+/// Bitwise equality, listing the first mismatches.
+template <class T>
+::testing::AssertionResult bitwise_equal(const std::vector<T>& actual,
+                                         const std::vector<T>& expected, std::int64_t cols = 0,
+                                         int max_report = 8) {
+  if (actual.size() != expected.size()) {
+    return ::testing::AssertionFailure() << "size " << actual.size() << " != " << expected.size();
+  }
+  std::ostringstream report;
+  std::size_t mismatches = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    if (std::memcmp(&actual[i], &expected[i], sizeof(T)) != 0) {
+      if (static_cast<int>(mismatches) < max_report) {
+        report << "\n  at " << position(i, cols) << ": " << to_double(actual[i]) << " vs "
+               << to_double(expected[i]);
+      }
+      ++mismatches;
+    }
+  }
+  if (mismatches == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << mismatches << " of " << actual.size()
+                                       << " elements differ bitwise:" << report.str();
+}
+
+// --- schedules ---------------------------------------------------------------------------------
+
+#if defined(WARPFUSE_SIMT)
+/// Sets the emulator's schedule for one scope and restores the previous one.
+class ScopedSchedule {
+ public:
+  explicit ScopedSchedule(const std::string& schedule) : saved_(simt::current_schedule()) {
+    simt::set_schedule(simt::parse_schedule(schedule));
+  }
+  ~ScopedSchedule() { simt::set_schedule(saved_); }
+  ScopedSchedule(const ScopedSchedule&) = delete;
+  ScopedSchedule& operator=(const ScopedSchedule&) = delete;
+
+ private:
+  simt::Schedule saved_;
+};
+#endif
+
+/// Runs `body` once per emulator schedule (forward, reverse, two shuffles) in the emulated binary,
+/// restoring the schedule afterwards; once in the GPU binary, whose hardware picks the order.
+inline void for_each_schedule(const std::function<void(const std::string&)>& body) {
+#if defined(WARPFUSE_SIMT)
+  for (const char* name : {"forward", "reverse", "shuffle:1", "shuffle:2"}) {
+    const ScopedSchedule schedule(name);
+    body(name);
+  }
+#else
+  body("hardware");
+#endif
+}
+
+}  // namespace warpfuse::test
