@@ -16,11 +16,12 @@ int main() {
   WARPFUSE_CUDA_CHECK(cudaGetDeviceCount(&count));
   for (int device = 0; device < count; ++device) {
     const warpfuse::DeviceInfo info = warpfuse::device_info(device);
-    std::printf("device %d: %s, sm_%d%d, %d SMs, %.1f GiB, %zu KiB shared memory per block, "
-                "%zu MiB L2\n",
-                device, info.name.c_str(), info.compute_major, info.compute_minor,
-                info.multiprocessors, static_cast<double>(info.global_memory_bytes) / (1 << 30),
-                info.shared_memory_per_block_optin / 1024, info.l2_cache_bytes >> 20);
+    std::printf(
+        "device %d: %s, sm_%d%d, %d SMs, %.1f GiB, %zu KiB shared memory per block, "
+        "%zu MiB L2\n",
+        device, info.name.c_str(), info.compute_major, info.compute_minor, info.multiprocessors,
+        static_cast<double>(info.global_memory_bytes) / (1 << 30),
+        info.shared_memory_per_block_optin / 1024, info.l2_cache_bytes >> 20);
   }
   return 0;
 }

@@ -43,9 +43,8 @@ __global__ void block_reduce_kernel(const T* in, std::int64_t n, T* sums, T* max
   }
   sum = detail::block_all_reduce_sum(sum);
   best = detail::block_all_reduce_max(best);
-  const std::int64_t slot =
-      static_cast<std::int64_t>(blockIdx.x) * detail::threads_per_block() +
-      detail::linear_thread_index();
+  const std::int64_t slot = static_cast<std::int64_t>(blockIdx.x) * detail::threads_per_block() +
+                            detail::linear_thread_index();
   sums[slot] = sum;
   maxima[slot] = best;
 }
@@ -286,9 +285,20 @@ TYPED_TEST_SUITE(Convert, StorageTypes);
 TYPED_TEST(Convert, RoundsToNearestEvenAndWidensExactly) {
   using T = TypeParam;
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> in = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65520.0f, 1e-8f, -3e38f, inf, -inf,
-                           std::numeric_limits<float>::quiet_NaN(), 1.0f + 1.0f / 2048.0f,
-                           1.0f + 1.0f / 256.0f, 6.1e-5f};
+  std::vector<float> in = {0.0f,
+                           -0.0f,
+                           1.0f,
+                           -2.5f,
+                           65504.0f,
+                           65520.0f,
+                           1e-8f,
+                           -3e38f,
+                           inf,
+                           -inf,
+                           std::numeric_limits<float>::quiet_NaN(),
+                           1.0f + 1.0f / 2048.0f,
+                           1.0f + 1.0f / 256.0f,
+                           6.1e-5f};
   const auto draws = random_values<float>(500, 99, -70000.0, 70000.0);
   in.insert(in.end(), draws.begin(), draws.end());
   const int n = static_cast<int>(in.size());

@@ -16,8 +16,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-cudaError_t returns(cudaError_t code) { return code; }
-cublasStatus_t returns_status(cublasStatus_t status) { return status; }
+cudaError_t returns(cudaError_t code) {
+  return code;
+}
+cublasStatus_t returns_status(cublasStatus_t status) {
+  return status;
+}
 
 TEST(Errors, CudaCheckNamesCallFileLineAndCudartMessage) {
   int line = 0;

@@ -124,7 +124,8 @@ TEST_F(Buffers, ViewsAreCheckedAgainstTheBuffer) {
     buffer.view(11, 10);
     FAIL() << "no exception";
   } catch (const InvalidArgument& error) {
-    EXPECT_THAT(std::string(error.what()), HasSubstr("needs 110 elements but the buffer holds 100"));
+    EXPECT_THAT(std::string(error.what()),
+                HasSubstr("needs 110 elements but the buffer holds 100"));
   }
   EXPECT_THROW(buffer.copy_from_host(std::vector<float>(101)), InvalidArgument);
   std::vector<float> small(200);

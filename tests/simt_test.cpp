@@ -322,8 +322,8 @@ __global__ void mixed_warp_ops_kernel(unsigned* out) {
 TEST(SimtDetect, LanesInDifferentWarpOps) {
   DeviceBuffer<unsigned> out(32);
   const std::string what = fault_of([&] {
-    detail::launch(LaunchConfig{dim3(1), dim3(32)}, "mixed_warp_ops_kernel",
-                   mixed_warp_ops_kernel, out.data());
+    detail::launch(LaunchConfig{dim3(1), dim3(32)}, "mixed_warp_ops_kernel", mixed_warp_ops_kernel,
+                   out.data());
   });
   EXPECT_THAT(what, HasSubstr("warp divergence"));
 }
@@ -435,11 +435,13 @@ TEST(SimtSchedule, Parse) {
 /// force must be the one the environment asked for.
 TEST(SimtSchedule, EnvironmentSelectsTheSchedule) {
   const char* text = std::getenv("SIMT_SCHEDULE");
-  const std::string expected = text == nullptr ? "forward" : simt::to_string(simt::parse_schedule(text));
+  const std::string expected =
+      text == nullptr ? "forward" : simt::to_string(simt::parse_schedule(text));
   EXPECT_EQ(simt::to_string(simt::current_schedule()), expected);
 }
 
-// --- AddressSanitizer inside kernels ---------------------------------------------------------------
+// --- AddressSanitizer inside kernels
+// ---------------------------------------------------------------
 
 [[maybe_unused]] __global__ void out_of_bounds_kernel(float* out, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;

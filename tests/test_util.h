@@ -2,8 +2,9 @@
 // poisoned outputs, and comparisons that print the first mismatches with their indices.
 //
 // Every op-family test file is compiled into two binaries: the emulated one (g++ + SIMT emulator,
-// WARPFUSE_SIMT defined) and the GPU one (nvcc). The device trait below is the only place where they
-// differ: the emulated device is always there; the GPU binary skips when cudart finds no device.
+// WARPFUSE_SIMT defined) and the GPU one (nvcc). The device trait below is the only place where
+// they differ: the emulated device is always there; the GPU binary skips when cudart finds no
+// device.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -182,8 +183,8 @@ template <class T>
                                      const std::vector<double>& expected, Tolerance tol,
                                      std::int64_t cols = 0, int max_report = 8) {
   if (actual.size() != expected.size()) {
-    return ::testing::AssertionFailure() << "size " << actual.size() << " != expected size "
-                                         << expected.size();
+    return ::testing::AssertionFailure()
+           << "size " << actual.size() << " != expected size " << expected.size();
   }
   std::ostringstream report;
   std::size_t mismatches = 0;
@@ -200,8 +201,8 @@ template <class T>
     }
     if (!ok) {
       if (static_cast<int>(mismatches) < max_report) {
-        report << "\n  at " << position(i, cols) << ": got " << a << ", expected " << e
-               << " (diff " << std::fabs(a - e) << ")";
+        report << "\n  at " << position(i, cols) << ": got " << a << ", expected " << e << " (diff "
+               << std::fabs(a - e) << ")";
       }
       ++mismatches;
     }
@@ -232,8 +233,8 @@ template <class T>
     }
   }
   if (mismatches == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << mismatches << " of " << actual.size()
-                                       << " elements differ bitwise:" << report.str();
+  return ::testing::AssertionFailure()
+         << mismatches << " of " << actual.size() << " elements differ bitwise:" << report.str();
 }
 
 // --- schedules ---------------------------------------------------------------------------------

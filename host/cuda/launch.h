@@ -30,8 +30,11 @@ void launch(const LaunchConfig& config, const char* name, void (*kernel)(Params.
   ::simt::launch(name, config.grid, config.block, config.shared_bytes, config.stream, kernel,
                  std::forward<Args>(args)...);
 #else
+  // clang-format does not know CUDA's launch syntax in a .h file.
+  // clang-format off
   kernel<<<config.grid, config.block, config.shared_bytes, config.stream>>>(
       std::forward<Args>(args)...);
+  // clang-format on
 #endif
   check_launch(name, __FILE__, __LINE__);
 }

@@ -21,10 +21,10 @@ namespace warpfuse::detail {
 
 /// Evaluates a cuBLAS call once; throws warpfuse::CublasError naming the call, file:line and
 /// cuBLAS's description when it does not return CUBLAS_STATUS_SUCCESS.
-#define WARPFUSE_CUBLAS_CHECK(call)                                                          \
-  do {                                                                                       \
-    const cublasStatus_t wf_cublas_status_ = (call);                                         \
-    if (wf_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                        \
+#define WARPFUSE_CUBLAS_CHECK(call)                                                         \
+  do {                                                                                      \
+    const cublasStatus_t wf_cublas_status_ = (call);                                        \
+    if (wf_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                       \
       ::warpfuse::detail::throw_cublas_error(wf_cublas_status_, #call, __FILE__, __LINE__); \
-    }                                                                                        \
+    }                                                                                       \
   } while (0)

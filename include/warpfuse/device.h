@@ -17,8 +17,8 @@ inline bool cuda_device_available(std::string* reason = nullptr) {
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     static_cast<void>(cudaGetLastError());
-    if (reason != nullptr) *reason = std::string(cudaGetErrorName(status)) + ": " +
-                                     cudaGetErrorString(status);
+    if (reason != nullptr)
+      *reason = std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
     return false;
   }
   if (count == 0) {

@@ -9,7 +9,8 @@
 //   cublas            a cuBLAS call failed; same shape, with cuBLAS's status name and description
 //   unsupported       the arguments are valid but this configuration cannot run (a strategy forced
 //                     on a row too long for it, a dtype an op does not offer)
-//   io                reading or writing a file failed, or its contents are not in the expected format
+//   io                reading or writing a file failed, or its contents are not in the expected
+//   format
 // Library code never calls exit() or abort(); it throws.
 #pragma once
 
@@ -25,11 +26,16 @@ enum class ErrorKind { invalid_argument, cuda, cublas, unsupported, io };
 /// "invalid_argument", "cuda", "cublas", "unsupported" or "io".
 inline const char* to_string(ErrorKind kind) noexcept {
   switch (kind) {
-    case ErrorKind::invalid_argument: return "invalid_argument";
-    case ErrorKind::cuda: return "cuda";
-    case ErrorKind::cublas: return "cublas";
-    case ErrorKind::unsupported: return "unsupported";
-    case ErrorKind::io: return "io";
+    case ErrorKind::invalid_argument:
+      return "invalid_argument";
+    case ErrorKind::cuda:
+      return "cuda";
+    case ErrorKind::cublas:
+      return "cublas";
+    case ErrorKind::unsupported:
+      return "unsupported";
+    case ErrorKind::io:
+      return "io";
   }
   return "unknown";
 }
@@ -75,8 +81,7 @@ class CudaError : public Error {
   cudaError_t code() const noexcept { return code_; }
 
  private:
-  static std::string format(cudaError_t code, const std::string& call, const char* file,
-                            int line) {
+  static std::string format(cudaError_t code, const std::string& call, const char* file, int line) {
     return "CUDA error " + std::string(cudaGetErrorName(code)) + " (" +
            std::to_string(static_cast<int>(code)) + ") in " + call + " at " + file + ":" +
            std::to_string(line) + ": " + cudaGetErrorString(code);
@@ -122,10 +127,10 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 
 /// Evaluates a CUDA runtime call once; throws warpfuse::CudaError naming the call, file:line and
 /// cudart's description when it does not return cudaSuccess.
-#define WARPFUSE_CUDA_CHECK(call)                                                        \
-  do {                                                                                   \
-    const cudaError_t wf_cuda_status_ = (call);                                          \
-    if (wf_cuda_status_ != cudaSuccess) {                                                \
+#define WARPFUSE_CUDA_CHECK(call)                                                       \
+  do {                                                                                  \
+    const cudaError_t wf_cuda_status_ = (call);                                         \
+    if (wf_cuda_status_ != cudaSuccess) {                                               \
       ::warpfuse::detail::throw_cuda_error(wf_cuda_status_, #call, __FILE__, __LINE__); \
-    }                                                                                    \
+    }                                                                                   \
   } while (0)

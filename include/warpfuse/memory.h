@@ -113,9 +113,9 @@ class DeviceBuffer {
   }
   void check_count(const char* op, std::size_t count) const {
     if (count > size_) {
-      throw InvalidArgument(std::string("DeviceBuffer::") + op, "count",
-                            std::to_string(count) + " exceeds the buffer's " +
-                                std::to_string(size_) + " elements");
+      throw InvalidArgument(
+          std::string("DeviceBuffer::") + op, "count",
+          std::to_string(count) + " exceeds the buffer's " + std::to_string(size_) + " elements");
     }
   }
 

@@ -1,7 +1,7 @@
 // warpfuse — non-owning views of device memory, and the one argument check every op uses.
 //
-// A MatrixView is a rows x cols row-major matrix whose rows start ld elements apart (ld >= cols), so
-// element (row, col) lives at data[row * ld + col]. Sizes are 64-bit: rows * ld may pass 2^31.
+// A MatrixView is a rows x cols row-major matrix whose rows start ld elements apart (ld >= cols),
+// so element (row, col) lives at data[row * ld + col]. Sizes are 64-bit: rows * ld may pass 2^31.
 // Views never own memory; they are passed by value.
 #pragma once
 
@@ -72,9 +72,9 @@ void check_view(const char* op, const char* arg, const MatrixView<T>& view) {
   }
   if (view.rows > 0 && view.ld > 0 &&
       view.ld > std::numeric_limits<std::int64_t>::max() / view.rows) {
-    throw InvalidArgument(op, arg,
-                          value("rows", view.rows) + " times " + value("ld", view.ld) +
-                              " overflows 64-bit indexing");
+    throw InvalidArgument(
+        op, arg,
+        value("rows", view.rows) + " times " + value("ld", view.ld) + " overflows 64-bit indexing");
   }
   if (view.data == nullptr && !view.empty()) {
     throw InvalidArgument(op, arg,
@@ -89,8 +89,7 @@ void check_view(const char* op, const char* arg, const VectorView<T>& view) {
     throw InvalidArgument(op, arg, "size = " + std::to_string(view.size) + " is negative");
   }
   if (view.data == nullptr && view.size > 0) {
-    throw InvalidArgument(op, arg,
-                          "data is null but size = " + std::to_string(view.size));
+    throw InvalidArgument(op, arg, "data is null but size = " + std::to_string(view.size));
   }
 }
 

@@ -11,9 +11,15 @@
 
 namespace warpfuse::detail {
 
-WF_HOST_DEVICE float to_float(float value) { return value; }
-WF_HOST_DEVICE float to_float(__half value) { return __half2float(value); }
-WF_HOST_DEVICE float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
+WF_HOST_DEVICE float to_float(float value) {
+  return value;
+}
+WF_HOST_DEVICE float to_float(__half value) {
+  return __half2float(value);
+}
+WF_HOST_DEVICE float to_float(__nv_bfloat16 value) {
+  return __bfloat162float(value);
+}
 
 template <class T>
 WF_HOST_DEVICE T from_float(float value);

@@ -15,7 +15,7 @@
 #define WF_DYNAMIC_SHARED(T, name) T* name = static_cast<T*>(::simt::detail::dynamic_shared())
 #define WF_CHECK_ALIGNED(ptr, bytes, what) ::simt::detail::check_aligned((ptr), (bytes), (what))
 #else
-#define WF_DYNAMIC_SHARED(T, name)                                     \
+#define WF_DYNAMIC_SHARED(T, name)                                    \
   extern __shared__ __align__(16) unsigned char wf_dynamic_shared_[]; \
   T* name = reinterpret_cast<T*>(wf_dynamic_shared_)
 #define WF_CHECK_ALIGNED(ptr, bytes, what) static_cast<void>(0)
@@ -33,8 +33,14 @@ constexpr unsigned kFullMask = 0xffffffffu;
 WF_DEVICE unsigned linear_thread_index() {
   return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
 }
-WF_DEVICE unsigned lane_index() { return linear_thread_index() % kWarpSize; }
-WF_DEVICE unsigned warp_index() { return linear_thread_index() / kWarpSize; }
-WF_DEVICE unsigned threads_per_block() { return blockDim.x * blockDim.y * blockDim.z; }
+WF_DEVICE unsigned lane_index() {
+  return linear_thread_index() % kWarpSize;
+}
+WF_DEVICE unsigned warp_index() {
+  return linear_thread_index() / kWarpSize;
+}
+WF_DEVICE unsigned threads_per_block() {
+  return blockDim.x * blockDim.y * blockDim.z;
+}
 
 }  // namespace warpfuse::detail

@@ -14,17 +14,39 @@
 
 namespace warpfuse::detail {
 
-WF_DEVICE float exact_exp(float x) { return expf(x); }
-WF_DEVICE float exact_log(float x) { return logf(x); }
-WF_DEVICE float exact_tanh(float x) { return tanhf(x); }
-WF_DEVICE float exact_div(float x, float y) { return x / y; }
-WF_DEVICE float fast_exp(float x) { return __expf(x); }
-WF_DEVICE float fast_log(float x) { return __logf(x); }
-WF_DEVICE float fast_div(float x, float y) { return __fdividef(x, y); }
-WF_DEVICE float fast_rsqrt(float x) { return rsqrtf(x); }
+WF_DEVICE float exact_exp(float x) {
+  return expf(x);
+}
+WF_DEVICE float exact_log(float x) {
+  return logf(x);
+}
+WF_DEVICE float exact_tanh(float x) {
+  return tanhf(x);
+}
+WF_DEVICE float exact_div(float x, float y) {
+  return x / y;
+}
+WF_DEVICE float fast_exp(float x) {
+  return __expf(x);
+}
+WF_DEVICE float fast_log(float x) {
+  return __logf(x);
+}
+WF_DEVICE float fast_div(float x, float y) {
+  return __fdividef(x, y);
+}
+WF_DEVICE float fast_rsqrt(float x) {
+  return rsqrtf(x);
+}
 
-WF_DEVICE float positive_infinity() { return __int_as_float(0x7f800000); }
-WF_DEVICE float negative_infinity() { return __int_as_float(static_cast<int>(0xff800000u)); }
-WF_DEVICE float quiet_nan() { return __int_as_float(0x7fc00000); }
+WF_DEVICE float positive_infinity() {
+  return __int_as_float(0x7f800000);
+}
+WF_DEVICE float negative_infinity() {
+  return __int_as_float(static_cast<int>(0xff800000u));
+}
+WF_DEVICE float quiet_nan() {
+  return __int_as_float(0x7fc00000);
+}
 
 }  // namespace warpfuse::detail

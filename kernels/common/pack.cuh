@@ -59,7 +59,8 @@ WF_HOST_DEVICE PackSplit split_for_packs(const T* ptr, std::int64_t n) {
   constexpr std::int64_t kBytes = static_cast<std::int64_t>(sizeof(T)) * N;
   const std::int64_t misalignment =
       static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(ptr) % kBytes);
-  std::int64_t head = misalignment == 0 ? 0 : (kBytes - misalignment) / static_cast<std::int64_t>(sizeof(T));
+  std::int64_t head =
+      misalignment == 0 ? 0 : (kBytes - misalignment) / static_cast<std::int64_t>(sizeof(T));
   if (misalignment % static_cast<std::int64_t>(sizeof(T)) != 0 || head > n) head = n;
   const std::int64_t packs = (n - head) / N;
   return PackSplit{head, packs, n - head - packs * N};

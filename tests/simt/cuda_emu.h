@@ -52,46 +52,46 @@
 
 // Fibers switch only at synchronisation points, so a read-modify-write is atomic by construction.
 // Only integer atomics exist: warpfuse's reductions must not depend on float atomics (DESIGN.md 4).
-#define SIMT_INTEGER_ATOMICS(T)                                          \
-  inline T atomicAdd(T* address, T value) {                              \
-    const T old = *address;                                              \
-    *address = static_cast<T>(old + value);                              \
-    return old;                                                          \
-  }                                                                      \
-  inline T atomicSub(T* address, T value) {                              \
-    const T old = *address;                                              \
-    *address = static_cast<T>(old - value);                              \
-    return old;                                                          \
-  }                                                                      \
-  inline T atomicExch(T* address, T value) {                             \
-    const T old = *address;                                              \
-    *address = value;                                                    \
-    return old;                                                          \
-  }                                                                      \
-  inline T atomicMax(T* address, T value) {                              \
-    const T old = *address;                                              \
-    *address = old < value ? value : old;                                \
-    return old;                                                          \
-  }                                                                      \
-  inline T atomicMin(T* address, T value) {                              \
-    const T old = *address;                                              \
-    *address = value < old ? value : old;                                \
-    return old;                                                          \
-  }                                                                      \
-  inline T atomicCAS(T* address, T compare, T value) {                   \
-    const T old = *address;                                              \
-    if (old == compare) *address = value;                                \
-    return old;                                                          \
-  }                                                                      \
-  inline T atomicAnd(T* address, T value) {                              \
-    const T old = *address;                                              \
-    *address = old & value;                                              \
-    return old;                                                          \
-  }                                                                      \
-  inline T atomicOr(T* address, T value) {                               \
-    const T old = *address;                                              \
-    *address = old | value;                                              \
-    return old;                                                          \
+#define SIMT_INTEGER_ATOMICS(T)                        \
+  inline T atomicAdd(T* address, T value) {            \
+    const T old = *address;                            \
+    *address = static_cast<T>(old + value);            \
+    return old;                                        \
+  }                                                    \
+  inline T atomicSub(T* address, T value) {            \
+    const T old = *address;                            \
+    *address = static_cast<T>(old - value);            \
+    return old;                                        \
+  }                                                    \
+  inline T atomicExch(T* address, T value) {           \
+    const T old = *address;                            \
+    *address = value;                                  \
+    return old;                                        \
+  }                                                    \
+  inline T atomicMax(T* address, T value) {            \
+    const T old = *address;                            \
+    *address = old < value ? value : old;              \
+    return old;                                        \
+  }                                                    \
+  inline T atomicMin(T* address, T value) {            \
+    const T old = *address;                            \
+    *address = value < old ? value : old;              \
+    return old;                                        \
+  }                                                    \
+  inline T atomicCAS(T* address, T compare, T value) { \
+    const T old = *address;                            \
+    if (old == compare) *address = value;              \
+    return old;                                        \
+  }                                                    \
+  inline T atomicAnd(T* address, T value) {            \
+    const T old = *address;                            \
+    *address = old & value;                            \
+    return old;                                        \
+  }                                                    \
+  inline T atomicOr(T* address, T value) {             \
+    const T old = *address;                            \
+    *address = old | value;                            \
+    return old;                                        \
   }
 SIMT_INTEGER_ATOMICS(int)
 SIMT_INTEGER_ATOMICS(unsigned int)
@@ -107,12 +107,24 @@ inline T __ldg(const T* address) {
 }
 
 // The fast intrinsics are computed exactly here; tolerances must cover the GPU's approximations.
-inline float __expf(float x) { return std::exp(x); }
-inline float __logf(float x) { return std::log(x); }
-inline float __fdividef(float x, float y) { return x / y; }
-inline float __frcp_rn(float x) { return 1.0f / x; }
-inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
-inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline float __expf(float x) {
+  return std::exp(x);
+}
+inline float __logf(float x) {
+  return std::log(x);
+}
+inline float __fdividef(float x, float y) {
+  return x / y;
+}
+inline float __frcp_rn(float x) {
+  return 1.0f / x;
+}
+inline float __saturatef(float x) {
+  return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x);
+}
+inline float rsqrtf(float x) {
+  return 1.0f / std::sqrt(x);
+}
 inline int __float_as_int(float x) {
   int bits;
   std::memcpy(&bits, &x, sizeof(bits));
@@ -123,16 +135,24 @@ inline float __int_as_float(int bits) {
   std::memcpy(&x, &bits, sizeof(x));
   return x;
 }
-inline int __popc(unsigned int x) { return __builtin_popcount(x); }
-inline int __ffs(int x) { return __builtin_ffs(x); }
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
+inline int __popc(unsigned int x) {
+  return __builtin_popcount(x);
+}
+inline int __ffs(int x) {
+  return __builtin_ffs(x);
+}
+inline int __clz(int x) {
+  return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x));
+}
 
 // CUDA's global min/max overloads (same-type, and the mixed signed/unsigned and float/double ones).
-#define SIMT_MIN_MAX(T, U, R)                                                                  \
-  inline R min(T a, U b) { return static_cast<R>(b) < static_cast<R>(a) ? static_cast<R>(b)   \
-                                                                          : static_cast<R>(a); } \
-  inline R max(T a, U b) { return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(b)   \
-                                                                          : static_cast<R>(a); }
+#define SIMT_MIN_MAX(T, U, R)                                                             \
+  inline R min(T a, U b) {                                                                \
+    return static_cast<R>(b) < static_cast<R>(a) ? static_cast<R>(b) : static_cast<R>(a); \
+  }                                                                                       \
+  inline R max(T a, U b) {                                                                \
+    return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(b) : static_cast<R>(a); \
+  }
 SIMT_MIN_MAX(int, int, int)
 SIMT_MIN_MAX(unsigned int, unsigned int, unsigned int)
 SIMT_MIN_MAX(int, unsigned int, unsigned int)

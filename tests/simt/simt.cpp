@@ -1,8 +1,8 @@
 // simt — the fiber scheduler behind simt.h. See simt.h for the model and what it checks.
 //
 // Control flow: run_grid (the "scheduler", on the caller's stack) resumes one fiber at a time with
-// jump_fcontext; a fiber returns control by jumping back when it must wait (barrier, warp op) or has
-// exited. The last thread to arrive at a barrier or to complete a warp op's group releases the
+// jump_fcontext; a fiber returns control by jumping back when it must wait (barrier, warp op) or
+// has exited. The last thread to arrive at a barrier or to complete a warp op's group releases the
 // others and keeps running, so a warp-wide shuffle costs 31 round trips, not 32.
 #include "simt/simt.h"
 
@@ -43,7 +43,7 @@ constexpr unsigned kFullMask = 0xffffffffu;
 constexpr std::size_t kDefaultDynamicShared = 48 * 1024;  // without cudaFuncSetAttribute
 constexpr unsigned kMaxThreadsPerBlock = 1024;
 
-enum class State { runnable, at_barrier, at_warp_op, exited, faulted };
+enum class State { runnable, at_barrier, at_warp_op, exited };
 
 /// A fiber stack: mmap'd, with an inaccessible guard page below it so an overflow faults.
 struct Stack {
@@ -51,7 +51,6 @@ struct Stack {
   std::size_t mapping_size = 0;
   char* bottom = nullptr;  // lowest usable address
   std::size_t size = 0;
-  bool dirty = false;  // abandoned by a faulted fiber: its ASan shadow may hold stale poison
 };
 
 struct Thread {
@@ -146,18 +145,26 @@ std::string lanes(unsigned mask) {
   }
   return text + "}";
 }
-std::string site(const char* file, int line) { return std::string(file) + ":" + std::to_string(line); }
+std::string site(const char* file, int line) {
+  return std::string(file) + ":" + std::to_string(line);
+}
 bool same_site(const char* file_a, int line_a, const char* file_b, int line_b) {
   return line_a == line_b && (file_a == file_b || std::strcmp(file_a, file_b) == 0);
 }
 const char* op_name(WarpOp op) {
   switch (op) {
-    case WarpOp::shfl_xor: return "__shfl_xor_sync";
-    case WarpOp::shfl_down: return "__shfl_down_sync";
-    case WarpOp::shfl_up: return "__shfl_up_sync";
-    case WarpOp::shfl_idx: return "__shfl_sync";
-    case WarpOp::ballot: return "__ballot_sync";
-    case WarpOp::sync: return "__syncwarp";
+    case WarpOp::shfl_xor:
+      return "__shfl_xor_sync";
+    case WarpOp::shfl_down:
+      return "__shfl_down_sync";
+    case WarpOp::shfl_up:
+      return "__shfl_up_sync";
+    case WarpOp::shfl_idx:
+      return "__shfl_sync";
+    case WarpOp::ballot:
+      return "__ballot_sync";
+    case WarpOp::sync:
+      return "__syncwarp";
   }
   return "warp op";
 }
@@ -217,13 +224,18 @@ void resume(Launch& launch, Thread& thread) {
   launch.current = nullptr;
 }
 
-/// Fiber side: give control back to the scheduler. `final` when this fiber never runs again.
-void yield(Launch& launch, Thread& thread, bool final) {
+/// Unwinds a kernel thread's fiber when its launch is aborted: thrown at the fault, and out of
+/// every suspended thread's wait, so destructors run and no stack is left mid-frame. Deliberately
+/// not a std::exception, so kernel code cannot mistake it for an error of its own.
+struct FiberAbort {};
+
+/// Fiber side: give control back to the scheduler until this thread may continue. Throws
+/// FiberAbort when it is resumed only to unwind an aborted launch.
+void yield(Launch& launch, Thread& thread) {
 #if defined(SIMT_ASAN)
-  __sanitizer_start_switch_fiber(final ? nullptr : &thread.asan_fake_stack,
-                                 launch.scheduler_stack_bottom, launch.scheduler_stack_size);
+  __sanitizer_start_switch_fiber(&thread.asan_fake_stack, launch.scheduler_stack_bottom,
+                                 launch.scheduler_stack_size);
 #else
-  static_cast<void>(final);
   static_cast<void>(thread);
 #endif
   const fctx::transfer_t back = fctx::jump_fcontext(launch.scheduler, nullptr);
@@ -232,6 +244,18 @@ void yield(Launch& launch, Thread& thread, bool final) {
   __sanitizer_finish_switch_fiber(thread.asan_fake_stack, &launch.scheduler_stack_bottom,
                                   &launch.scheduler_stack_size);
 #endif
+  if (launch.faulted) throw FiberAbort{};
+}
+
+/// Fiber side: leave for good (the thread has exited).
+[[noreturn]] void yield_final(Launch& launch, Thread& thread) {
+  static_cast<void>(thread);
+#if defined(SIMT_ASAN)
+  __sanitizer_start_switch_fiber(nullptr, launch.scheduler_stack_bottom,
+                                 launch.scheduler_stack_size);
+#endif
+  fctx::jump_fcontext(launch.scheduler, nullptr);
+  std::abort();  // unreachable: an exited fiber is never resumed
 }
 
 /// Records the first fault of the launch, naming kernel, block and `thread`.
@@ -242,19 +266,18 @@ void record_fault(Launch& launch, const Thread& thread, const std::string& what)
                  " " + thread_name(thread) + ": " + what;
 }
 
-/// Fiber side: fault and leave for good. The fiber's stack is abandoned, not unwound.
+/// Fiber side: record the fault and unwind this thread.
 [[noreturn]] void fault_and_leave(Launch& launch, Thread& thread, const std::string& what) {
   record_fault(launch, thread, what);
-  thread.state = State::faulted;
-  yield(launch, thread, true);
-  std::abort();  // unreachable: a faulted fiber is never resumed
+  throw FiberAbort{};
 }
 
 void on_exit(Launch& launch, Thread& thread) {
   if (launch.barrier_arrived > 0) {
     fault_and_leave(launch, thread,
                     "barrier divergence: this thread exited while " +
-                        std::to_string(launch.barrier_arrived) + " thread(s) wait at __syncthreads at " +
+                        std::to_string(launch.barrier_arrived) +
+                        " thread(s) wait at __syncthreads at " +
                         site(launch.barrier_file, launch.barrier_line) +
                         " (every thread of a block must reach each __syncthreads)");
   }
@@ -282,16 +305,19 @@ void fiber_entry(fctx::transfer_t transfer) {
 #endif
   Thread& thread = *launch.current;
   try {
-    launch.body(launch.context);
+    if (!launch.faulted) {
+      launch.body(launch.context);
+      on_exit(launch, thread);
+    }
+  } catch (const FiberAbort&) {
+    // The launch is being aborted; this thread's frames are unwound.
   } catch (const std::exception& error) {
-    fault_and_leave(launch, thread, std::string("the kernel threw: ") + error.what());
+    record_fault(launch, thread, std::string("the kernel threw: ") + error.what());
   } catch (...) {
-    fault_and_leave(launch, thread, "the kernel threw a non-standard exception");
+    record_fault(launch, thread, "the kernel threw a non-standard exception");
   }
-  on_exit(launch, thread);
   thread.state = State::exited;
-  yield(launch, thread, true);
-  std::abort();  // unreachable: an exited fiber is never resumed
+  yield_final(launch, thread);
 }
 
 Launch& current_launch(const char* what) {
@@ -304,7 +330,9 @@ Launch& current_launch(const char* what) {
 
 // --- warp ops ------------------------------------------------------------------------------------
 
-bool valid_width(int width) { return width >= 1 && width <= 32 && (width & (width - 1)) == 0; }
+bool valid_width(int width) {
+  return width >= 1 && width <= 32 && (width & (width - 1)) == 0;
+}
 
 /// The lane a shuffle of `lane` reads, following CUDA's rules for sub-warp widths: a source outside
 /// the caller's width-segment (xor, down, up) means the caller keeps its own value.
@@ -314,11 +342,20 @@ unsigned source_lane(const Thread& thread) {
   const int base = lane & ~(width - 1);
   int source = lane;
   switch (thread.op) {
-    case WarpOp::shfl_xor: source = lane ^ thread.param; break;
-    case WarpOp::shfl_down: source = lane + thread.param; break;
-    case WarpOp::shfl_up: source = lane - thread.param; break;
-    case WarpOp::shfl_idx: source = base + (thread.param & (width - 1)); break;
-    default: break;
+    case WarpOp::shfl_xor:
+      source = lane ^ thread.param;
+      break;
+    case WarpOp::shfl_down:
+      source = lane + thread.param;
+      break;
+    case WarpOp::shfl_up:
+      source = lane - thread.param;
+      break;
+    case WarpOp::shfl_idx:
+      source = base + (thread.param & (width - 1));
+      break;
+    default:
+      break;
   }
   if (source < base || source >= base + width) source = lane;
   return static_cast<unsigned>(source);
@@ -412,7 +449,8 @@ std::string describe_deadlock(const Launch& launch, unsigned* culprit) {
 
 }  // namespace
 
-// --- the API used by kernels ------------------------------------------------------------------------
+// --- the API used by kernels
+// ------------------------------------------------------------------------
 
 std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std::uint64_t value,
                       int param, int width) {
@@ -420,23 +458,25 @@ std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std:
   Thread& self = *launch.current;
   Warp& warp = launch.warps[self.warp];
   const unsigned bit = 1u << self.lane;
-  const std::string where = std::string(op_name(op)) + " at " + site(file, line);
+  // Messages are built only on a fault: this function runs once per lane per shuffle.
+  const auto where = [&] { return std::string(op_name(op)) + " at " + site(file, line); };
   if (!(mask & bit)) {
-    fault_and_leave(launch, self, where + ": mask " + hex(mask) + " leaves out the calling lane");
+    fault_and_leave(launch, self, where() + ": mask " + hex(mask) + " leaves out the calling lane");
   }
   if (op != WarpOp::ballot && op != WarpOp::sync && !valid_width(width)) {
-    fault_and_leave(launch, self,
-                    where + ": width " + std::to_string(width) + " is not a power of two in [1, 32]");
+    fault_and_leave(
+        launch, self,
+        where() + ": width " + std::to_string(width) + " is not a power of two in [1, 32]");
   }
   if (mask & ~warp.existing) {
     fault_and_leave(launch, self,
-                    where + ": mask " + hex(mask) + " names lanes " + lanes(mask & ~warp.existing) +
-                        " that do not exist (the block has " +
+                    where() + ": mask " + hex(mask) + " names lanes " +
+                        lanes(mask & ~warp.existing) + " that do not exist (the block has " +
                         std::to_string(launch.threads_per_block) + " threads)");
   }
   if (mask & warp.exited) {
     fault_and_leave(launch, self,
-                    where + ": mask " + hex(mask) + " names lanes " + lanes(mask & warp.exited) +
+                    where() + ": mask " + hex(mask) + " names lanes " + lanes(mask & warp.exited) +
                         " that have already exited");
   }
   WarpGroup* group = nullptr;
@@ -451,12 +491,12 @@ std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std:
     group = &warp.groups.back();
   } else if (group->mask != mask) {
     fault_and_leave(launch, self,
-                    where + " uses mask " + hex(mask) + " while lanes " + lanes(group->arrived) +
+                    where() + " uses mask " + hex(mask) + " while lanes " + lanes(group->arrived) +
                         " wait in " + op_name(group->op) + " at " + site(group->file, group->line) +
                         " with mask " + hex(group->mask));
   } else if (group->op != op) {
     fault_and_leave(launch, self,
-                    "warp divergence: this lane reached " + where + " while lanes " +
+                    "warp divergence: this lane reached " + where() + " while lanes " +
                         lanes(group->arrived) + " wait in " + op_name(group->op) + " at " +
                         site(group->file, group->line));
   }
@@ -471,32 +511,28 @@ std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std:
   if (group->arrived == group->mask) {
     const WarpGroup done = *group;
     warp.groups.erase(warp.groups.begin() + (group - warp.groups.data()));
-    if (!complete(launch, warp, done, self)) {
-      self.state = State::faulted;
-      yield(launch, self, true);
-      std::abort();
-    }
+    if (!complete(launch, warp, done, self)) throw FiberAbort{};
     return self.out;
   }
   self.state = State::at_warp_op;
-  yield(launch, self, false);
+  yield(launch, self);
   return self.out;
 }
 
 void syncthreads(const char* file, int line) {
   Launch& launch = current_launch("__syncthreads");
   Thread& self = *launch.current;
-  const std::string where = "__syncthreads at " + site(file, line);
+  const auto where = [&] { return "__syncthreads at " + site(file, line); };
   if (launch.exited > 0) {
     fault_and_leave(launch, self,
-                    "barrier divergence: reached " + where + " after " +
+                    "barrier divergence: reached " + where() + " after " +
                         thread_name(launch.threads[launch.first_exited]) +
                         " exited (every thread of a block must reach each __syncthreads)");
   }
   for (const WarpGroup& group : launch.warps[self.warp].groups) {
     if (group.mask & (1u << self.lane)) {
       fault_and_leave(launch, self,
-                      "reached " + where + " while lanes " + lanes(group.arrived) +
+                      "reached " + where() + " while lanes " + lanes(group.arrived) +
                           " of its warp wait for it in " + op_name(group.op) + " at " +
                           site(group.file, group.line));
     }
@@ -507,9 +543,9 @@ void syncthreads(const char* file, int line) {
     launch.barrier_first = self.linear;
   } else if (!same_site(file, line, launch.barrier_file, launch.barrier_line)) {
     fault_and_leave(launch, self,
-                    "barrier divergence: reached " + where + " while " +
-                        std::to_string(launch.barrier_arrived) +
-                        " thread(s), first " + thread_name(launch.threads[launch.barrier_first]) +
+                    "barrier divergence: reached " + where() + " while " +
+                        std::to_string(launch.barrier_arrived) + " thread(s), first " +
+                        thread_name(launch.threads[launch.barrier_first]) +
                         ", wait at __syncthreads at " +
                         site(launch.barrier_file, launch.barrier_line));
   }
@@ -521,7 +557,7 @@ void syncthreads(const char* file, int line) {
     return;
   }
   self.state = State::at_barrier;
-  yield(launch, self, false);
+  yield(launch, self);
 }
 
 void fault(const std::string& what) {
@@ -554,15 +590,15 @@ void set_max_dynamic_shared(const void* kernel_id, std::size_t bytes) {
   g_max_dynamic_shared[kernel_id] = bytes;
 }
 
-// --- the grid --------------------------------------------------------------------------------------
+// --- the grid
+// --------------------------------------------------------------------------------------
 
 cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 block,
                      std::size_t shared_bytes, void (*body)(void*), void* context) {
-  const std::uint64_t threads_per_block =
-      static_cast<std::uint64_t>(block.x) * block.y * block.z;
-  if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 ||
-      grid.z == 0 || threads_per_block > kMaxThreadsPerBlock || block.x > 1024 || block.y > 1024 ||
-      block.z > 64 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
+  const std::uint64_t threads_per_block = static_cast<std::uint64_t>(block.x) * block.y * block.z;
+  if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      threads_per_block > kMaxThreadsPerBlock || block.x > 1024 || block.y > 1024 || block.z > 64 ||
+      grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
     return cudaErrorInvalidConfiguration;
   }
   const std::size_t allowed = std::max(kDefaultDynamicShared, max_dynamic_shared(kernel_id));
@@ -588,7 +624,8 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
     thread.linear = linear;
     thread.warp = linear / kWarpSize;
     thread.lane = linear % kWarpSize;
-    thread.idx = uint3{linear % block.x, (linear / block.x) % block.y, linear / (block.x * block.y)};
+    thread.idx =
+        uint3{linear % block.x, (linear / block.x) % block.y, linear / (block.x * block.y)};
     thread.stack = g_stacks[linear].get();
   }
   for (unsigned w = 0; w < nwarps; ++w) {
@@ -610,9 +647,9 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
     const std::uint64_t id = schedule.order == Order::forward   ? step
                              : schedule.order == Order::reverse ? nblocks - 1 - step
                                                                 : block_order[step];
-    g_block_idx = uint3{static_cast<unsigned>(id % grid.x),
-                        static_cast<unsigned>((id / grid.x) % grid.y),
-                        static_cast<unsigned>(id / (static_cast<std::uint64_t>(grid.x) * grid.y))};
+    g_block_idx =
+        uint3{static_cast<unsigned>(id % grid.x), static_cast<unsigned>((id / grid.x) % grid.y),
+              static_cast<unsigned>(id / (static_cast<std::uint64_t>(grid.x) * grid.y))};
     ++g_stats.blocks;
     g_stats.threads += nthreads;
     if (shared_bytes > 0) std::memset(launch.dynamic_shared.get(), 0xFF, shared_bytes);
@@ -626,10 +663,10 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
       thread.state = State::runnable;
       Stack& stack = *thread.stack;
 #if defined(SIMT_ASAN)
-      if (stack.dirty) {
-        __asan_unpoison_memory_region(stack.bottom, stack.size);
-        stack.dirty = false;
-      }
+      // A finished fiber never returns from fiber_entry (it jumps away), so ASan's scope poison of
+      // that outermost frame stays in the shadow; every deeper frame returned or was unwound.
+      const std::size_t top = std::min<std::size_t>(stack.size, 64 * 1024);
+      __asan_unpoison_memory_region(stack.bottom + stack.size - top, top);
 #endif
       thread.fiber = fctx::make_fcontext(stack.bottom + stack.size, stack.size, fiber_entry);
     }
@@ -652,23 +689,25 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
         break;
       }
     }
+    if (launch.faulted) {
+      // Resume every thread that has not finished once more: it unwinds (FiberAbort) and exits,
+      // and one that never started returns at once. No fiber is left suspended on its stack.
+      for (Thread& thread : launch.threads) {
+        if (thread.state != State::exited) resume(launch, thread);
+      }
+    }
   }
 
   g_launch = nullptr;
   g_thread_idx = nullptr;
-  if (launch.faulted) {
-    // Fibers that never finished leave their stacks mid-frame; clean them before reuse.
-    for (Thread& thread : launch.threads) {
-      if (thread.state != State::exited) thread.stack->dirty = true;
-    }
-    throw KernelFault(launch.fault);
-  }
+  if (launch.faulted) throw KernelFault(launch.fault);
   return cudaSuccess;
 }
 
 }  // namespace detail
 
-// --- schedule API ----------------------------------------------------------------------------------
+// --- schedule API
+// ----------------------------------------------------------------------------------
 
 Schedule parse_schedule(const std::string& text) {
   Schedule schedule;
@@ -697,9 +736,12 @@ Schedule parse_schedule(const std::string& text) {
 
 std::string to_string(const Schedule& schedule) {
   switch (schedule.order) {
-    case Order::forward: return "forward";
-    case Order::reverse: return "reverse";
-    case Order::shuffle: return "shuffle:" + std::to_string(schedule.seed);
+    case Order::forward:
+      return "forward";
+    case Order::reverse:
+      return "reverse";
+    case Order::shuffle:
+      return "shuffle:" + std::to_string(schedule.seed);
   }
   return "unknown";
 }
@@ -708,8 +750,12 @@ void set_schedule(const Schedule& schedule) {
   detail::schedule_state() = schedule;
 }
 
-Schedule current_schedule() { return detail::schedule_state(); }
+Schedule current_schedule() {
+  return detail::schedule_state();
+}
 
-Stats stats() { return detail::g_stats; }
+Stats stats() {
+  return detail::g_stats;
+}
 
 }  // namespace simt

@@ -1,8 +1,8 @@
 // simt — a CPU emulator of the CUDA execution model, for running warpfuse kernels without a GPU.
 //
-// Each CUDA thread of a block is a fiber (Boost.Context's fcontext), all on one OS thread. Blocks run
-// one after another; inside a block the scheduler sweeps the threads in the configured order and
-// runs each until it reaches a synchronisation point (__syncthreads, a warp-synchronous op) or
+// Each CUDA thread of a block is a fiber (Boost.Context's fcontext), all on one OS thread. Blocks
+// run one after another; inside a block the scheduler sweeps the threads in the configured order
+// and runs each until it reaches a synchronisation point (__syncthreads, a warp-synchronous op) or
 // exits. Device memory is host memory (see cudart_shim.cpp). Because a fiber only gives up control
 // at a synchronisation point, code between two such points runs atomically, which is what makes
 // integer atomics trivially correct here.
@@ -10,7 +10,8 @@
 // What it checks, each reported as a KernelFault naming kernel, block and thread:
 //   - barrier divergence: threads waiting at different __syncthreads, or a thread exiting (or
 //     reaching __syncthreads) while others of the block wait at / passed another barrier;
-//   - warp ops (shuffles, ballot, __syncwarp) whose mask leaves out the calling lane, names lanes that
+//   - warp ops (shuffles, ballot, __syncwarp) whose mask leaves out the calling lane, names lanes
+//   that
 //     do not exist or have exited, or that disagree between lanes (mask or op);
 //   - a shuffle reading a lane outside its mask;
 //   - deadlock: no thread can make progress;
@@ -21,7 +22,8 @@
 //
 // The schedule (SIMT_SCHEDULE = forward | reverse | shuffle[:seed]) sets the order of blocks and of
 // threads inside a block; a missing barrier shows up as a wrong result under some order.
-// Fiber switches are annotated for AddressSanitizer, so the asan preset checks kernel memory accesses.
+// Fiber switches are annotated for AddressSanitizer, so the asan preset checks kernel memory
+// accesses.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -134,8 +136,8 @@ T shfl_idx(const char* file, int line, unsigned mask, T var, int src_lane, int w
                                               detail::to_bits(var), src_lane, width));
 }
 inline unsigned ballot(const char* file, int line, unsigned mask, int predicate) {
-  return static_cast<unsigned>(detail::warp_op(detail::WarpOp::ballot, file, line, mask,
-                                               predicate != 0 ? 1 : 0, 0, 32));
+  return static_cast<unsigned>(
+      detail::warp_op(detail::WarpOp::ballot, file, line, mask, predicate != 0 ? 1 : 0, 0, 32));
 }
 inline void syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) {
   detail::warp_op(detail::WarpOp::sync, file, line, mask, 0, 0, 32);
@@ -158,9 +160,8 @@ void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, c
     auto* ctx = static_cast<Context*>(opaque);
     std::apply(ctx->kernel, ctx->arguments);  // by-value parameters: one copy per thread
   };
-  const cudaError_t status =
-      detail::run_grid(name, reinterpret_cast<const void*>(kernel), grid, block, shared_bytes,
-                       body, &context);
+  const cudaError_t status = detail::run_grid(name, reinterpret_cast<const void*>(kernel), grid,
+                                              block, shared_bytes, body, &context);
   detail::set_last_error(status);
 }
 

@@ -43,7 +43,8 @@ __global__ void warp_row_kernel(const float* in, float* out, int rows) {
 int main() {
   const int rows = 4096;
   std::vector<float> host(static_cast<std::size_t>(rows) * kCols);
-  for (std::size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>((i * 7919) % 1000) / 250.0f;
+  for (std::size_t i = 0; i < host.size(); ++i)
+    host[i] = static_cast<float>((i * 7919) % 1000) / 250.0f;
   auto in = warpfuse::to_device(host);
   warpfuse::DeviceBuffer<float> out(host.size());
   const warpfuse::detail::LaunchConfig config{dim3(rows / 4), dim3(32, 4)};
@@ -62,9 +63,10 @@ int main() {
   const auto result = out.to_host();
   double total = 0.0;
   for (int c = 0; c < kCols; ++c) total += result[c];
-  std::printf("simt_speed: %d x %d warp-row launch (2 warp all-reduces per row): %.1f ms per launch, "
-              "%.1f M fiber switches per launch, row 0 sums to %.6f\n",
-              rows, kCols, ms, static_cast<double>(after.switches - before.switches) / repeats / 1e6,
-              total);
+  std::printf(
+      "simt_speed: %d x %d warp-row launch (2 warp all-reduces per row): %.1f ms per launch, "
+      "%.1f M fiber switches per launch, row 0 sums to %.6f\n",
+      rows, kCols, ms, static_cast<double>(after.switches - before.switches) / repeats / 1e6,
+      total);
   return total > 0.999 && total < 1.001 ? 0 : 1;
 }
