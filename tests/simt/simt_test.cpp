@@ -232,7 +232,7 @@ TEST(SimtDetect, BarrierDivergence) {
   EXPECT_THAT(what, HasSubstr("block (0,0,0)"));
   EXPECT_THAT(what, HasSubstr("thread (16,0,0)"));
   EXPECT_THAT(what, HasSubstr("barrier divergence"));
-  EXPECT_THAT(what, HasSubstr("simt_test.cpp"));
+  EXPECT_THAT(what, HasSubstr("simt/simt_test.cpp"));
 }
 
 __global__ void early_exit_kernel(int* out) {
