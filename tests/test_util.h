@@ -137,6 +137,15 @@ std::string type_name() {
   }
 }
 
+/// `values` rounded to T and widened back: what a kernel storing them as T can at best produce
+/// (a value beyond T's range becomes an infinity).
+template <class T>
+std::vector<double> rounded_to(const std::vector<double>& values) {
+  std::vector<double> result(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) result[i] = to_double(from_double<T>(values[i]));
+  return result;
+}
+
 // --- inputs ------------------------------------------------------------------------------------
 
 /// n values drawn uniformly from [low, high) with a fixed seed, rounded to T. Different seeds give
@@ -211,6 +220,39 @@ template <class T>
   return ::testing::AssertionFailure()
          << mismatches << " of " << actual.size() << " elements differ (atol " << tol.atol
          << ", rtol " << tol.rtol << "):" << report.str();
+}
+
+/// Like all_close, but each element may also be off by tol.rtol * term_scale[i]: the size of the
+/// terms its value was computed from, for results that cancel (a backward's dy - sum(dy * y)).
+template <class T>
+::testing::AssertionResult all_close_scaled(const std::vector<T>& actual,
+                                            const std::vector<double>& expected,
+                                            const std::vector<double>& term_scale, Tolerance tol,
+                                            std::int64_t cols = 0, int max_report = 8) {
+  if (actual.size() != expected.size() || term_scale.size() != expected.size()) {
+    return ::testing::AssertionFailure() << "sizes differ: " << actual.size() << ", "
+                                         << expected.size() << ", " << term_scale.size();
+  }
+  std::ostringstream report;
+  std::size_t mismatches = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double a = to_double(actual[i]);
+    const double e = expected[i];
+    const double allowed = tol.atol + tol.rtol * (std::fabs(e) + term_scale[i]);
+    const bool ok = std::isnan(e)   ? std::isnan(a)
+                    : std::isinf(e) ? a == e
+                                    : std::isfinite(a) && std::fabs(a - e) <= allowed;
+    if (!ok) {
+      if (static_cast<int>(mismatches) < max_report) {
+        report << "\n  at " << position(i, cols) << ": got " << a << ", expected " << e << " (diff "
+               << std::fabs(a - e) << ", allowed " << allowed << ")";
+      }
+      ++mismatches;
+    }
+  }
+  if (mismatches == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << mismatches << " of " << actual.size() << " elements differ:" << report.str();
 }
 
 /// Bitwise equality, listing the first mismatches.

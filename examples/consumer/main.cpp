@@ -2,6 +2,7 @@
 // model, and (when a GPU is present) device memory. Prints "consumer: ok" and exits 0 on success.
 #include <warpfuse/warpfuse.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -9,21 +10,30 @@
 int main() {
   std::printf("consumer: warpfuse %s\n", warpfuse::kVersion);
   try {
-    warpfuse::detail::check_view("consumer", "x", warpfuse::MatrixView<const float>(nullptr, 2, 3));
-    std::printf("consumer: a null 2 x 3 view was accepted\n");
+    // Validation runs before anything touches the device, so this needs no GPU.
+    warpfuse::softmax(warpfuse::MatrixView<const float>(nullptr, 2, 3),
+                      warpfuse::MatrixView<float>(nullptr, 2, 3));
+    std::printf("consumer: a null 2 x 3 matrix was accepted\n");
     return 1;
   } catch (const warpfuse::InvalidArgument& error) {
     std::printf("consumer: rejected as expected: %s\n", error.what());
   }
   std::string reason;
   if (warpfuse::cuda_device_available(&reason)) {
-    const std::vector<float> host = {1.0f, 2.0f, 3.0f};
-    const warpfuse::DeviceBuffer<float> buffer = warpfuse::to_device(host);
-    if (buffer.to_host() != host) {
-      std::printf("consumer: device round trip failed\n");
+    // Two rows of three logits; softmax on the default stream, then read back.
+    const std::vector<float> logits = {1.0f, 2.0f, 3.0f, 0.0f, 0.0f, 0.0f};
+    warpfuse::DeviceBuffer<float> x = warpfuse::to_device(logits);
+    warpfuse::DeviceBuffer<float> y(logits.size());
+    warpfuse::softmax(x.view(2, 3), y.view(2, 3));
+    const std::vector<float> probabilities = y.to_host();
+    std::printf("consumer: softmax on %s: [%.4f %.4f %.4f] [%.4f %.4f %.4f]\n",
+                warpfuse::device_info().name.c_str(), probabilities[0], probabilities[1],
+                probabilities[2], probabilities[3], probabilities[4], probabilities[5]);
+    if (std::fabs(probabilities[2] - 0.6652410f) > 1e-5f ||
+        std::fabs(probabilities[4] - 1.0f / 3) > 1e-6f) {
+      std::printf("consumer: wrong softmax\n");
       return 1;
     }
-    std::printf("consumer: device round trip on %s\n", warpfuse::device_info().name.c_str());
   } else {
     std::printf("consumer: no CUDA device (%s); host-side checks only\n", reason.c_str());
   }

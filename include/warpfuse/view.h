@@ -106,5 +106,32 @@ void check_same_shape(const char* op, const char* arg, const MatrixView<T>& view
   }
 }
 
+/// Throws InvalidArgument naming `op` and `out_arg` when the output `out` shares memory with the
+/// input `in` other than as the very same matrix (same pointer, row stride and element size: an
+/// in-place call). Column slices of one wider matrix (same ld, disjoint columns) are fine.
+template <class T, class U>
+void check_alias(const char* op, const char* out_arg, const MatrixView<T>& out, const char* in_arg,
+                 const MatrixView<U>& in) {
+  if (out.empty() || in.empty()) return;
+  const auto begin = [](const auto& v) { return reinterpret_cast<std::uintptr_t>(v.data); };
+  const auto end = [](const auto& v) {
+    return reinterpret_cast<std::uintptr_t>(v.data + ((v.rows - 1) * v.ld + v.cols));
+  };
+  if (begin(out) >= end(in) || begin(in) >= end(out)) return;
+  if (sizeof(T) == sizeof(U) && out.ld == in.ld) {
+    if (begin(out) == begin(in)) return;
+    const auto bytes = static_cast<std::intptr_t>(begin(out) - begin(in));
+    if (bytes % static_cast<std::intptr_t>(sizeof(T)) == 0) {
+      const std::int64_t shift = bytes / static_cast<std::intptr_t>(sizeof(T));
+      const std::int64_t col_shift = ((shift % in.ld) + in.ld) % in.ld;
+      if (col_shift >= in.cols && col_shift + out.cols <= in.ld) return;
+    }
+  }
+  throw InvalidArgument(op, out_arg,
+                        std::string("overlaps '") + in_arg +
+                            "' without being the same matrix (an in-place call passes the same "
+                            "pointer and ld for both)");
+}
+
 }  // namespace detail
 }  // namespace warpfuse

@@ -7,5 +7,6 @@
 #include "warpfuse/dtype.h"
 #include "warpfuse/error.h"
 #include "warpfuse/memory.h"
+#include "warpfuse/softmax.h"
 #include "warpfuse/version.h"
 #include "warpfuse/view.h"

@@ -46,6 +46,52 @@ struct MaxOp {
   }
 };
 
+/// The running (maximum, sum of exp(x - maximum)) of a set of values: the online softmax normaliser
+/// (Milakov and Gimelshein, 2018). Two partial normalisers combine exactly into the normaliser of
+/// the union, so one pass over a row yields both its maximum and its softmax denominator.
+struct OnlineNormalizer {
+  float max;
+  float sum;
+};
+
+/// Combines OnlineNormalizer partials. An empty partial (max = -inf, sum = 0) is the identity. The
+/// rescale exp(max - top) is skipped when a partial already has the top maximum, so a NaN or +inf
+/// element makes the sum NaN (the whole row NaN), exactly as the two-pass formula does.
+struct OnlineNormalizerOp {
+  WF_HOST_DEVICE static float rescaled(OnlineNormalizer part, float top) {
+    if (part.max == top) return part.sum;
+    return part.sum == 0.0f ? 0.0f : part.sum * expf(part.max - top);
+  }
+  WF_HOST_DEVICE OnlineNormalizer operator()(OnlineNormalizer a, OnlineNormalizer b) const {
+    const float top = fmaxf(a.max, b.max);
+    return OnlineNormalizer{top, rescaled(a, top) + rescaled(b, top)};
+  }
+  template <class T>
+  WF_HOST_DEVICE static OnlineNormalizer identity() {
+    return OnlineNormalizer{-std::numeric_limits<float>::infinity(), 0.0f};
+  }
+};
+
+/// Adds one value to a running normaliser: one exponential per value, two when the maximum moves.
+/// A -inf value contributes exp(-inf) = 0 and is skipped (it would otherwise meet -inf - -inf).
+WF_DEVICE OnlineNormalizer online_normalizer_add(OnlineNormalizer acc, float value) {
+  if (value == -std::numeric_limits<float>::infinity()) return acc;
+  const float top = fmaxf(acc.max, value);
+  return OnlineNormalizer{top, OnlineNormalizerOp::rescaled(acc, top) + expf(value - top)};
+}
+
+/// The warp shuffle every reduction goes through: the CUDA intrinsic for arithmetic types, one
+/// shuffle per member for the structs above (the intrinsics take built-in types only).
+template <class T>
+WF_DEVICE T shfl_xor(unsigned mask, T value, int lane_mask, int width) {
+  return __shfl_xor_sync(mask, value, lane_mask, width);
+}
+WF_DEVICE OnlineNormalizer shfl_xor(unsigned mask, OnlineNormalizer value, int lane_mask,
+                                    int width) {
+  return OnlineNormalizer{__shfl_xor_sync(mask, value.max, lane_mask, width),
+                          __shfl_xor_sync(mask, value.sum, lane_mask, width)};
+}
+
 /// Reduces `value` over each aligned group of `Width` lanes (Width a power of two, 1..32) with a
 /// xor butterfly; every lane of the group returns the group's result, bitwise identical across the
 /// group. Contract: all lanes named in `mask` call it together, and `mask` covers whole groups.
@@ -55,7 +101,7 @@ WF_DEVICE T warp_all_reduce(T value, Op op, unsigned mask = kFullMask) {
                 "warp_all_reduce: Width must be a power of two in [1, 32]");
 #pragma unroll
   for (int offset = Width / 2; offset > 0; offset /= 2) {
-    value = op(value, __shfl_xor_sync(mask, value, offset, Width));
+    value = op(value, shfl_xor(mask, value, offset, Width));
   }
   return value;
 }

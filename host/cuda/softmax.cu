@@ -1,0 +1,336 @@
+// warpfuse host — softmax and log-softmax: validation, strategy choice, launches (the math and the
+// kernels are in kernels/softmax.cuh; the API in include/warpfuse/softmax.h).
+//
+// Strategy choice (softmax_choose_strategy), and why each threshold sits where it does. No GPU
+// measurement exists yet (bench/RESULTS.md); these follow from the kernels' resource use and are to
+// be moved where the Benchmarks issue's sweeps put the crossovers:
+//   cols <= 1024                 warp: at most 32 fp32 values per lane stay in registers (kPerLane
+//                                <= 32 keeps the kernel under ~64 registers, full occupancy); the
+//                                row is read once, no shared memory, no block barrier. Beyond 1024
+//                                the per-lane array would spill or need more lanes than a warp.
+//   cols <= block limit          block: the row is read from DRAM once and re-read from shared
+//                                memory (an order of magnitude more bandwidth). The limit is the
+//                                device's opt-in shared memory per block, less 1 KiB for the
+//                                reductions' static slots: 57 K fp32 / 115 K fp16 columns on
+//                                H100/H200 (half that for the backward, which caches y and dy).
+//   longer rows                  online: no cache; one pass for max and denominator together, one
+//                                for the output, so 3 row transfers instead of 2 (at best 2/3 of
+//                                copy bandwidth), but any length.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "host/cuda/common.h"
+#include "host/cuda/launch.h"
+#include "kernels/softmax.cuh"
+#include "warpfuse/error.h"
+#include "warpfuse/softmax.h"
+
+namespace warpfuse {
+
+const char* to_string(SoftmaxStrategy strategy) {
+  switch (strategy) {
+    case SoftmaxStrategy::automatic:
+      return "automatic";
+    case SoftmaxStrategy::warp:
+      return "warp";
+    case SoftmaxStrategy::block:
+      return "block";
+    case SoftmaxStrategy::online:
+      return "online";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using detail::LaunchConfig;
+using detail::SoftmaxMode;
+
+/// Shared memory the block kernels keep for the reductions' static slots and alignment.
+constexpr std::int64_t kReservedSharedBytes = 1024;
+/// Resident 128-thread blocks per SM for the warp kernels: 2048 threads, full occupancy.
+constexpr int kWarpBlocksPerSm = 16;
+
+std::size_t dtype_bytes(DType dtype) {
+  return dtype == DType::f32 ? 4 : 2;
+}
+
+/// Longest row the block strategy caches: `arrays` row-sized arrays of `element_bytes` each.
+std::int64_t block_max_cols(std::size_t element_bytes, int arrays) {
+  const auto shared =
+      static_cast<std::int64_t>(detail::current_device_info().shared_memory_per_block_optin);
+  const std::int64_t cols =
+      (shared - kReservedSharedBytes) / (static_cast<std::int64_t>(element_bytes) * arrays);
+  return cols / 8 * 8;  // whole 16-byte packs for every dtype
+}
+
+SoftmaxStrategy choose_strategy(std::int64_t cols, std::size_t element_bytes, int arrays) {
+  if (cols <= kSoftmaxWarpMaxCols) return SoftmaxStrategy::warp;
+  if (cols <= block_max_cols(element_bytes, arrays)) return SoftmaxStrategy::block;
+  return SoftmaxStrategy::online;
+}
+
+/// Threads per row for the block and online strategies: about four packs per thread, between 128
+/// (enough loads in flight for a short row) and 1024.
+unsigned row_block_threads(std::int64_t cols, int pack) {
+  const std::int64_t wanted = (cols + 4 * pack - 1) / (4 * pack);
+  unsigned threads = 128;
+  while (threads < 1024 && threads < wanted) threads *= 2;
+  return threads;
+}
+
+/// Resolves `requested` for a row of `cols`, throwing Unsupported when a forced strategy cannot
+/// hold the row.
+SoftmaxStrategy resolve_strategy(const char* op, SoftmaxStrategy requested, std::int64_t cols,
+                                 std::size_t element_bytes, int arrays) {
+  if (requested == SoftmaxStrategy::automatic) return choose_strategy(cols, element_bytes, arrays);
+  if (requested == SoftmaxStrategy::warp && cols > kSoftmaxWarpMaxCols) {
+    throw Unsupported(op, "strategy warp holds rows of at most " +
+                              std::to_string(kSoftmaxWarpMaxCols) +
+                              " columns; cols = " + std::to_string(cols));
+  }
+  if (requested == SoftmaxStrategy::block && cols > block_max_cols(element_bytes, arrays)) {
+    throw Unsupported(
+        op, "strategy block caches rows of at most " +
+                std::to_string(block_max_cols(element_bytes, arrays)) +
+                " columns in this device's shared memory; cols = " + std::to_string(cols));
+  }
+  return requested;
+}
+
+void check_options(const char* op, const SoftmaxOptions& options) {
+  if (!std::isfinite(options.scale) || options.scale <= 0.0f) {
+    throw InvalidArgument(
+        op, "options.scale",
+        "scale = " + std::to_string(options.scale) + " must be finite and positive");
+  }
+  const int strategy = static_cast<int>(options.strategy);
+  if (strategy < 0 || strategy > static_cast<int>(SoftmaxStrategy::online)) {
+    throw InvalidArgument(op, "options.strategy",
+                          "strategy = " + std::to_string(strategy) + " is not a SoftmaxStrategy");
+  }
+}
+
+template <class T>
+constexpr int kPack = detail::kPackElements<T>;
+
+template <int N>
+using Int = std::integral_constant<int, N>;
+
+/// Calls f(lanes, per_lane, pack) with compile-time constants for a warp-strategy row of `cols`
+/// (<= 1024) columns: vectorised (32 lanes, whole packs per lane) when the rows are pack-aligned
+/// and long enough to give every lane a pack; otherwise scalar, with 1..32 lanes per row for short
+/// rows so several rows share a warp. Per-lane counts are powers of two, which bounds the number
+/// of instantiations; a row that does not fill them is padded (-inf forward, 0 backward).
+template <int P, class F>
+void dispatch_warp_shape(std::int64_t cols, bool vectorized, F&& f) {
+  if (vectorized && cols >= 32 * P) {
+    if (cols <= 32 * P) return f(Int<32>{}, Int<P>{}, Int<P>{});
+    if constexpr (2 * P <= 32) {
+      if (cols <= 64 * P) return f(Int<32>{}, Int<2 * P>{}, Int<P>{});
+    }
+    if constexpr (4 * P <= 32) {
+      if (cols <= 128 * P) return f(Int<32>{}, Int<4 * P>{}, Int<P>{});
+    }
+    if constexpr (8 * P <= 32) {
+      if (cols <= 256 * P) return f(Int<32>{}, Int<8 * P>{}, Int<P>{});
+    }
+  }
+  if (cols <= 1) return f(Int<1>{}, Int<1>{}, Int<1>{});
+  if (cols <= 2) return f(Int<2>{}, Int<1>{}, Int<1>{});
+  if (cols <= 4) return f(Int<4>{}, Int<1>{}, Int<1>{});
+  if (cols <= 8) return f(Int<8>{}, Int<1>{}, Int<1>{});
+  if (cols <= 16) return f(Int<16>{}, Int<1>{}, Int<1>{});
+  if (cols <= 32) return f(Int<32>{}, Int<1>{}, Int<1>{});
+  if (cols <= 64) return f(Int<32>{}, Int<2>{}, Int<1>{});
+  if (cols <= 128) return f(Int<32>{}, Int<4>{}, Int<1>{});
+  if (cols <= 256) return f(Int<32>{}, Int<8>{}, Int<1>{});
+  if (cols <= 512) return f(Int<32>{}, Int<16>{}, Int<1>{});
+  return f(Int<32>{}, Int<32>{}, Int<1>{});
+}
+
+/// Launch shape of a block-per-row kernel over `rows` rows.
+LaunchConfig row_block_config(std::int64_t rows, unsigned threads, std::size_t shared_bytes,
+                              cudaStream_t stream) {
+  const int blocks_per_sm = static_cast<int>(std::max(1u, 2048u / threads));
+  return LaunchConfig{dim3(static_cast<unsigned>(detail::grid_stride_blocks(rows, blocks_per_sm))),
+                      dim3(threads), shared_bytes, stream};
+}
+
+/// Lets `kernel` use `bytes` of dynamic shared memory (the opt-in above the 48 KiB default).
+template <class Kernel>
+void allow_shared_memory(Kernel kernel, std::size_t bytes) {
+  if (bytes > 48 * 1024) {
+    WARPFUSE_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(bytes)));
+  }
+}
+
+// --- forward
+// ---------------------------------------------------------------------------------------
+
+template <class T, SoftmaxMode kMode>
+void run_forward(const char* op, MatrixView<const T> x, MatrixView<T> y,
+                 const SoftmaxOptions& options, cudaStream_t stream) {
+  detail::check_view(op, "x", x);
+  detail::check_view(op, "y", y);
+  detail::check_same_shape(op, "y", y, "x", x);
+  detail::check_alias(op, "y", y, "x", x);
+  check_options(op, options);
+  if (x.empty()) return;
+  const SoftmaxStrategy strategy = resolve_strategy(op, options.strategy, x.cols, sizeof(T), 1);
+  const detail::SoftmaxArgs<T> args{x.data, y.data, x.rows, x.cols, x.ld, y.ld, options.scale};
+  constexpr int P = kPack<T>;
+  const bool vectorized =
+      detail::can_use_packs<P>(x.data, x.ld) && detail::can_use_packs<P>(y.data, y.ld);
+  if (strategy == SoftmaxStrategy::warp) {
+    dispatch_warp_shape<P>(x.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
+      constexpr int kLanes = decltype(lanes)::value;
+      constexpr int kRowsPerBlock = detail::kSoftmaxWarpBlockThreads / kLanes;
+      const auto blocks = detail::grid_stride_blocks((x.rows + kRowsPerBlock - 1) / kRowsPerBlock,
+                                                     kWarpBlocksPerSm);
+      detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
+                                  dim3(detail::kSoftmaxWarpBlockThreads), 0, stream},
+                     "softmax_warp_kernel",
+                     detail::softmax_warp_kernel<T, kMode, kLanes, decltype(per_lane)::value,
+                                                 decltype(pack)::value>,
+                     args);
+    });
+    return;
+  }
+  const auto launch_row_kernel = [&](auto pack) {
+    constexpr int kP = decltype(pack)::value;
+    const unsigned threads = row_block_threads(x.cols, kP);
+    if (strategy == SoftmaxStrategy::block) {
+      const std::size_t bytes = static_cast<std::size_t>((x.cols + kP - 1) / kP * kP) * sizeof(T);
+      const auto kernel = detail::softmax_block_kernel<T, kMode, kP>;
+      allow_shared_memory(kernel, bytes);
+      detail::launch(row_block_config(x.rows, threads, bytes, stream), "softmax_block_kernel",
+                     kernel, args);
+    } else {
+      detail::launch(row_block_config(x.rows, threads, 0, stream), "softmax_online_kernel",
+                     detail::softmax_online_kernel<T, kMode, kP>, args);
+    }
+  };
+  if (vectorized) {
+    launch_row_kernel(Int<P>{});
+  } else {
+    launch_row_kernel(Int<1>{});
+  }
+}
+
+// --- backward
+// --------------------------------------------------------------------------------------
+
+template <class T, SoftmaxMode kMode>
+void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
+                  const SoftmaxOptions& options, cudaStream_t stream) {
+  detail::check_view(op, "y", y);
+  detail::check_view(op, "dy", dy);
+  detail::check_view(op, "dx", dx);
+  detail::check_same_shape(op, "dy", dy, "y", y);
+  detail::check_same_shape(op, "dx", dx, "y", y);
+  detail::check_alias(op, "dx", dx, "y", y);
+  detail::check_alias(op, "dx", dx, "dy", dy);
+  check_options(op, options);
+  if (y.empty()) return;
+  const SoftmaxStrategy strategy = resolve_strategy(op, options.strategy, y.cols, sizeof(T), 2);
+  const detail::SoftmaxBackwardArgs<T> args{y.data, dy.data, dx.data, y.rows,       y.cols,
+                                            y.ld,   dy.ld,   dx.ld,   options.scale};
+  constexpr int P = kPack<T>;
+  const bool vectorized = detail::can_use_packs<P>(y.data, y.ld) &&
+                          detail::can_use_packs<P>(dy.data, dy.ld) &&
+                          detail::can_use_packs<P>(dx.data, dx.ld);
+  if (strategy == SoftmaxStrategy::warp) {
+    dispatch_warp_shape<P>(y.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
+      constexpr int kLanes = decltype(lanes)::value;
+      constexpr int kRowsPerBlock = detail::kSoftmaxWarpBlockThreads / kLanes;
+      const auto blocks = detail::grid_stride_blocks((y.rows + kRowsPerBlock - 1) / kRowsPerBlock,
+                                                     kWarpBlocksPerSm);
+      detail::launch(
+          LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(detail::kSoftmaxWarpBlockThreads),
+                       0, stream},
+          "softmax_backward_warp_kernel",
+          detail::softmax_backward_warp_kernel<T, kMode, kLanes, decltype(per_lane)::value,
+                                               decltype(pack)::value>,
+          args);
+    });
+    return;
+  }
+  const auto launch_row_kernel = [&](auto pack) {
+    constexpr int kP = decltype(pack)::value;
+    const unsigned threads = row_block_threads(y.cols, kP);
+    if (strategy == SoftmaxStrategy::block) {
+      const std::size_t bytes =
+          2 * static_cast<std::size_t>((y.cols + kP - 1) / kP * kP) * sizeof(T);
+      const auto kernel = detail::softmax_backward_block_kernel<T, kMode, kP>;
+      allow_shared_memory(kernel, bytes);
+      detail::launch(row_block_config(y.rows, threads, bytes, stream),
+                     "softmax_backward_block_kernel", kernel, args);
+    } else {
+      detail::launch(row_block_config(y.rows, threads, 0, stream), "softmax_backward_online_kernel",
+                     detail::softmax_backward_online_kernel<T, kMode, kP>, args);
+    }
+  };
+  if (vectorized) {
+    launch_row_kernel(Int<P>{});
+  } else {
+    launch_row_kernel(Int<1>{});
+  }
+}
+
+}  // namespace
+
+SoftmaxStrategy softmax_strategy_for(std::int64_t cols, DType dtype) {
+  return choose_strategy(cols, dtype_bytes(dtype), 1);
+}
+
+std::int64_t softmax_block_max_cols(DType dtype) {
+  return block_max_cols(dtype_bytes(dtype), 1);
+}
+
+template <class T>
+void softmax(MatrixView<const T> x, MatrixView<T> y, const SoftmaxOptions& options,
+             cudaStream_t stream) {
+  run_forward<T, SoftmaxMode::softmax>("softmax", x, y, options, stream);
+}
+
+template <class T>
+void log_softmax(MatrixView<const T> x, MatrixView<T> y, const SoftmaxOptions& options,
+                 cudaStream_t stream) {
+  run_forward<T, SoftmaxMode::log_softmax>("log_softmax", x, y, options, stream);
+}
+
+template <class T>
+void softmax_backward(MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
+                      const SoftmaxOptions& options, cudaStream_t stream) {
+  run_backward<T, SoftmaxMode::softmax>("softmax_backward", y, dy, dx, options, stream);
+}
+
+template <class T>
+void log_softmax_backward(MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
+                          const SoftmaxOptions& options, cudaStream_t stream) {
+  run_backward<T, SoftmaxMode::log_softmax>("log_softmax_backward", y, dy, dx, options, stream);
+}
+
+#define WARPFUSE_INSTANTIATE_SOFTMAX(T)                                                          \
+  template void softmax<T>(MatrixView<const T>, MatrixView<T>, const SoftmaxOptions&,            \
+                           cudaStream_t);                                                        \
+  template void log_softmax<T>(MatrixView<const T>, MatrixView<T>, const SoftmaxOptions&,        \
+                               cudaStream_t);                                                    \
+  template void softmax_backward<T>(MatrixView<const T>, MatrixView<const T>, MatrixView<T>,     \
+                                    const SoftmaxOptions&, cudaStream_t);                        \
+  template void log_softmax_backward<T>(MatrixView<const T>, MatrixView<const T>, MatrixView<T>, \
+                                        const SoftmaxOptions&, cudaStream_t);
+WARPFUSE_INSTANTIATE_SOFTMAX(float)
+WARPFUSE_INSTANTIATE_SOFTMAX(__half)
+WARPFUSE_INSTANTIATE_SOFTMAX(__nv_bfloat16)
+#undef WARPFUSE_INSTANTIATE_SOFTMAX
+
+}  // namespace warpfuse
