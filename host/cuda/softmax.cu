@@ -26,6 +26,7 @@
 
 #include "host/cuda/common.h"
 #include "host/cuda/launch.h"
+#include "host/cuda/rows.h"
 #include "kernels/softmax.cuh"
 #include "warpfuse/error.h"
 #include "warpfuse/softmax.h"
@@ -48,60 +49,9 @@ const char* to_string(SoftmaxStrategy strategy) {
 
 namespace {
 
+using detail::Int;
 using detail::LaunchConfig;
 using detail::SoftmaxMode;
-
-/// Shared memory the block kernels keep for the reductions' static slots and alignment.
-constexpr std::int64_t kReservedSharedBytes = 1024;
-/// Resident 128-thread blocks per SM for the warp kernels: 2048 threads, full occupancy.
-constexpr int kWarpBlocksPerSm = 16;
-
-std::size_t dtype_bytes(DType dtype) {
-  return dtype == DType::f32 ? 4 : 2;
-}
-
-/// Longest row the block strategy caches: `arrays` row-sized arrays of `element_bytes` each.
-std::int64_t block_max_cols(std::size_t element_bytes, int arrays) {
-  const auto shared =
-      static_cast<std::int64_t>(detail::current_device_info().shared_memory_per_block_optin);
-  const std::int64_t cols =
-      (shared - kReservedSharedBytes) / (static_cast<std::int64_t>(element_bytes) * arrays);
-  return cols / 8 * 8;  // whole 16-byte packs for every dtype
-}
-
-SoftmaxStrategy choose_strategy(std::int64_t cols, std::size_t element_bytes, int arrays) {
-  if (cols <= kSoftmaxWarpMaxCols) return SoftmaxStrategy::warp;
-  if (cols <= block_max_cols(element_bytes, arrays)) return SoftmaxStrategy::block;
-  return SoftmaxStrategy::online;
-}
-
-/// Threads per row for the block and online strategies: about four packs per thread, between 128
-/// (enough loads in flight for a short row) and 1024.
-unsigned row_block_threads(std::int64_t cols, int pack) {
-  const std::int64_t wanted = (cols + 4 * pack - 1) / (4 * pack);
-  unsigned threads = 128;
-  while (threads < 1024 && threads < wanted) threads *= 2;
-  return threads;
-}
-
-/// Resolves `requested` for a row of `cols`, throwing Unsupported when a forced strategy cannot
-/// hold the row.
-SoftmaxStrategy resolve_strategy(const char* op, SoftmaxStrategy requested, std::int64_t cols,
-                                 std::size_t element_bytes, int arrays) {
-  if (requested == SoftmaxStrategy::automatic) return choose_strategy(cols, element_bytes, arrays);
-  if (requested == SoftmaxStrategy::warp && cols > kSoftmaxWarpMaxCols) {
-    throw Unsupported(op, "strategy warp holds rows of at most " +
-                              std::to_string(kSoftmaxWarpMaxCols) +
-                              " columns; cols = " + std::to_string(cols));
-  }
-  if (requested == SoftmaxStrategy::block && cols > block_max_cols(element_bytes, arrays)) {
-    throw Unsupported(
-        op, "strategy block caches rows of at most " +
-                std::to_string(block_max_cols(element_bytes, arrays)) +
-                " columns in this device's shared memory; cols = " + std::to_string(cols));
-  }
-  return requested;
-}
 
 void check_options(const char* op, const SoftmaxOptions& options) {
   if (!std::isfinite(options.scale) || options.scale <= 0.0f) {
@@ -119,61 +69,7 @@ void check_options(const char* op, const SoftmaxOptions& options) {
 template <class T>
 constexpr int kPack = detail::kPackElements<T>;
 
-template <int N>
-using Int = std::integral_constant<int, N>;
-
-/// Calls f(lanes, per_lane, pack) with compile-time constants for a warp-strategy row of `cols`
-/// (<= 1024) columns: vectorised (32 lanes, whole packs per lane) when the rows are pack-aligned
-/// and long enough to give every lane a pack; otherwise scalar, with 1..32 lanes per row for short
-/// rows so several rows share a warp. Per-lane counts are powers of two, which bounds the number
-/// of instantiations; a row that does not fill them is padded (-inf forward, 0 backward).
-template <int P, class F>
-void dispatch_warp_shape(std::int64_t cols, bool vectorized, F&& f) {
-  if (vectorized && cols >= 32 * P) {
-    if (cols <= 32 * P) return f(Int<32>{}, Int<P>{}, Int<P>{});
-    if constexpr (2 * P <= 32) {
-      if (cols <= 64 * P) return f(Int<32>{}, Int<2 * P>{}, Int<P>{});
-    }
-    if constexpr (4 * P <= 32) {
-      if (cols <= 128 * P) return f(Int<32>{}, Int<4 * P>{}, Int<P>{});
-    }
-    if constexpr (8 * P <= 32) {
-      if (cols <= 256 * P) return f(Int<32>{}, Int<8 * P>{}, Int<P>{});
-    }
-  }
-  if (cols <= 1) return f(Int<1>{}, Int<1>{}, Int<1>{});
-  if (cols <= 2) return f(Int<2>{}, Int<1>{}, Int<1>{});
-  if (cols <= 4) return f(Int<4>{}, Int<1>{}, Int<1>{});
-  if (cols <= 8) return f(Int<8>{}, Int<1>{}, Int<1>{});
-  if (cols <= 16) return f(Int<16>{}, Int<1>{}, Int<1>{});
-  if (cols <= 32) return f(Int<32>{}, Int<1>{}, Int<1>{});
-  if (cols <= 64) return f(Int<32>{}, Int<2>{}, Int<1>{});
-  if (cols <= 128) return f(Int<32>{}, Int<4>{}, Int<1>{});
-  if (cols <= 256) return f(Int<32>{}, Int<8>{}, Int<1>{});
-  if (cols <= 512) return f(Int<32>{}, Int<16>{}, Int<1>{});
-  return f(Int<32>{}, Int<32>{}, Int<1>{});
-}
-
-/// Launch shape of a block-per-row kernel over `rows` rows.
-LaunchConfig row_block_config(std::int64_t rows, unsigned threads, std::size_t shared_bytes,
-                              cudaStream_t stream) {
-  const int blocks_per_sm = static_cast<int>(std::max(1u, 2048u / threads));
-  return LaunchConfig{dim3(static_cast<unsigned>(detail::grid_stride_blocks(rows, blocks_per_sm))),
-                      dim3(threads), shared_bytes, stream};
-}
-
-/// Lets `kernel` use `bytes` of dynamic shared memory (the opt-in above the 48 KiB default).
-template <class Kernel>
-void allow_shared_memory(Kernel kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024) {
-    WARPFUSE_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(bytes)));
-  }
-}
-
-// --- forward
-// ---------------------------------------------------------------------------------------
+// --- forward ----------------------------------------------------------------------------------
 
 template <class T, SoftmaxMode kMode>
 void run_forward(const char* op, MatrixView<const T> x, MatrixView<T> y,
@@ -184,17 +80,18 @@ void run_forward(const char* op, MatrixView<const T> x, MatrixView<T> y,
   detail::check_alias(op, "y", y, "x", x);
   check_options(op, options);
   if (x.empty()) return;
-  const SoftmaxStrategy strategy = resolve_strategy(op, options.strategy, x.cols, sizeof(T), 1);
+  const SoftmaxStrategy strategy =
+      detail::resolve_row_strategy(op, options.strategy, x.cols, sizeof(T), 1);
   const detail::SoftmaxArgs<T> args{x.data, y.data, x.rows, x.cols, x.ld, y.ld, options.scale};
   constexpr int P = kPack<T>;
   const bool vectorized =
       detail::can_use_packs<P>(x.data, x.ld) && detail::can_use_packs<P>(y.data, y.ld);
   if (strategy == SoftmaxStrategy::warp) {
-    dispatch_warp_shape<P>(x.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
+    detail::dispatch_warp_shape<P>(x.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
       constexpr int kLanes = decltype(lanes)::value;
       constexpr int kRowsPerBlock = detail::kSoftmaxWarpBlockThreads / kLanes;
       const auto blocks = detail::grid_stride_blocks((x.rows + kRowsPerBlock - 1) / kRowsPerBlock,
-                                                     kWarpBlocksPerSm);
+                                                     detail::kWarpBlocksPerSm);
       detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
                                   dim3(detail::kSoftmaxWarpBlockThreads), 0, stream},
                      "softmax_warp_kernel",
@@ -206,15 +103,15 @@ void run_forward(const char* op, MatrixView<const T> x, MatrixView<T> y,
   }
   const auto launch_row_kernel = [&](auto pack) {
     constexpr int kP = decltype(pack)::value;
-    const unsigned threads = row_block_threads(x.cols, kP);
+    const unsigned threads = detail::row_block_threads(x.cols, kP);
     if (strategy == SoftmaxStrategy::block) {
       const std::size_t bytes = static_cast<std::size_t>((x.cols + kP - 1) / kP * kP) * sizeof(T);
       const auto kernel = detail::softmax_block_kernel<T, kMode, kP>;
-      allow_shared_memory(kernel, bytes);
-      detail::launch(row_block_config(x.rows, threads, bytes, stream), "softmax_block_kernel",
-                     kernel, args);
+      detail::allow_shared_memory(kernel, bytes);
+      detail::launch(detail::row_block_config(x.rows, threads, bytes, stream),
+                     "softmax_block_kernel", kernel, args);
     } else {
-      detail::launch(row_block_config(x.rows, threads, 0, stream), "softmax_online_kernel",
+      detail::launch(detail::row_block_config(x.rows, threads, 0, stream), "softmax_online_kernel",
                      detail::softmax_online_kernel<T, kMode, kP>, args);
     }
   };
@@ -240,7 +137,8 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
   detail::check_alias(op, "dx", dx, "dy", dy);
   check_options(op, options);
   if (y.empty()) return;
-  const SoftmaxStrategy strategy = resolve_strategy(op, options.strategy, y.cols, sizeof(T), 2);
+  const SoftmaxStrategy strategy =
+      detail::resolve_row_strategy(op, options.strategy, y.cols, sizeof(T), 2);
   const detail::SoftmaxBackwardArgs<T> args{y.data, dy.data, dx.data, y.rows,       y.cols,
                                             y.ld,   dy.ld,   dx.ld,   options.scale};
   constexpr int P = kPack<T>;
@@ -248,11 +146,11 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
                           detail::can_use_packs<P>(dy.data, dy.ld) &&
                           detail::can_use_packs<P>(dx.data, dx.ld);
   if (strategy == SoftmaxStrategy::warp) {
-    dispatch_warp_shape<P>(y.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
+    detail::dispatch_warp_shape<P>(y.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
       constexpr int kLanes = decltype(lanes)::value;
       constexpr int kRowsPerBlock = detail::kSoftmaxWarpBlockThreads / kLanes;
       const auto blocks = detail::grid_stride_blocks((y.rows + kRowsPerBlock - 1) / kRowsPerBlock,
-                                                     kWarpBlocksPerSm);
+                                                     detail::kWarpBlocksPerSm);
       detail::launch(
           LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(detail::kSoftmaxWarpBlockThreads),
                        0, stream},
@@ -265,16 +163,17 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
   }
   const auto launch_row_kernel = [&](auto pack) {
     constexpr int kP = decltype(pack)::value;
-    const unsigned threads = row_block_threads(y.cols, kP);
+    const unsigned threads = detail::row_block_threads(y.cols, kP);
     if (strategy == SoftmaxStrategy::block) {
       const std::size_t bytes =
           2 * static_cast<std::size_t>((y.cols + kP - 1) / kP * kP) * sizeof(T);
       const auto kernel = detail::softmax_backward_block_kernel<T, kMode, kP>;
-      allow_shared_memory(kernel, bytes);
-      detail::launch(row_block_config(y.rows, threads, bytes, stream),
+      detail::allow_shared_memory(kernel, bytes);
+      detail::launch(detail::row_block_config(y.rows, threads, bytes, stream),
                      "softmax_backward_block_kernel", kernel, args);
     } else {
-      detail::launch(row_block_config(y.rows, threads, 0, stream), "softmax_backward_online_kernel",
+      detail::launch(detail::row_block_config(y.rows, threads, 0, stream),
+                     "softmax_backward_online_kernel",
                      detail::softmax_backward_online_kernel<T, kMode, kP>, args);
     }
   };
@@ -288,11 +187,11 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
 }  // namespace
 
 SoftmaxStrategy softmax_strategy_for(std::int64_t cols, DType dtype) {
-  return choose_strategy(cols, dtype_bytes(dtype), 1);
+  return detail::choose_row_strategy(cols, detail::dtype_bytes(dtype), 1);
 }
 
 std::int64_t softmax_block_max_cols(DType dtype) {
-  return block_max_cols(dtype_bytes(dtype), 1);
+  return detail::block_max_cols(detail::dtype_bytes(dtype), 1);
 }
 
 template <class T>

@@ -1,0 +1,130 @@
+// warpfuse host — launch helpers shared by the row-wise op families (softmax, cross-entropy):
+// which strategy holds a row, the warp-strategy shape dispatch, block-per-row launch shapes and the
+// shared-memory opt-in. The thresholds and their reasons are documented in host/cuda/softmax.cu.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "host/cuda/common.h"
+#include "host/cuda/launch.h"
+#include "warpfuse/dtype.h"
+#include "warpfuse/error.h"
+#include "warpfuse/softmax.h"
+
+namespace warpfuse::detail {
+
+
+/// Shared memory the block kernels keep for the reductions' static slots and alignment.
+constexpr std::int64_t kReservedSharedBytes = 1024;
+/// Resident 128-thread blocks per SM for the warp kernels: 2048 threads, full occupancy.
+constexpr int kWarpBlocksPerSm = 16;
+
+inline std::size_t dtype_bytes(DType dtype) {
+  return dtype == DType::f32 ? 4 : 2;
+}
+
+/// Longest row the block strategy caches: `arrays` row-sized arrays of `element_bytes` each.
+inline std::int64_t block_max_cols(std::size_t element_bytes, int arrays) {
+  const auto shared =
+      static_cast<std::int64_t>(current_device_info().shared_memory_per_block_optin);
+  const std::int64_t cols =
+      (shared - kReservedSharedBytes) / (static_cast<std::int64_t>(element_bytes) * arrays);
+  return cols / 8 * 8;  // whole 16-byte packs for every dtype
+}
+
+inline SoftmaxStrategy choose_row_strategy(std::int64_t cols, std::size_t element_bytes,
+                                           int arrays) {
+  if (cols <= kSoftmaxWarpMaxCols) return SoftmaxStrategy::warp;
+  if (cols <= block_max_cols(element_bytes, arrays)) return SoftmaxStrategy::block;
+  return SoftmaxStrategy::online;
+}
+
+/// Threads per row for the block and online strategies: about four packs per thread, between 128
+/// (enough loads in flight for a short row) and 1024.
+inline unsigned row_block_threads(std::int64_t cols, int pack) {
+  const std::int64_t wanted = (cols + 4 * pack - 1) / (4 * pack);
+  unsigned threads = 128;
+  while (threads < 1024 && threads < wanted) threads *= 2;
+  return threads;
+}
+
+/// Resolves `requested` for a row of `cols`, throwing Unsupported when a forced strategy cannot
+/// hold the row.
+inline SoftmaxStrategy resolve_row_strategy(const char* op, SoftmaxStrategy requested,
+                                            std::int64_t cols, std::size_t element_bytes,
+                                            int arrays) {
+  if (requested == SoftmaxStrategy::automatic)
+    return choose_row_strategy(cols, element_bytes, arrays);
+  if (requested == SoftmaxStrategy::warp && cols > kSoftmaxWarpMaxCols) {
+    throw Unsupported(op, "strategy warp holds rows of at most " +
+                              std::to_string(kSoftmaxWarpMaxCols) +
+                              " columns; cols = " + std::to_string(cols));
+  }
+  if (requested == SoftmaxStrategy::block && cols > block_max_cols(element_bytes, arrays)) {
+    throw Unsupported(
+        op, "strategy block caches rows of at most " +
+                std::to_string(block_max_cols(element_bytes, arrays)) +
+                " columns in this device's shared memory; cols = " + std::to_string(cols));
+  }
+  return requested;
+}
+
+template <int N>
+using Int = std::integral_constant<int, N>;
+
+/// Calls f(lanes, per_lane, pack) with compile-time constants for a warp-strategy row of `cols`
+/// (<= 1024) columns: vectorised (32 lanes, whole packs per lane) when the rows are pack-aligned
+/// and long enough to give every lane a pack; otherwise scalar, with 1..32 lanes per row for short
+/// rows so several rows share a warp. Per-lane counts are powers of two, which bounds the number
+/// of instantiations; a row that does not fill them is padded (-inf forward, 0 backward).
+template <int P, class F>
+void dispatch_warp_shape(std::int64_t cols, bool vectorized, F&& f) {
+  if (vectorized && cols >= 32 * P) {
+    if (cols <= 32 * P) return f(Int<32>{}, Int<P>{}, Int<P>{});
+    if constexpr (2 * P <= 32) {
+      if (cols <= 64 * P) return f(Int<32>{}, Int<2 * P>{}, Int<P>{});
+    }
+    if constexpr (4 * P <= 32) {
+      if (cols <= 128 * P) return f(Int<32>{}, Int<4 * P>{}, Int<P>{});
+    }
+    if constexpr (8 * P <= 32) {
+      if (cols <= 256 * P) return f(Int<32>{}, Int<8 * P>{}, Int<P>{});
+    }
+  }
+  if (cols <= 1) return f(Int<1>{}, Int<1>{}, Int<1>{});
+  if (cols <= 2) return f(Int<2>{}, Int<1>{}, Int<1>{});
+  if (cols <= 4) return f(Int<4>{}, Int<1>{}, Int<1>{});
+  if (cols <= 8) return f(Int<8>{}, Int<1>{}, Int<1>{});
+  if (cols <= 16) return f(Int<16>{}, Int<1>{}, Int<1>{});
+  if (cols <= 32) return f(Int<32>{}, Int<1>{}, Int<1>{});
+  if (cols <= 64) return f(Int<32>{}, Int<2>{}, Int<1>{});
+  if (cols <= 128) return f(Int<32>{}, Int<4>{}, Int<1>{});
+  if (cols <= 256) return f(Int<32>{}, Int<8>{}, Int<1>{});
+  if (cols <= 512) return f(Int<32>{}, Int<16>{}, Int<1>{});
+  return f(Int<32>{}, Int<32>{}, Int<1>{});
+}
+
+/// Launch shape of a block-per-row kernel over `rows` rows.
+inline LaunchConfig row_block_config(std::int64_t rows, unsigned threads, std::size_t shared_bytes,
+                                     cudaStream_t stream) {
+  const int blocks_per_sm = static_cast<int>(std::max(1u, 2048u / threads));
+  return LaunchConfig{dim3(static_cast<unsigned>(grid_stride_blocks(rows, blocks_per_sm))),
+                      dim3(threads), shared_bytes, stream};
+}
+
+/// Lets `kernel` use `bytes` of dynamic shared memory (the opt-in above the 48 KiB default).
+template <class Kernel>
+void allow_shared_memory(Kernel kernel, std::size_t bytes) {
+  if (bytes > 48 * 1024) {
+    WARPFUSE_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(bytes)));
+  }
+}
+
+}  // namespace warpfuse::detail
