@@ -1,0 +1,91 @@
+// warpfuse host — the loss ops' shared workspace, status and final reduction
+// (include/warpfuse/loss.h, kernels/loss.cuh).
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+#include "host/cuda/launch.h"
+#include "host/cuda/loss_internal.h"
+#include "kernels/loss.cuh"
+#include "warpfuse/error.h"
+#include "warpfuse/loss.h"
+
+namespace warpfuse {
+
+const char* to_string(Reduction reduction) {
+  switch (reduction) {
+    case Reduction::none:
+      return "none";
+    case Reduction::mean:
+      return "mean";
+    case Reduction::sum:
+      return "sum";
+    case Reduction::per_sample:
+      return "per_sample";
+    case Reduction::per_sample_sum:
+      return "per_sample_sum";
+  }
+  return "unknown";
+}
+
+std::size_t loss_workspace_bytes(std::int64_t rows) {
+  const std::int64_t partials = rows > 0 ? rows : 0;
+  const std::int64_t bytes =
+      detail::kLossHeaderBytes + partials * static_cast<std::int64_t>(sizeof(float));
+  return static_cast<std::size_t>((bytes + 255) / 256 * 256);
+}
+
+namespace {
+
+void check_workspace(const char* op, const LossWorkspace& workspace, std::int64_t rows) {
+  const std::size_t needed = loss_workspace_bytes(rows);
+  if (workspace.data == nullptr || workspace.bytes < needed) {
+    throw InvalidArgument(op, "workspace",
+                          "holds " + std::to_string(workspace.bytes) + " bytes" +
+                              (workspace.data == nullptr ? " at a null pointer" : "") +
+                              " but loss_workspace_bytes(" + std::to_string(rows) +
+                              ") = " + std::to_string(needed) + " are needed");
+  }
+  if (reinterpret_cast<std::uintptr_t>(workspace.data) % 256 != 0) {
+    throw InvalidArgument(op, "workspace", "data must be 256-byte aligned (as cudaMalloc's is)");
+  }
+}
+
+}  // namespace
+
+LossStatus read_loss_status(const LossWorkspace& workspace, cudaStream_t stream) {
+  check_workspace("read_loss_status", workspace, 0);
+  detail::LossHeader header{};
+  WARPFUSE_CUDA_CHECK(
+      cudaMemcpyAsync(&header, workspace.data, sizeof(header), cudaMemcpyDeviceToHost, stream));
+  WARPFUSE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  LossStatus status;
+  status.bad_rows = static_cast<std::int64_t>(header.bad_rows);
+  status.first_bad_row =
+      header.bad_rows == 0 ? -1 : static_cast<std::int64_t>(header.first_bad_row);
+  return status;
+}
+
+namespace detail {
+
+LossScratch prepare_loss_workspace(const char* op, const LossWorkspace& workspace,
+                                   std::int64_t rows, cudaStream_t stream) {
+  check_workspace(op, workspace, rows);
+  auto* header = static_cast<LossHeader*>(workspace.data);
+  // Zero counts, and first_bad_row all ones ("none") so atomicMin can only lower it.
+  WARPFUSE_CUDA_CHECK(cudaMemsetAsync(header, 0, sizeof(LossHeader), stream));
+  WARPFUSE_CUDA_CHECK(
+      cudaMemsetAsync(&header->first_bad_row, 0xFF, sizeof(header->first_bad_row), stream));
+  return LossScratch{
+      header, reinterpret_cast<float*>(static_cast<char*>(workspace.data) + kLossHeaderBytes)};
+}
+
+void launch_loss_reduce(const float* partials, std::int64_t n, float scale, const float* divisor,
+                        float* out, cudaStream_t stream) {
+  launch(LaunchConfig{dim3(1), dim3(kLossReduceThreads), 0, stream}, "loss_reduce_kernel",
+         loss_reduce_kernel<float>, partials, n, scale, divisor, out);
+}
+
+}  // namespace detail
+}  // namespace warpfuse
