@@ -40,9 +40,6 @@ namespace warpfuse::detail {
 
 enum class SoftmaxMode { softmax, log_softmax };
 
-/// Threads per block of the warp strategy: 4 warps.
-constexpr int kSoftmaxWarpBlockThreads = 128;
-
 /// Forward arguments: y = softmax(scale * x) over rows x cols.
 template <class T>
 struct SoftmaxArgs {
@@ -91,7 +88,7 @@ struct RowNormalizer {
   }
 };
 
-/// Warp strategy, forward. Grid: 1-D, grid-stride over rows. Block: kSoftmaxWarpBlockThreads
+/// Warp strategy, forward. Grid: 1-D, grid-stride over rows. Block: kWarpRowBlockThreads
 /// (whole warps). Each group of kLanes lanes owns one row; lane j holds columns
 /// (k * kLanes + j) * kPack + i for k < kPerLane / kPack, i < kPack. No shared memory.
 /// Requires cols <= kLanes * kPerLane; kPack > 1 only with pack-aligned rows.

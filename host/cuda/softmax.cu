@@ -89,11 +89,11 @@ void run_forward(const char* op, MatrixView<const T> x, MatrixView<T> y,
   if (strategy == SoftmaxStrategy::warp) {
     detail::dispatch_warp_shape<P>(x.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
       constexpr int kLanes = decltype(lanes)::value;
-      constexpr int kRowsPerBlock = detail::kSoftmaxWarpBlockThreads / kLanes;
+      constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
       const auto blocks = detail::grid_stride_blocks((x.rows + kRowsPerBlock - 1) / kRowsPerBlock,
                                                      detail::kWarpBlocksPerSm);
       detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
-                                  dim3(detail::kSoftmaxWarpBlockThreads), 0, stream},
+                                  dim3(detail::kWarpRowBlockThreads), 0, stream},
                      "softmax_warp_kernel",
                      detail::softmax_warp_kernel<T, kMode, kLanes, decltype(per_lane)::value,
                                                  decltype(pack)::value>,
@@ -148,12 +148,12 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
   if (strategy == SoftmaxStrategy::warp) {
     detail::dispatch_warp_shape<P>(y.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
       constexpr int kLanes = decltype(lanes)::value;
-      constexpr int kRowsPerBlock = detail::kSoftmaxWarpBlockThreads / kLanes;
+      constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
       const auto blocks = detail::grid_stride_blocks((y.rows + kRowsPerBlock - 1) / kRowsPerBlock,
                                                      detail::kWarpBlocksPerSm);
       detail::launch(
-          LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(detail::kSoftmaxWarpBlockThreads),
-                       0, stream},
+          LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(detail::kWarpRowBlockThreads), 0,
+                       stream},
           "softmax_backward_warp_kernel",
           detail::softmax_backward_warp_kernel<T, kMode, kLanes, decltype(per_lane)::value,
                                                decltype(pack)::value>,

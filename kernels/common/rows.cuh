@@ -10,6 +10,9 @@
 
 namespace warpfuse::detail {
 
+/// Threads per block of the warp-per-row kernels: 4 warps.
+constexpr int kWarpRowBlockThreads = 128;
+
 /// Loads kPack elements of a row starting at `col` (a multiple of kPack) into dst as fp32, times
 /// `scale`; positions at or past `cols` get `fill`. One 16-byte access when the whole pack is in
 /// the row (the caller guarantees row alignment when kPack > 1), scalar accesses otherwise.

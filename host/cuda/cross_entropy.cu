@@ -1,0 +1,271 @@
+// warpfuse host — cross-entropy: validation, strategy choice, launches (math and semantics in
+// include/warpfuse/cross_entropy.h; kernels in kernels/cross_entropy.cuh).
+//
+// Launch sequence on the caller's stream, all into the caller's workspace:
+//   1. reset the workspace status (two memsets);
+//   2. index targets: cross_entropy_prepare_kernel (one block) sums the class weights and the
+//      mean's denominator, which the main kernel needs before it writes any gradient;
+//   3. the main kernel (warp, block or online; chosen as for softmax, host/cuda/rows.h): per-row
+//      loss, lse, and the gradient in the same pass;
+//   4. mean or sum: loss_reduce_kernel sums the per-row losses in a fixed order.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "host/cuda/launch.h"
+#include "host/cuda/loss_internal.h"
+#include "host/cuda/rows.h"
+#include "kernels/cross_entropy.cuh"
+#include "warpfuse/cross_entropy.h"
+#include "warpfuse/error.h"
+
+namespace warpfuse {
+namespace {
+
+using detail::Int;
+using detail::LaunchConfig;
+
+void check_options(const char* op, const CrossEntropyOptions& options) {
+  if (!(options.label_smoothing >= 0.0f && options.label_smoothing < 1.0f)) {
+    throw InvalidArgument(
+        op, "options.label_smoothing",
+        "label_smoothing = " + std::to_string(options.label_smoothing) + " must be in [0, 1)");
+  }
+  if (!(options.z_loss >= 0.0f) || !std::isfinite(options.z_loss)) {
+    throw InvalidArgument(
+        op, "options.z_loss",
+        "z_loss = " + std::to_string(options.z_loss) + " must be finite and non-negative");
+  }
+  if (!std::isfinite(options.grad_scale)) {
+    throw InvalidArgument(op, "options.grad_scale", "grad_scale must be finite");
+  }
+  if (options.reduction != Reduction::none && options.reduction != Reduction::mean &&
+      options.reduction != Reduction::sum) {
+    throw InvalidArgument(op, "options.reduction",
+                          std::string("reduction = ") + to_string(options.reduction) +
+                              " is not one of none, mean, sum");
+  }
+  const int strategy = static_cast<int>(options.strategy);
+  if (strategy < 0 || strategy > static_cast<int>(SoftmaxStrategy::online)) {
+    throw InvalidArgument(op, "options.strategy",
+                          "strategy = " + std::to_string(strategy) + " is not a SoftmaxStrategy");
+  }
+}
+
+template <class T, class Targets>
+void launch_main(const detail::CrossEntropyArgs<T, Targets>& args, SoftmaxStrategy strategy,
+                 bool vectorized, cudaStream_t stream) {
+  constexpr int P = detail::kPackElements<T>;
+  if (strategy == SoftmaxStrategy::warp) {
+    detail::dispatch_warp_shape<P>(
+        args.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
+          constexpr int kLanes = decltype(lanes)::value;
+          constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
+          const auto blocks = detail::grid_stride_blocks(
+              (args.rows + kRowsPerBlock - 1) / kRowsPerBlock, detail::kWarpBlocksPerSm);
+          detail::launch(
+              LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(detail::kWarpRowBlockThreads),
+                           0, stream},
+              "cross_entropy_warp_kernel",
+              detail::cross_entropy_warp_kernel<T, Targets, kLanes, decltype(per_lane)::value,
+                                                decltype(pack)::value>,
+              args);
+        });
+    return;
+  }
+  const auto launch_row_kernel = [&](auto pack) {
+    constexpr int kP = decltype(pack)::value;
+    const unsigned threads = detail::row_block_threads(args.cols, kP);
+    if (strategy == SoftmaxStrategy::block) {
+      const std::size_t bytes =
+          static_cast<std::size_t>((args.cols + kP - 1) / kP * kP) * sizeof(T);
+      const auto kernel = detail::cross_entropy_block_kernel<T, Targets, kP>;
+      detail::allow_shared_memory(kernel, bytes);
+      detail::launch(detail::row_block_config(args.rows, threads, bytes, stream),
+                     "cross_entropy_block_kernel", kernel, args);
+    } else {
+      detail::launch(detail::row_block_config(args.rows, threads, 0, stream),
+                     "cross_entropy_online_kernel",
+                     detail::cross_entropy_online_kernel<T, Targets, kP>, args);
+    }
+  };
+  if (vectorized) {
+    launch_row_kernel(Int<P>{});
+  } else {
+    launch_row_kernel(Int<1>{});
+  }
+}
+
+/// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.
+template <class T, class Targets>
+void run(const char* op, MatrixView<const T> logits, Targets targets,
+         const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+         const CrossEntropyOptions& options, VectorView<const float> weight,
+         const detail::LossScratch& scratch, cudaStream_t stream) {
+  const std::int64_t rows = logits.rows;
+  const bool gradient = outputs.dlogits.data != nullptr;
+  float* row_loss = options.reduction == Reduction::none ? outputs.loss : scratch.row_partials;
+  if (rows > 0) {
+    const SoftmaxStrategy strategy =
+        detail::resolve_row_strategy(op, options.strategy, logits.cols, sizeof(T), 1);
+    constexpr int P = detail::kPackElements<T>;
+    const bool vectorized =
+        detail::can_use_packs<P>(logits.data, logits.ld) &&
+        (!gradient || detail::can_use_packs<P>(outputs.dlogits.data, outputs.dlogits.ld));
+    const detail::CrossEntropyArgs<T, Targets> args{logits.data,
+                                                    rows,
+                                                    logits.cols,
+                                                    logits.ld,
+                                                    targets,
+                                                    weight.size > 0 ? weight.data : nullptr,
+                                                    options.label_smoothing,
+                                                    options.z_loss,
+                                                    options.grad_scale,
+                                                    options.reduction == Reduction::mean,
+                                                    row_loss,
+                                                    outputs.logsumexp,
+                                                    gradient ? outputs.dlogits.data : nullptr,
+                                                    outputs.dlogits.ld,
+                                                    scratch.header};
+    launch_main(args, strategy, vectorized, stream);
+  }
+  if (options.reduction == Reduction::sum) {
+    detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, nullptr, outputs.loss, stream);
+  } else if (options.reduction == Reduction::mean) {
+    if constexpr (Targets::kProbabilities) {
+      const float scale = rows > 0 ? 1.0f / static_cast<float>(rows) : 0.0f;
+      detail::launch_loss_reduce(scratch.row_partials, rows, scale, nullptr, outputs.loss, stream);
+    } else {
+      detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, &scratch.header->denominator,
+                                 outputs.loss, stream);
+    }
+  }
+  static_cast<void>(workspace);
+}
+
+/// Checks shared by both target kinds; returns the prepared workspace.
+template <class T>
+detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
+                                 const CrossEntropyOutputs<T>& outputs,
+                                 const LossWorkspace& workspace, const CrossEntropyOptions& options,
+                                 VectorView<const float> weight, cudaStream_t stream) {
+  detail::check_view(op, "logits", logits);
+  if (logits.rows > 0 && logits.cols == 0) {
+    throw InvalidArgument(op, "logits", "cols = 0: there must be at least one class");
+  }
+  check_options(op, options);
+  detail::check_view(op, "weight", weight);
+  if (weight.size != 0 && weight.size != logits.cols) {
+    throw InvalidArgument(op, "weight",
+                          "size = " + std::to_string(weight.size) + " but logits have " +
+                              std::to_string(logits.cols) + " classes");
+  }
+  const bool loss_needed = options.reduction != Reduction::none || logits.rows > 0;
+  if (outputs.loss == nullptr && loss_needed) {
+    throw InvalidArgument(op, "outputs.loss", "is null");
+  }
+  if (outputs.dlogits.data != nullptr || !outputs.dlogits.empty()) {
+    detail::check_view(op, "outputs.dlogits", outputs.dlogits);
+    detail::check_same_shape(op, "outputs.dlogits", outputs.dlogits, "logits", logits);
+    detail::check_alias(op, "outputs.dlogits", outputs.dlogits, "logits", logits);
+  }
+  return detail::prepare_loss_workspace(op, workspace, logits.rows, stream);
+}
+
+}  // namespace
+
+template <class T, class Index>
+void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
+                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+                   const CrossEntropyOptions& options, VectorView<const float> weight,
+                   cudaStream_t stream) {
+  const char* op = "cross_entropy";
+  detail::check_view(op, "targets", targets);
+  if (targets.size != logits.rows) {
+    throw InvalidArgument(op, "targets",
+                          "size = " + std::to_string(targets.size) + " but logits have " +
+                              std::to_string(logits.rows) + " rows");
+  }
+  const detail::LossScratch scratch =
+      check_common(op, logits, outputs, workspace, options, weight, stream);
+  detail::launch(LaunchConfig{dim3(1), dim3(detail::kLossReduceThreads), 0, stream},
+                 "cross_entropy_prepare_kernel", detail::cross_entropy_prepare_kernel<Index>,
+                 targets.data, logits.rows, logits.cols,
+                 static_cast<long long>(options.ignore_index),
+                 weight.size > 0 ? weight.data : nullptr, scratch.header);
+  run(op, logits, detail::IndexTargets<Index>{targets.data, options.ignore_index}, outputs,
+      workspace, options, weight, scratch, stream);
+}
+
+template <class T>
+void cross_entropy(MatrixView<const T> logits, MatrixView<const T> target_probabilities,
+                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+                   const CrossEntropyOptions& options, VectorView<const float> weight,
+                   cudaStream_t stream) {
+  const char* op = "cross_entropy";
+  detail::check_view(op, "target_probabilities", target_probabilities);
+  detail::check_same_shape(op, "target_probabilities", target_probabilities, "logits", logits);
+  if (outputs.dlogits.data != nullptr) {
+    detail::check_alias(op, "outputs.dlogits", outputs.dlogits, "target_probabilities",
+                        target_probabilities);
+  }
+  const detail::LossScratch scratch =
+      check_common(op, logits, outputs, workspace, options, weight, stream);
+  run(op, logits, detail::ProbabilityTargets<T>{target_probabilities.data, target_probabilities.ld},
+      outputs, workspace, options, weight, scratch, stream);
+}
+
+template <class Index>
+void check_cross_entropy_targets(const LossWorkspace& workspace, VectorView<const Index> targets,
+                                 std::int64_t num_classes, cudaStream_t stream) {
+  const LossStatus status = read_loss_status(workspace, stream);
+  if (status.bad_rows == 0) return;
+  Index target{};
+  if (status.first_bad_row >= 0 && status.first_bad_row < targets.size) {
+    WARPFUSE_CUDA_CHECK(cudaMemcpy(&target, targets.data + status.first_bad_row, sizeof(Index),
+                                   cudaMemcpyDeviceToHost));
+  }
+  throw InvalidArgument(
+      "cross_entropy", "targets",
+      std::to_string(status.bad_rows) + " row(s) have a class index outside [0, " +
+          std::to_string(num_classes) + ") that is not ignore_index; the first is row " +
+          std::to_string(status.first_bad_row) + " with target " +
+          std::to_string(static_cast<long long>(target)));
+}
+
+#define WARPFUSE_INSTANTIATE_CROSS_ENTROPY(T, Index)                               \
+  template void cross_entropy<T, Index>(                                           \
+      MatrixView<const T>, VectorView<const Index>, const CrossEntropyOutputs<T>&, \
+      const LossWorkspace&, const CrossEntropyOptions&, VectorView<const float>, cudaStream_t);
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(float, std::int32_t)
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(float, std::int64_t)
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__half, std::int32_t)
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__half, std::int64_t)
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__nv_bfloat16, std::int32_t)
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__nv_bfloat16, std::int64_t)
+#undef WARPFUSE_INSTANTIATE_CROSS_ENTROPY
+
+template void cross_entropy<float>(MatrixView<const float>, MatrixView<const float>,
+                                   const CrossEntropyOutputs<float>&, const LossWorkspace&,
+                                   const CrossEntropyOptions&, VectorView<const float>,
+                                   cudaStream_t);
+template void cross_entropy<__half>(MatrixView<const __half>, MatrixView<const __half>,
+                                    const CrossEntropyOutputs<__half>&, const LossWorkspace&,
+                                    const CrossEntropyOptions&, VectorView<const float>,
+                                    cudaStream_t);
+template void cross_entropy<__nv_bfloat16>(MatrixView<const __nv_bfloat16>,
+                                           MatrixView<const __nv_bfloat16>,
+                                           const CrossEntropyOutputs<__nv_bfloat16>&,
+                                           const LossWorkspace&, const CrossEntropyOptions&,
+                                           VectorView<const float>, cudaStream_t);
+template void check_cross_entropy_targets<std::int32_t>(const LossWorkspace&,
+                                                        VectorView<const std::int32_t>,
+                                                        std::int64_t, cudaStream_t);
+template void check_cross_entropy_targets<std::int64_t>(const LossWorkspace&,
+                                                        VectorView<const std::int64_t>,
+                                                        std::int64_t, cudaStream_t);
+
+}  // namespace warpfuse

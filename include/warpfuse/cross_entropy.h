@@ -1,0 +1,111 @@
+// warpfuse — cross-entropy from logits, fused with softmax and with its gradient.
+//
+// Per row i of the rows x C logits z (row stride ld), p = softmax(z_i), lse_i = log sum_c
+// exp(z_ic):
+//   class-index targets t_i (int32 or int64), label smoothing e, class weights w (default 1),
+//   W = sum_c w_c, z-loss coefficient zl:
+//     loss_i = (1 - e) w_t (lse_i - z_it) + (e / C) (W lse_i - sum_c w_c z_ic) + zl lse_i^2
+//   probability targets q_i (rows x C, one-hot or soft; smoothing gives q' = (1 - e) q + e / C):
+//     loss_i = sum_c w_c q'_c (lse_i - z_ic) + zl lse_i^2
+// Gradient, written in the same pass over the logits when `dlogits` is given:
+//     dz_ic = g_i d loss_i / d z_ic = g_i (p_c (sum_k w_k q'_k + 2 zl lse_i) - w_c q'_c)
+// (for index targets q' is the smoothed one-hot), with g_i = grad_scale x the reduction's factor.
+//
+// Reductions (Reduction in <warpfuse/loss.h>): none (rows losses), sum, or mean. The mean follows
+// PyTorch: for index targets it divides by the sum of w_t over the counted rows (the row count
+// without weights); for probability targets by rows. Rows whose target is ignore_index contribute
+// no loss and a zero gradient row, and are not counted; when every row is ignored the mean loss is
+// 0 and the gradient 0 (not NaN).
+//
+// Bad targets (an index outside [0, C) that is not ignore_index) never abort the kernel: that
+// row's loss is NaN (so a mean or sum is NaN), its gradient row is zero, it is not counted in the
+// mean's denominator, and it is counted in the workspace's status. read_loss_status tells how many
+// and which came first; check_cross_entropy_targets turns them into an InvalidArgument naming the
+// first bad row and its target.
+//
+// Edge values: -inf at the target gives +inf loss; -inf elsewhere is fine (probability 0; with
+// label smoothing the smoothed term is +inf, as the math says); a row of all -inf gives NaN. Large
+// magnitudes (+-1e4) are handled by subtracting the row maximum.
+//
+// Strategies (SoftmaxOptions's meaning): warp (C <= 1024, the row in registers), block (the row
+// cached in shared memory), online (two passes over global memory, any C); automatic picks as
+// softmax does. With warp or block the logits are read once; dlogits may alias logits (in place,
+// no logits-sized temporary). Asynchronous on `stream`; scratch comes from the caller's workspace.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "warpfuse/loss.h"
+#include "warpfuse/softmax.h"
+#include "warpfuse/view.h"
+
+namespace warpfuse {
+
+struct CrossEntropyOptions {
+  std::int64_t ignore_index = -100;  ///< rows with this target are skipped (index targets only)
+  float label_smoothing = 0.0f;      ///< e in [0, 1)
+  float z_loss = 0.0f;               ///< coefficient of lse^2, >= 0
+  Reduction reduction = Reduction::mean;  ///< none, mean or sum
+  float grad_scale = 1.0f;                ///< upstream gradient of the op's output
+  SoftmaxStrategy strategy = SoftmaxStrategy::automatic;
+};
+
+/// Where cross_entropy writes. Only `loss` is required.
+template <class T>
+struct CrossEntropyOutputs {
+  float* loss = nullptr;       ///< device: rows floats (Reduction::none) or 1 float
+  MatrixView<T> dlogits{};     ///< the gradient (rows x C), optional; may alias the logits
+  float* logsumexp = nullptr;  ///< device: rows floats, optional
+};
+
+/// Cross-entropy with class-index targets. `weight`: optional per-class weights (C floats, device).
+template <class T, class Index>
+void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
+                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+                   const CrossEntropyOptions& options = {}, VectorView<const float> weight = {},
+                   cudaStream_t stream = nullptr);
+
+/// Cross-entropy with probability targets (rows x C, same dtype as the logits): Keras's
+/// categorical_crossentropy(from_logits=True). options.ignore_index is not used.
+template <class T>
+void cross_entropy(MatrixView<const T> logits, MatrixView<const T> target_probabilities,
+                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+                   const CrossEntropyOptions& options = {}, VectorView<const float> weight = {},
+                   cudaStream_t stream = nullptr);
+
+/// Waits for `stream`; throws InvalidArgument (op 'cross_entropy', argument 'targets') naming the
+/// number of bad rows, the first one and its target when the last cross_entropy that used
+/// `workspace` found class indices outside [0, num_classes). Returns normally otherwise.
+template <class Index>
+void check_cross_entropy_targets(const LossWorkspace& workspace, VectorView<const Index> targets,
+                                 std::int64_t num_classes, cudaStream_t stream = nullptr);
+
+// Overloads taking mutable views of the inputs.
+template <class L, class I, class = std::enable_if_t<!std::is_const_v<L> || !std::is_const_v<I>>>
+void cross_entropy(MatrixView<L> logits, VectorView<I> targets,
+                   const CrossEntropyOutputs<std::remove_const_t<L>>& outputs,
+                   const LossWorkspace& workspace, const CrossEntropyOptions& options = {},
+                   VectorView<const float> weight = {}, cudaStream_t stream = nullptr) {
+  using T = std::remove_const_t<L>;
+  using Index = std::remove_const_t<I>;
+  cross_entropy(MatrixView<const T>(logits), VectorView<const Index>(targets), outputs, workspace,
+                options, weight, stream);
+}
+template <class T>
+void cross_entropy(MatrixView<T> logits, MatrixView<T> target_probabilities,
+                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+                   const CrossEntropyOptions& options = {}, VectorView<const float> weight = {},
+                   cudaStream_t stream = nullptr) {
+  cross_entropy(MatrixView<const T>(logits), MatrixView<const T>(target_probabilities), outputs,
+                workspace, options, weight, stream);
+}
+template <class Index>
+void check_cross_entropy_targets(const LossWorkspace& workspace, VectorView<Index> targets,
+                                 std::int64_t num_classes, cudaStream_t stream = nullptr) {
+  check_cross_entropy_targets(workspace, VectorView<const Index>(targets), num_classes, stream);
+}
+
+}  // namespace warpfuse

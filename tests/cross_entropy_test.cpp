@@ -1,0 +1,454 @@
+// Tests of the fused cross-entropy (include/warpfuse/cross_entropy.h) against the double
+// reference. One body, in the emulated and the GPU binaries.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+#include "warpfuse/cross_entropy.h"
+#include "warpfuse/ref/cross_entropy.h"
+
+namespace warpfuse::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+/// One cross-entropy case.
+struct CeCase {
+  std::int64_t rows;
+  std::int64_t classes;
+  SoftmaxStrategy strategy = SoftmaxStrategy::automatic;
+  Reduction reduction = Reduction::mean;
+  float smoothing = 0.0f;
+  float z_loss = 0.0f;
+  bool weights = false;
+  bool probabilities = false;  // probability targets instead of class indices
+  int ignored_every = 0;       // every n-th row (n > 0) gets ignore_index
+  bool gradient = true;
+  bool in_place = false;    // dlogits == logits
+  std::int64_t ld_pad = 0;  // extra elements per row
+  float grad_scale = 1.0f;
+
+  std::string name() const {
+    return std::to_string(rows) + "x" + std::to_string(classes) + " " + to_string(strategy) + " " +
+           to_string(reduction) + " smoothing " + std::to_string(smoothing) + " z " +
+           std::to_string(z_loss) + (weights ? " weighted" : "") +
+           (probabilities ? " probabilities" : " indices") +
+           (ignored_every ? " ignore/" + std::to_string(ignored_every) : "") +
+           (gradient ? "" : " no-grad") + (in_place ? " in-place" : "") + " ld+" +
+           std::to_string(ld_pad);
+  }
+};
+
+/// A workspace sized for `rows`.
+struct Workspace {
+  explicit Workspace(std::int64_t rows) : buffer(loss_workspace_bytes(rows)) {}
+  LossWorkspace get() { return LossWorkspace{buffer.data(), buffer.size()}; }
+  DeviceBuffer<unsigned char> buffer;
+};
+
+template <class T, class Index>
+void check_ce(const CeCase& c, std::uint64_t seed) {
+  SCOPED_TRACE(c.name() + " " + type_name<T>() + " " + type_name<Index>());
+  const std::int64_t ld = c.classes + c.ld_pad;
+  const std::size_t span = static_cast<std::size_t>(c.rows * ld);
+  const std::vector<T> logits_host = random_values<T>(span, seed, -3.0, 3.0);
+  std::vector<double> logits(static_cast<std::size_t>(c.rows * c.classes));
+  for (std::int64_t r = 0; r < c.rows; ++r)
+    for (std::int64_t k = 0; k < c.classes; ++k)
+      logits[r * c.classes + k] = to_double(logits_host[r * ld + k]);
+
+  // Targets: row 0 at class 0, row 1 at class C - 1, the rest random; some ignored.
+  std::vector<std::int64_t> targets(static_cast<std::size_t>(c.rows));
+  const auto draws = random_values<std::int64_t>(targets.size(), seed + 1, 0, c.classes - 1);
+  for (std::int64_t r = 0; r < c.rows; ++r) {
+    targets[r] = r == 0 ? 0 : (r == 1 ? c.classes - 1 : draws[r]);
+    if (c.ignored_every > 0 && r % c.ignored_every == c.ignored_every - 1) targets[r] = -100;
+  }
+  std::vector<Index> targets_typed(targets.begin(), targets.end());
+  // Soft probability targets: positive draws normalised per row (rounded to T afterwards).
+  std::vector<T> probs_host(span, from_double<T>(0.0));
+  std::vector<double> probs(logits.size());
+  if (c.probabilities) {
+    const auto raw = random_values<double>(logits.size(), seed + 2, 0.0, 1.0);
+    for (std::int64_t r = 0; r < c.rows; ++r) {
+      double total = 0.0;
+      for (std::int64_t k = 0; k < c.classes; ++k) total += raw[r * c.classes + k];
+      for (std::int64_t k = 0; k < c.classes; ++k) {
+        probs_host[r * ld + k] = from_double<T>(raw[r * c.classes + k] / total);
+        probs[r * c.classes + k] = to_double(probs_host[r * ld + k]);
+      }
+    }
+  }
+  std::vector<float> weight_host;
+  std::vector<double> weight;
+  if (c.weights) {
+    weight_host = random_values<float>(static_cast<std::size_t>(c.classes), seed + 3, 0.5, 2.0);
+    weight.assign(weight_host.begin(), weight_host.end());
+  }
+
+  DeviceBuffer<T> d_logits = to_device(logits_host);
+  DeviceBuffer<Index> d_targets = to_device(targets_typed);
+  DeviceBuffer<T> d_probs = to_device(probs_host);
+  DeviceBuffer<float> d_weight = to_device(weight_host);
+  const std::size_t loss_count = c.reduction == Reduction::none ? c.rows : 1;
+  DeviceBuffer<float> d_loss = poisoned_buffer<float>(loss_count);
+  DeviceBuffer<float> d_lse = poisoned_buffer<float>(static_cast<std::size_t>(c.rows));
+  DeviceBuffer<T> d_grad_separate = poisoned_buffer<T>(span);
+  DeviceBuffer<T>& d_grad = c.in_place ? d_logits : d_grad_separate;
+  Workspace workspace(c.rows);
+
+  CrossEntropyOptions options;
+  options.label_smoothing = c.smoothing;
+  options.z_loss = c.z_loss;
+  options.reduction = c.reduction;
+  options.strategy = c.strategy;
+  options.grad_scale = c.grad_scale;
+  CrossEntropyOutputs<T> outputs;
+  outputs.loss = d_loss.data();
+  outputs.logsumexp = d_lse.data();
+  if (c.gradient) outputs.dlogits = MatrixView<T>(d_grad.data(), c.rows, c.classes, ld);
+  const MatrixView<const T> logits_view(d_logits.data(), c.rows, c.classes, ld);
+  const VectorView<const float> weight_view(c.weights ? d_weight.data() : nullptr,
+                                            c.weights ? c.classes : 0);
+  if (c.probabilities) {
+    cross_entropy(logits_view, MatrixView<const T>(d_probs.data(), c.rows, c.classes, ld), outputs,
+                  workspace.get(), options, weight_view);
+  } else {
+    cross_entropy(logits_view, VectorView<const Index>(d_targets.data(), c.rows), outputs,
+                  workspace.get(), options, weight_view);
+  }
+  WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_EQ(read_loss_status(workspace.get()).bad_rows, 0);
+
+  // Reference.
+  ref::CrossEntropyParams params;
+  params.label_smoothing = c.smoothing;
+  params.z_loss = c.z_loss;
+  params.weight = c.weights ? weight.data() : nullptr;
+  std::vector<double> row_loss(c.rows), lse(c.rows), row_grad(logits.size());
+  if (c.probabilities) {
+    ref::cross_entropy(logits.data(), c.rows, c.classes, probs.data(), params, row_loss.data(),
+                       lse.data(), row_grad.data());
+  } else {
+    ref::cross_entropy(logits.data(), c.rows, c.classes, targets.data(), params, row_loss.data(),
+                       lse.data(), row_grad.data());
+  }
+  double divisor = 1.0;
+  if (c.reduction == Reduction::mean) {
+    divisor = c.probabilities
+                  ? static_cast<double>(c.rows)
+                  : ref::cross_entropy_mean_denominator(targets.data(), c.rows, c.classes, params);
+  }
+  // Loss: fp32 sums over C exponentials and over rows; error grows with both.
+  const double loss_rtol = 2e-5 * std::sqrt(static_cast<double>(c.classes) + c.rows);
+  std::vector<double> expected_loss;
+  double magnitude = 0.0;
+  for (double v : row_loss) magnitude += std::fabs(v);
+  if (c.reduction == Reduction::none) {
+    expected_loss = row_loss;
+  } else {
+    double total = 0.0;
+    for (double v : row_loss) total += v;
+    expected_loss = {divisor == 0.0 ? 0.0 : total / divisor};
+    magnitude = divisor == 0.0 ? 0.0 : magnitude / divisor;
+  }
+  EXPECT_TRUE(all_close(
+      d_loss.to_host(), expected_loss,
+      Tolerance{1e-5 + loss_rtol * (c.reduction == Reduction::none ? 0.0 : magnitude), loss_rtol}));
+  EXPECT_TRUE(all_close(d_lse.to_host(), lse, Tolerance{1e-5, loss_rtol}));
+
+  if (!c.gradient) return;
+  const double g = c.grad_scale * (divisor == 0.0 ? 0.0 : 1.0 / divisor);
+  const std::vector<T> grad_storage = d_grad.to_host();
+  std::vector<T> grad_dense(logits.size());
+  std::vector<double> expected_grad(logits.size()), term_scale(logits.size());
+  for (std::int64_t r = 0; r < c.rows; ++r) {
+    for (std::int64_t k = 0; k < c.classes; ++k) {
+      const std::size_t i = r * c.classes + k;
+      grad_dense[i] = grad_storage[r * ld + k];
+      expected_grad[i] = g * row_grad[i];
+      // p_c * factor and the target mass cancel near the target: scale by the terms.
+      term_scale[i] = 4.0 * std::fabs(g) *
+                      (std::exp(logits[i] - lse[r]) * (1.0 + 2.0 * c.z_loss * std::fabs(lse[r])) *
+                           (c.weights ? 2.0 : 1.0) +
+                       std::fabs(row_grad[i]));
+    }
+  }
+  EXPECT_TRUE(all_close_scaled(grad_dense, rounded_to<T>(expected_grad), term_scale,
+                               tolerance_for<T>(), c.classes));
+  if (c.ld_pad > 0 && !c.in_place) {
+    for (std::int64_t r = 0; r < c.rows; ++r)
+      for (std::int64_t k = c.classes; k < ld; ++k)
+        ASSERT_TRUE(std::isnan(to_double(grad_storage[r * ld + k]))) << "wrote the row gap";
+  }
+}
+
+template <class T>
+class CrossEntropy : public DeviceTest {};
+using StorageTypes = ::testing::Types<float, __half, __nv_bfloat16>;
+TYPED_TEST_SUITE(CrossEntropy, StorageTypes);
+
+std::vector<SoftmaxStrategy> strategies_for(std::int64_t classes, std::size_t element_bytes) {
+  std::vector<SoftmaxStrategy> result;
+  if (classes <= kSoftmaxWarpMaxCols) result.push_back(SoftmaxStrategy::warp);
+  const DType dtype = element_bytes == 4 ? DType::f32 : DType::f16;
+  if (classes <= softmax_block_max_cols(dtype)) result.push_back(SoftmaxStrategy::block);
+  result.push_back(SoftmaxStrategy::online);
+  return result;
+}
+
+/// Fewer rows for the widest rows under the emulator.
+std::int64_t rows_for(std::int64_t classes) {
+#if defined(WARPFUSE_SIMT)
+  if (classes >= 32000) return 2;
+  if (classes >= 1000) return 9;
+#endif
+  return classes >= 32000 ? 8 : 37;
+}
+
+TYPED_TEST(CrossEntropy, EveryClassCountAndStrategyMatchesTheReference) {
+  using T = TypeParam;
+  std::uint64_t seed = 100;
+  for (std::int64_t classes : {1, 2, 10, 1000, 32000, 50257, 131072}) {
+    for (SoftmaxStrategy strategy : strategies_for(classes, sizeof(T))) {
+      CeCase c{rows_for(classes), classes, strategy};
+      check_ce<T, std::int64_t>(c, ++seed);
+      c.reduction = Reduction::sum;
+      c.smoothing = 0.1f;
+      c.weights = true;
+      c.ignored_every = 3;
+      check_ce<T, std::int32_t>(c, ++seed);
+    }
+  }
+}
+
+TYPED_TEST(CrossEntropy, OptionsReductionsAndLayouts) {
+  using T = TypeParam;
+  std::uint64_t seed = 500;
+  for (std::int64_t classes : {3, 40, 777, 3000}) {
+    for (SoftmaxStrategy strategy : strategies_for(classes, sizeof(T))) {
+      for (Reduction reduction : {Reduction::none, Reduction::mean, Reduction::sum}) {
+        CeCase c{23, classes, strategy, reduction};
+        c.z_loss = 1e-3f;
+        c.grad_scale = 0.5f;
+        check_ce<T, std::int64_t>(c, ++seed);
+        c.smoothing = 0.2f;
+        c.weights = true;
+        c.ignored_every = 4;
+        c.ld_pad = 5;
+        check_ce<T, std::int32_t>(c, ++seed);
+        c.probabilities = true;
+        c.ignored_every = 0;
+        check_ce<T, std::int64_t>(c, ++seed);
+        CeCase in_place{11, classes, strategy, reduction};
+        in_place.in_place = true;
+        in_place.ld_pad = 8;  // keeps 16-byte rows: the vectorised path in place
+        check_ce<T, std::int64_t>(in_place, ++seed);
+        in_place.gradient = false;
+        check_ce<T, std::int64_t>(in_place, ++seed);
+      }
+    }
+  }
+}
+
+// --- edge semantics ----------------------------------------------------------------------------
+
+class CrossEntropyEdges : public DeviceTest {
+ protected:
+  /// Runs float cross-entropy with index targets; returns per-row (none) losses and the gradient.
+  void run(const std::vector<float>& logits, std::int64_t classes,
+           const std::vector<std::int64_t>& targets, Reduction reduction, std::vector<float>* loss,
+           std::vector<float>* grad, SoftmaxStrategy strategy = SoftmaxStrategy::automatic) {
+    const auto rows = static_cast<std::int64_t>(targets.size());
+    DeviceBuffer<float> d_logits = to_device(logits);
+    DeviceBuffer<std::int64_t> d_targets = to_device(targets);
+    DeviceBuffer<float> d_loss =
+        poisoned_buffer<float>(reduction == Reduction::none ? targets.size() : 1);
+    DeviceBuffer<float> d_grad = poisoned_buffer<float>(logits.size());
+    CrossEntropyOptions options;
+    options.reduction = reduction;
+    options.strategy = strategy;
+    CrossEntropyOutputs<float> outputs;
+    outputs.loss = d_loss.data();
+    outputs.dlogits = d_grad.view(rows, classes);
+    cross_entropy(d_logits.view(rows, classes), d_targets.vector(), outputs, workspace_.get(),
+                  options);
+    *loss = d_loss.to_host();
+    *grad = d_grad.to_host();
+  }
+  Workspace workspace_{64};
+};
+
+TEST_F(CrossEntropyEdges, BadTargetsAreCountedReportedAndHarmless) {
+  for (SoftmaxStrategy strategy :
+       {SoftmaxStrategy::warp, SoftmaxStrategy::block, SoftmaxStrategy::online}) {
+    SCOPED_TRACE(to_string(strategy));
+    const std::int64_t classes = 5;
+    const std::vector<float> logits = random_values<float>(6 * classes, 9, -2.0, 2.0);
+    const std::vector<std::int64_t> targets = {1, 7, 0, -1, -100, 4};
+    std::vector<float> loss, grad;
+    run(logits, classes, targets, Reduction::none, &loss, &grad, strategy);
+    const LossStatus status = read_loss_status(workspace_.get());
+    EXPECT_EQ(status.bad_rows, 2);
+    EXPECT_EQ(status.first_bad_row, 1);
+    for (std::int64_t r : {1, 3}) {
+      EXPECT_TRUE(std::isnan(loss[r])) << "row " << r;
+      for (std::int64_t k = 0; k < classes; ++k) EXPECT_EQ(grad[r * classes + k], 0.0f);
+    }
+    EXPECT_EQ(loss[4], 0.0f);  // ignored
+    for (std::int64_t r : {0, 2, 5}) EXPECT_TRUE(std::isfinite(loss[r]) && loss[r] > 0.0f);
+    DeviceBuffer<std::int64_t> d_targets = to_device(targets);
+    try {
+      check_cross_entropy_targets(workspace_.get(), d_targets.vector(), classes);
+      ADD_FAILURE() << "bad targets were not reported";
+    } catch (const InvalidArgument& error) {
+      EXPECT_THAT(std::string(error.what()),
+                  HasSubstr("warpfuse::cross_entropy: argument 'targets': 2 row(s) have a class "
+                            "index outside [0, 5) that is not ignore_index; the first is row 1 "
+                            "with target 7"));
+    }
+    // The mean is NaN; later launches with good targets are unaffected and the status clears.
+    run(logits, classes, targets, Reduction::mean, &loss, &grad, strategy);
+    EXPECT_TRUE(std::isnan(loss[0]));
+    const std::vector<std::int64_t> good = {1, 2, 0, 3, 4, 4};
+    run(logits, classes, good, Reduction::mean, &loss, &grad, strategy);
+    EXPECT_TRUE(std::isfinite(loss[0]));
+    EXPECT_EQ(read_loss_status(workspace_.get()).bad_rows, 0);
+    DeviceBuffer<std::int64_t> d_good = to_device(good);
+    check_cross_entropy_targets(workspace_.get(), d_good.vector(), classes);
+  }
+}
+
+TEST_F(CrossEntropyEdges, AllRowsIgnoredWithMeanGivesZeroNotNan) {
+  const std::vector<float> logits = random_values<float>(3 * 4, 4, -1.0, 1.0);
+  std::vector<float> loss, grad;
+  run(logits, 4, {-100, -100, -100}, Reduction::mean, &loss, &grad);
+  EXPECT_EQ(loss[0], 0.0f);
+  for (float g : grad) EXPECT_EQ(g, 0.0f);
+}
+
+TEST_F(CrossEntropyEdges, InfinitiesAndHugeLogits) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (SoftmaxStrategy strategy :
+       {SoftmaxStrategy::warp, SoftmaxStrategy::block, SoftmaxStrategy::online}) {
+    SCOPED_TRACE(to_string(strategy));
+    const std::vector<float> logits = {
+        -inf,  1.0f,  2.0f,  0.5f,    // row 0: -inf at the target (0): +inf loss
+        -inf,  1.0f,  -inf,  0.5f,    // row 1: -inf elsewhere, target 1: finite
+        1e4f,  -1e4f, 1e4f,  0.0f,    // row 2: huge magnitudes, target 3: finite
+        -1e4f, -1e4f, -1e4f, -1e4f};  // row 3: all equal and huge negative: log 4
+    std::vector<float> loss, grad;
+    run(logits, 4, {0, 1, 3, 2}, Reduction::none, &loss, &grad, strategy);
+    EXPECT_EQ(loss[0], inf);
+    EXPECT_TRUE(std::isfinite(loss[1]));
+    EXPECT_NEAR(loss[1], std::log(std::exp(1.0) + std::exp(0.5)) - 1.0, 1e-5);
+    EXPECT_NEAR(loss[2], 1e4 + std::log(2.0), 1.0);
+    EXPECT_NEAR(loss[3], std::log(4.0), 1e-5);
+    for (std::size_t i = 4; i < grad.size(); ++i) EXPECT_TRUE(std::isfinite(grad[i])) << i;
+    EXPECT_EQ(grad[4], 0.0f);  // p = 0 at the -inf logit
+  }
+}
+
+TYPED_TEST(CrossEntropy, MeanLossIsBitwiseReproducible) {
+  using T = TypeParam;
+  const std::int64_t rows = 96, classes = 1500;
+  DeviceBuffer<T> logits = to_device(random_values<T>(rows * classes, 77, -4.0, 4.0));
+  DeviceBuffer<std::int32_t> targets =
+      to_device(random_values<std::int32_t>(rows, 78, 0, classes - 1));
+  DeviceBuffer<float> loss(1);
+  DeviceBuffer<T> grad(rows * classes);
+  Workspace workspace(rows);
+  std::vector<float> first;
+  std::vector<T> first_grad;
+  for_each_schedule([&](const std::string& schedule) {
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      CrossEntropyOutputs<T> outputs;
+      outputs.loss = loss.data();
+      outputs.dlogits = grad.view(rows, classes);
+      CrossEntropyOptions options;
+      options.label_smoothing = 0.05f;
+      cross_entropy(logits.view(rows, classes), targets.vector(), outputs, workspace.get(),
+                    options);
+      if (first.empty()) {
+        first = loss.to_host();
+        first_grad = grad.to_host();
+      } else {
+        EXPECT_TRUE(bitwise_equal(loss.to_host(), first)) << schedule;
+        EXPECT_TRUE(bitwise_equal(grad.to_host(), first_grad)) << schedule;
+      }
+    }
+  });
+}
+
+// --- bad arguments -------------------------------------------------------------------------------
+
+TEST_F(CrossEntropyEdges, BadArgumentsAreTypedErrors) {
+  DeviceBuffer<float> logits(40);
+  DeviceBuffer<std::int64_t> targets(4);
+  DeviceBuffer<float> loss(4);
+  DeviceBuffer<float> weight(10);
+  CrossEntropyOutputs<float> outputs;
+  outputs.loss = loss.data();
+  const auto message = [&](auto&& body) -> std::string {
+    try {
+      body();
+    } catch (const InvalidArgument& error) {
+      return error.what();
+    }
+    return "no InvalidArgument";
+  };
+  const auto x = logits.view(4, 10);
+  EXPECT_THAT(message([&] {
+                cross_entropy(x, VectorView<const std::int64_t>(targets.data(), 3), outputs,
+                              workspace_.get());
+              }),
+              HasSubstr("argument 'targets': size = 3 but logits have 4 rows"));
+  EXPECT_THAT(message([&] {
+                cross_entropy(x, targets.vector(), outputs, workspace_.get(), {},
+                              VectorView<const float>(weight.data(), 9));
+              }),
+              HasSubstr("argument 'weight': size = 9 but logits have 10 classes"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.dlogits = logits.view(4, 9);
+                cross_entropy(x, targets.vector(), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.dlogits': shape 4 x 9 does not match"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad;
+                cross_entropy(x, targets.vector(), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.loss': is null"));
+  EXPECT_THAT(message([&] {
+                cross_entropy(x, targets.vector(), outputs, LossWorkspace{nullptr, 0});
+              }),
+              HasSubstr("argument 'workspace'"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOptions options;
+                options.label_smoothing = 1.0f;
+                cross_entropy(x, targets.vector(), outputs, workspace_.get(), options);
+              }),
+              HasSubstr("'options.label_smoothing'"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOptions options;
+                options.reduction = Reduction::per_sample;
+                cross_entropy(x, targets.vector(), outputs, workspace_.get(), options);
+              }),
+              HasSubstr("'options.reduction': reduction = per_sample"));
+  EXPECT_THAT(message([&] { cross_entropy(x, logits.view(4, 9), outputs, workspace_.get()); }),
+              HasSubstr("argument 'target_probabilities': shape 4 x 9"));
+  EXPECT_THAT(message([&] {
+                cross_entropy(MatrixView<const float>(logits.data(), 4, 0), targets.vector(),
+                              outputs, workspace_.get());
+              }),
+              HasSubstr("at least one class"));
+}
+
+}  // namespace
+}  // namespace warpfuse::test
