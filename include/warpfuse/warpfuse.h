@@ -2,10 +2,13 @@
 // Compiles with a plain C++17 compiler given the CUDA toolkit's include directory.
 #pragma once
 
+#include "warpfuse/activation.h"
+#include "warpfuse/cross_entropy.h"
 #include "warpfuse/cublas_check.h"
 #include "warpfuse/device.h"
 #include "warpfuse/dtype.h"
 #include "warpfuse/error.h"
+#include "warpfuse/loss.h"
 #include "warpfuse/memory.h"
 #include "warpfuse/softmax.h"
 #include "warpfuse/version.h"

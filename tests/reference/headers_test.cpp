@@ -22,6 +22,8 @@ static_assert(std::is_base_of_v<warpfuse::Error, warpfuse::CublasError>);
 static_assert(std::is_base_of_v<warpfuse::Error, warpfuse::InvalidArgument>);
 static_assert(std::is_base_of_v<warpfuse::Error, warpfuse::Unsupported>);
 static_assert(std::is_base_of_v<warpfuse::Error, warpfuse::IoError>);
+static_assert(warpfuse::activation_backward_from(warpfuse::Activation::relu) ==
+              warpfuse::BackwardFrom::output);
 
 TEST(Headers, VersionMatchesTheCMakeProject) {
   EXPECT_STREQ(warpfuse::kVersion, WARPFUSE_EXPECTED_VERSION);

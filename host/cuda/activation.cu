@@ -1,0 +1,551 @@
+// warpfuse host — activations: validation, strategy choice, launches (the math and the kernels are
+// in kernels/activation.cuh; the API in include/warpfuse/activation.h).
+//
+// Strategy choice, per call:
+//   pack width      16-byte packs (kPackElements<T>) when every matrix of the call has rows that
+//                   start at the same offset from a 16-byte boundary (same misalignment of the
+//                   pointers, each ld a whole number of packs, or a single row); the pack grid is
+//                   shifted by that offset, so an unaligned start costs a scalar head and tail per
+//                   row. Otherwise scalar (N = 1): correct for any pointer and ld.
+//   flattening      without a bias or a per-column slope, a call whose matrices are all contiguous
+//                   runs as one row of rows * cols elements: no partial packs at row ends.
+//   flat kernels    forward and the backward without sums: a grid-stride loop of 256-thread blocks,
+//                   at most kFlatBlocksPerSm resident blocks per SM (8 x 256 = 2048 threads, full
+//                   occupancy on sm_80..sm_90), so huge inputs launch a bounded grid.
+//   tiled backward  when dbias or dslope is requested: blocks of 32 packs x 8 warps over chunks of
+//                   rows, then one finishing pass over the per-chunk partials (see the kernels'
+//                   header). The chunking depends on the shape only (column_chunking below), which
+//                   makes the sums reproducible across runs and devices, and lets the workspace
+//                   size be queried without a device.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <type_traits>
+
+#include "host/cuda/common.h"
+#include "host/cuda/launch.h"
+#include "kernels/activation.cuh"
+#include "warpfuse/activation.h"
+#include "warpfuse/error.h"
+
+namespace warpfuse {
+namespace {
+
+using detail::LaunchConfig;
+using detail::PackGrid;
+
+constexpr unsigned kFlatBlockThreads = 256;
+constexpr int kFlatBlocksPerSm = 8;
+constexpr unsigned kFinishBlockThreads = 256;
+
+/// Chunking of the tiled backward's rows. Aim at about kTargetTileBlocks blocks (8 per SM on a
+/// 132-SM H100/H200, enough to fill it), estimating the column tiles from kChunkingTileCols columns
+/// per tile (a float tile; the real width depends on dtype and alignment, which the chunking must
+/// not). Each chunk holds at least kMinRowsPerChunk rows, so the partials (4 bytes per column and
+/// chunk, written and read once) stay a few percent of the matrix traffic.
+constexpr std::int64_t kTargetTileBlocks = 1024;
+constexpr std::int64_t kChunkingTileCols = 128;
+constexpr std::int64_t kMinRowsPerChunk = 64;
+
+struct ColumnChunking {
+  std::int64_t rows_per_chunk;
+  std::int64_t chunks;
+};
+
+ColumnChunking column_chunking(std::int64_t rows, std::int64_t cols) {
+  const std::int64_t tiles = (cols + kChunkingTileCols - 1) / kChunkingTileCols;
+  const std::int64_t wanted_chunks = tiles >= kTargetTileBlocks ? 1 : kTargetTileBlocks / tiles;
+  std::int64_t rows_per_chunk = (rows + wanted_chunks - 1) / wanted_chunks;
+  if (rows_per_chunk < kMinRowsPerChunk) rows_per_chunk = kMinRowsPerChunk;
+  // Whole rounds of the tile's warps, so every warp of a full chunk adds as many rows.
+  rows_per_chunk = (rows_per_chunk + detail::kTileRows - 1) / detail::kTileRows * detail::kTileRows;
+  return ColumnChunking{rows_per_chunk, (rows + rows_per_chunk - 1) / rows_per_chunk};
+}
+
+int column_sum_count(Activation kind) {
+  return kind == Activation::prelu ? 2 : 1;
+}
+
+// --- validation ----------------------------------------------------------------------------------
+
+std::string number(float value) {
+  return std::to_string(value);
+}
+
+enum class Direction { forward, backward };
+
+void check_params(const char* op, const ActivationParams& params, Direction direction) {
+  const int kind = static_cast<int>(params.kind);
+  if (kind < 0 || kind > static_cast<int>(Activation::tanh)) {
+    throw InvalidArgument(op, "params.kind",
+                          "kind = " + std::to_string(kind) + " is not an Activation");
+  }
+  switch (params.kind) {
+    case Activation::leaky_relu:
+      if (std::isnan(params.negative_slope)) {
+        throw InvalidArgument(op, "params.negative_slope", "negative_slope is NaN");
+      }
+      if (direction == Direction::backward && params.negative_slope < 0.0f) {
+        throw InvalidArgument(
+            op, "params.negative_slope",
+            "negative_slope = " + number(params.negative_slope) +
+                " is negative: leaky_relu's backward reads the sign of x from y, which needs "
+                "negative_slope >= 0 (use prelu for a negative slope)");
+      }
+      break;
+    case Activation::elu:
+      if (!std::isfinite(params.alpha)) {
+        throw InvalidArgument(op, "params.alpha",
+                              "alpha = " + number(params.alpha) + " is not finite");
+      }
+      break;
+    case Activation::softplus:
+      if (!std::isfinite(params.beta) || params.beta <= 0.0f) {
+        throw InvalidArgument(op, "params.beta",
+                              "beta = " + number(params.beta) + " must be finite and positive");
+      }
+      if (std::isnan(params.threshold)) {
+        throw InvalidArgument(op, "params.threshold", "threshold is NaN");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+/// Vectors of one value per column (bias, slope, dbias, dslope) must have exactly cols values.
+template <class T>
+void check_per_column(const char* op, const char* arg, const VectorView<T>& values,
+                      const char* matrix_name, std::int64_t cols) {
+  detail::check_view(op, arg, values);
+  if (values.size != cols) {
+    throw InvalidArgument(op, arg,
+                          "size = " + std::to_string(values.size) + " does not match " +
+                              matrix_name + "'s cols = " + std::to_string(cols) +
+                              " (one value per column)");
+  }
+}
+
+template <class T>
+void check_slope(const char* op, const ActivationParams& params, const VectorView<const T>& slope,
+                 const char* matrix_name, std::int64_t cols) {
+  if (params.kind == Activation::prelu) check_per_column(op, "slope", slope, matrix_name, cols);
+}
+
+void check_not_prelu_vector(const char* op, const ActivationParams& params) {
+  if (params.kind == Activation::prelu) {
+    throw InvalidArgument(op, "params.kind",
+                          "prelu has a slope per column; a VectorView has no columns: call the "
+                          "MatrixView overload with the slope");
+  }
+}
+
+template <class T>
+void check_same_size(const char* op, const char* arg, const VectorView<T>& view,
+                     const char* reference_name, std::int64_t size) {
+  if (view.size != size) {
+    throw InvalidArgument(op, arg,
+                          "size = " + std::to_string(view.size) + " does not match " +
+                              reference_name + "'s size = " + std::to_string(size));
+  }
+}
+
+/// An optional tensor passed as {}: no data and no elements.
+template <class View>
+bool absent(const View& view) {
+  return view.data == nullptr && view.empty();
+}
+
+template <class T>
+MatrixView<T> as_row(const VectorView<T>& vector) {
+  return MatrixView<T>(vector.data, 1, vector.size, vector.size);
+}
+
+// --- strategy ------------------------------------------------------------------------------------
+
+/// One matrix of a call, for the pack decision: its data and row stride.
+struct Operand {
+  const void* data;
+  std::int64_t ld;
+};
+
+/// The pack grid of a rows x cols call with the given pack width N (N = 1: scalar).
+PackGrid pack_grid(std::int64_t rows, std::int64_t cols, int pack, std::int64_t shift) {
+  return PackGrid{rows, cols, shift, (cols + shift + pack - 1) / pack};
+}
+
+/// The 16-byte pack grid when every operand's rows start at the same offset from a 16-byte
+/// boundary, else the scalar grid (pack width 1). *vectorized says which.
+template <class T>
+PackGrid choose_pack_grid(std::int64_t rows, std::int64_t cols,
+                          std::initializer_list<Operand> operands, bool* vectorized) {
+  constexpr int kPack = detail::kPackElements<T>;
+  constexpr auto kBytes = static_cast<std::uintptr_t>(sizeof(T) * kPack);
+  const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(operands.begin()->data) % kBytes;
+  bool aligned_alike = offset % sizeof(T) == 0;
+  for (const Operand& operand : operands) {
+    aligned_alike = aligned_alike &&
+                    reinterpret_cast<std::uintptr_t>(operand.data) % kBytes == offset &&
+                    (rows <= 1 || operand.ld % kPack == 0);
+  }
+  *vectorized = aligned_alike;
+  if (!aligned_alike) return pack_grid(rows, cols, 1, 0);
+  return pack_grid(rows, cols, kPack, static_cast<std::int64_t>(offset / sizeof(T)));
+}
+
+/// Calls f(std::integral_constant<int, N>) with the pack width chosen by choose_pack_grid.
+template <class T, class F>
+void with_pack_width(bool vectorized, F&& f) {
+  if (vectorized) {
+    f(std::integral_constant<int, detail::kPackElements<T>>{});
+  } else {
+    f(std::integral_constant<int, 1>{});
+  }
+}
+
+/// Whether functor Fn reads y, as the public vocabulary says kind's backward does.
+template <class Fn>
+constexpr bool reads_output_as(Activation kind) {
+  return Fn::kFromOutput == (activation_backward_from(kind) == BackwardFrom::output);
+}
+static_assert(reads_output_as<detail::ReluFn>(Activation::relu) &&
+                  reads_output_as<detail::LeakyReluFn>(Activation::leaky_relu) &&
+                  reads_output_as<detail::PreluFn>(Activation::prelu) &&
+                  reads_output_as<detail::EluFn>(Activation::elu) &&
+                  reads_output_as<detail::EluFn>(Activation::selu) &&
+                  reads_output_as<detail::GeluFn>(Activation::gelu) &&
+                  reads_output_as<detail::GeluTanhFn>(Activation::gelu_tanh) &&
+                  reads_output_as<detail::SiluFn>(Activation::silu) &&
+                  reads_output_as<detail::SoftplusFn>(Activation::softplus) &&
+                  reads_output_as<detail::SigmoidFn>(Activation::sigmoid) &&
+                  reads_output_as<detail::TanhFn>(Activation::tanh),
+              "a kernel functor reads a different tensor than activation_backward_from says");
+
+/// The one place an Activation becomes a kernel functor: calls f(functor) for params.kind.
+template <class F>
+void with_activation(const ActivationParams& params, F&& f) {
+  switch (params.kind) {
+    case Activation::relu:
+      return f(detail::ReluFn{});
+    case Activation::leaky_relu:
+      return f(detail::LeakyReluFn{params.negative_slope});
+    case Activation::prelu:
+      return f(detail::PreluFn{});
+    case Activation::elu:
+      return f(detail::EluFn{params.alpha, 1.0f});
+    case Activation::selu:
+      return f(detail::EluFn{static_cast<float>(kSeluAlpha), static_cast<float>(kSeluScale)});
+    case Activation::gelu:
+      return f(detail::GeluFn{});
+    case Activation::gelu_tanh:
+      return f(detail::GeluTanhFn{});
+    case Activation::silu:
+      return f(detail::SiluFn{});
+    case Activation::softplus:
+      return f(detail::SoftplusFn{params.beta, params.threshold});
+    case Activation::sigmoid:
+      return f(detail::SigmoidFn{});
+    case Activation::tanh:
+      return f(detail::TanhFn{});
+  }
+}
+
+LaunchConfig flat_config(const PackGrid& grid, cudaStream_t stream) {
+  const std::int64_t packs = grid.rows * grid.packs_per_row;
+  const std::int64_t blocks = detail::grid_stride_blocks(
+      (packs + kFlatBlockThreads - 1) / kFlatBlockThreads, kFlatBlocksPerSm);
+  return LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(kFlatBlockThreads), 0, stream};
+}
+
+// --- the ops -------------------------------------------------------------------------------------
+
+/// Validated forward: y = f(x + bias), pre = x + bias when pre.data is not null.
+template <class T>
+void run_forward(MatrixView<const T> x, const T* bias, MatrixView<T> y, MatrixView<T> pre,
+                 const ActivationParams& params, const T* slope, cudaStream_t stream) {
+  if (x.empty()) return;
+  const bool per_column = bias != nullptr || params.kind == Activation::prelu;
+  const bool store_pre = pre.data != nullptr;
+  if (!per_column && x.contiguous() && y.contiguous() && (!store_pre || pre.contiguous())) {
+    const std::int64_t size = x.size();
+    x = MatrixView<const T>(x.data, 1, size, size);
+    y = MatrixView<T>(y.data, 1, size, size);
+    if (store_pre) pre = MatrixView<T>(pre.data, 1, size, size);
+  }
+  bool vectorized = false;
+  const PackGrid grid =
+      store_pre
+          ? choose_pack_grid<T>(x.rows, x.cols,
+                                {{x.data, x.ld}, {y.data, y.ld}, {pre.data, pre.ld}}, &vectorized)
+          : choose_pack_grid<T>(x.rows, x.cols, {{x.data, x.ld}, {y.data, y.ld}}, &vectorized);
+  const detail::ActivationForwardArgs<T> args{x.data, x.ld,     bias,   slope, y.data,
+                                              y.ld,   pre.data, pre.ld, grid};
+  with_activation(params, [&](auto act) {
+    with_pack_width<T>(vectorized, [&](auto pack) {
+      constexpr int N = decltype(pack)::value;
+      detail::launch(flat_config(grid, stream), "activation_forward_flat_kernel",
+                     detail::activation_forward_flat_kernel<decltype(act), N, T>, args, act);
+    });
+  });
+}
+
+template <class T>
+void check_backward_views(const char* op, const MatrixView<const T>& saved,
+                          const MatrixView<const T>& dy, const MatrixView<T>& dx) {
+  detail::check_view(op, "saved", saved);
+  detail::check_view(op, "dy", dy);
+  detail::check_view(op, "dx", dx);
+  detail::check_same_shape(op, "dy", dy, "saved", saved);
+  detail::check_same_shape(op, "dx", dx, "saved", saved);
+  detail::check_alias(op, "dx", dx, "saved", saved);
+  detail::check_alias(op, "dx", dx, "dy", dy);
+}
+
+/// Validated backward. partials.dbias / partials.dslope null: the flat kernel, dx only.
+template <class T>
+void run_backward(MatrixView<const T> saved, MatrixView<const T> dy, MatrixView<T> dx,
+                  const ActivationParams& params, const T* slope, T* dbias, T* dslope,
+                  float* workspace, cudaStream_t stream) {
+  if (saved.empty()) return;
+  const bool sums = dbias != nullptr || dslope != nullptr;
+  if (!sums && params.kind != Activation::prelu && saved.contiguous() && dy.contiguous() &&
+      dx.contiguous()) {
+    const std::int64_t size = saved.size();
+    saved = MatrixView<const T>(saved.data, 1, size, size);
+    dy = MatrixView<const T>(dy.data, 1, size, size);
+    dx = MatrixView<T>(dx.data, 1, size, size);
+  }
+  bool vectorized = false;
+  const PackGrid grid = choose_pack_grid<T>(
+      saved.rows, saved.cols, {{saved.data, saved.ld}, {dy.data, dy.ld}, {dx.data, dx.ld}},
+      &vectorized);
+  const detail::ActivationBackwardArgs<T> args{saved.data, saved.ld, dy.data, dy.ld,
+                                               slope,      dx.data,  dx.ld,   grid};
+  if (!sums) {
+    with_activation(params, [&](auto act) {
+      with_pack_width<T>(vectorized, [&](auto pack) {
+        constexpr int N = decltype(pack)::value;
+        detail::launch(flat_config(grid, stream), "activation_backward_flat_kernel",
+                       detail::activation_backward_flat_kernel<decltype(act), N, T>, args, act);
+      });
+    });
+    return;
+  }
+  const ColumnChunking chunking = column_chunking(saved.rows, saved.cols);
+  const std::int64_t partial_floats = chunking.chunks * saved.cols;
+  const detail::ColumnPartials partials{dbias != nullptr ? workspace : nullptr,
+                                        dslope != nullptr ? workspace + partial_floats : nullptr,
+                                        chunking.rows_per_chunk};
+  with_activation(params, [&](auto act) {
+    with_pack_width<T>(vectorized, [&](auto pack) {
+      constexpr int N = decltype(pack)::value;
+      const std::int64_t tiles = (grid.packs_per_row + detail::kTilePacks - 1) / detail::kTilePacks;
+      const LaunchConfig config{
+          dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunking.chunks)),
+          dim3(detail::kTilePacks, detail::kTileRows), 0, stream};
+      detail::launch(config, "activation_backward_tiled_kernel",
+                     detail::activation_backward_tiled_kernel<decltype(act), N, T>, args, act,
+                     partials);
+    });
+  });
+  const std::int64_t finish_blocks = detail::grid_stride_blocks(
+      (saved.cols + kFinishBlockThreads - 1) / kFinishBlockThreads, kFlatBlocksPerSm);
+  const LaunchConfig finish{dim3(static_cast<unsigned>(finish_blocks)), dim3(kFinishBlockThreads),
+                            0, stream};
+  const float* sum_partials[2] = {partials.dbias, partials.dslope};
+  T* sum_outputs[2] = {dbias, dslope};
+  for (int sum = 0; sum < 2; ++sum) {
+    if (sum_outputs[sum] == nullptr) continue;
+    detail::launch(finish, "activation_column_sum_finish_kernel",
+                   detail::activation_column_sum_finish_kernel<T>, sum_partials[sum],
+                   chunking.chunks, saved.cols, sum_outputs[sum]);
+  }
+}
+
+}  // namespace
+
+std::size_t bias_activation_backward_workspace_bytes(std::int64_t rows, std::int64_t cols,
+                                                     Activation kind) {
+  constexpr const char* op = "bias_activation_backward_workspace_bytes";
+  if (rows < 0)
+    throw InvalidArgument(op, "rows", "rows = " + std::to_string(rows) + " is negative");
+  if (cols < 0)
+    throw InvalidArgument(op, "cols", "cols = " + std::to_string(cols) + " is negative");
+  if (rows == 0 || cols == 0) return 0;
+  const ColumnChunking chunking = column_chunking(rows, cols);
+  return static_cast<std::size_t>(chunking.chunks) * static_cast<std::size_t>(cols) *
+         sizeof(float) * static_cast<std::size_t>(column_sum_count(kind));
+}
+
+template <class T>
+void activation_forward(VectorView<const T> x, detail::activation_arg_t<VectorView<T>> y,
+                        const ActivationParams& params, cudaStream_t stream) {
+  constexpr const char* op = "activation_forward";
+  check_params(op, params, Direction::forward);
+  check_not_prelu_vector(op, params);
+  detail::check_view(op, "x", x);
+  detail::check_view(op, "y", y);
+  check_same_size(op, "y", y, "x", x.size);
+  detail::check_alias(op, "y", as_row(y), "x", as_row(x));
+  run_forward<T>(as_row(x), nullptr, as_row(y), MatrixView<T>(), params, nullptr, stream);
+}
+
+template <class T>
+void activation_forward(MatrixView<const T> x, detail::activation_arg_t<MatrixView<T>> y,
+                        const ActivationParams& params,
+                        detail::activation_arg_t<VectorView<const T>> slope, cudaStream_t stream) {
+  constexpr const char* op = "activation_forward";
+  check_params(op, params, Direction::forward);
+  detail::check_view(op, "x", x);
+  detail::check_view(op, "y", y);
+  detail::check_same_shape(op, "y", y, "x", x);
+  detail::check_alias(op, "y", y, "x", x);
+  check_slope(op, params, slope, "x", x.cols);
+  run_forward<T>(x, nullptr, y, MatrixView<T>(), params, slope.data, stream);
+}
+
+template <class T>
+void bias_activation_forward(MatrixView<const T> x,
+                             detail::activation_arg_t<VectorView<const T>> bias,
+                             detail::activation_arg_t<MatrixView<T>> y,
+                             const ActivationParams& params,
+                             detail::activation_arg_t<MatrixView<T>> pre,
+                             detail::activation_arg_t<VectorView<const T>> slope,
+                             cudaStream_t stream) {
+  constexpr const char* op = "bias_activation_forward";
+  check_params(op, params, Direction::forward);
+  detail::check_view(op, "x", x);
+  check_per_column(op, "bias", bias, "x", x.cols);
+  detail::check_view(op, "y", y);
+  detail::check_same_shape(op, "y", y, "x", x);
+  detail::check_alias(op, "y", y, "x", x);
+  if (absent(pre)) {
+    pre = MatrixView<T>();
+  } else {
+    detail::check_view(op, "pre", pre);
+    detail::check_same_shape(op, "pre", pre, "x", x);
+    detail::check_alias(op, "pre", pre, "x", x);
+    detail::check_alias(op, "pre", pre, "y", MatrixView<const T>(y));
+    if (pre.data == y.data && !x.empty()) {
+      throw InvalidArgument(op, "pre",
+                            "is the same matrix as 'y'; the two outputs must not overlap");
+    }
+  }
+  check_slope(op, params, slope, "x", x.cols);
+  run_forward<T>(x, bias.data, y, pre, params, slope.data, stream);
+}
+
+template <class T>
+void activation_backward(VectorView<const T> saved,
+                         detail::activation_arg_t<VectorView<const T>> dy,
+                         detail::activation_arg_t<VectorView<T>> dx, const ActivationParams& params,
+                         cudaStream_t stream) {
+  constexpr const char* op = "activation_backward";
+  check_params(op, params, Direction::backward);
+  check_not_prelu_vector(op, params);
+  detail::check_view(op, "saved", saved);
+  detail::check_view(op, "dy", dy);
+  detail::check_view(op, "dx", dx);
+  check_same_size(op, "dy", dy, "saved", saved.size);
+  check_same_size(op, "dx", dx, "saved", saved.size);
+  check_backward_views<T>(op, as_row(saved), as_row(dy), as_row(dx));
+  run_backward<T>(as_row(saved), as_row(dy), as_row(dx), params, nullptr, nullptr, nullptr, nullptr,
+                  stream);
+}
+
+template <class T>
+void activation_backward(MatrixView<const T> saved,
+                         detail::activation_arg_t<MatrixView<const T>> dy,
+                         detail::activation_arg_t<MatrixView<T>> dx, const ActivationParams& params,
+                         detail::activation_arg_t<VectorView<const T>> slope, cudaStream_t stream) {
+  constexpr const char* op = "activation_backward";
+  check_params(op, params, Direction::backward);
+  check_backward_views<T>(op, saved, dy, dx);
+  check_slope(op, params, slope, "saved", saved.cols);
+  run_backward<T>(saved, dy, dx, params, slope.data, nullptr, nullptr, nullptr, stream);
+}
+
+template <class T>
+void bias_activation_backward(MatrixView<const T> saved,
+                              detail::activation_arg_t<MatrixView<const T>> dy,
+                              detail::activation_arg_t<MatrixView<T>> dx,
+                              detail::activation_arg_t<VectorView<T>> dbias, void* workspace,
+                              std::size_t workspace_bytes, const ActivationParams& params,
+                              detail::activation_arg_t<VectorView<const T>> slope,
+                              detail::activation_arg_t<VectorView<T>> dslope, cudaStream_t stream) {
+  constexpr const char* op = "bias_activation_backward";
+  check_params(op, params, Direction::backward);
+  check_backward_views<T>(op, saved, dy, dx);
+  check_slope(op, params, slope, "saved", saved.cols);
+  const bool want_dbias = !absent(dbias);
+  const bool want_dslope = params.kind == Activation::prelu && !absent(dslope);
+  if (want_dbias) check_per_column(op, "dbias", dbias, "saved", saved.cols);
+  if (want_dslope) check_per_column(op, "dslope", dslope, "saved", saved.cols);
+  if (want_dbias && want_dslope && dbias.data == dslope.data && saved.cols > 0) {
+    throw InvalidArgument(op, "dslope", "is the same vector as 'dbias'");
+  }
+  if (saved.cols == 0) return;
+  if (saved.rows == 0) {
+    // The sum over no rows is 0; all-zero bytes are 0 in every storage type.
+    if (want_dbias) {
+      WARPFUSE_CUDA_CHECK(cudaMemsetAsync(dbias.data, 0, dbias.size * sizeof(T), stream));
+    }
+    if (want_dslope) {
+      WARPFUSE_CUDA_CHECK(cudaMemsetAsync(dslope.data, 0, dslope.size * sizeof(T), stream));
+    }
+    return;
+  }
+  float* partials = nullptr;
+  if (want_dbias || want_dslope) {
+    const std::size_t needed =
+        bias_activation_backward_workspace_bytes(saved.rows, saved.cols, params.kind);
+    if (workspace == nullptr) {
+      throw InvalidArgument(op, "workspace",
+                            "is null; this call needs " + std::to_string(needed) +
+                                " bytes (bias_activation_backward_workspace_bytes)");
+    }
+    if (workspace_bytes < needed) {
+      throw InvalidArgument(
+          op, "workspace_bytes",
+          "workspace_bytes = " + std::to_string(workspace_bytes) + " is less than the " +
+              std::to_string(needed) +
+              " bytes this call needs (bias_activation_backward_workspace_bytes)");
+    }
+    if (reinterpret_cast<std::uintptr_t>(workspace) % alignof(float) != 0) {
+      throw InvalidArgument(op, "workspace", "is not 4-byte aligned");
+    }
+    partials = static_cast<float*>(workspace);
+  }
+  run_backward<T>(saved, dy, dx, params, slope.data, want_dbias ? dbias.data : nullptr,
+                  want_dslope ? dslope.data : nullptr, partials, stream);
+}
+
+// --- explicit instantiations ---------------------------------------------------------------------
+
+#define WARPFUSE_INSTANTIATE_ACTIVATION(T)                                                         \
+  template void activation_forward<T>(VectorView<const T>, VectorView<T>, const ActivationParams&, \
+                                      cudaStream_t);                                               \
+  template void activation_forward<T>(MatrixView<const T>, MatrixView<T>, const ActivationParams&, \
+                                      VectorView<const T>, cudaStream_t);                          \
+  template void bias_activation_forward<T>(MatrixView<const T>, VectorView<const T>,               \
+                                           MatrixView<T>, const ActivationParams&, MatrixView<T>,  \
+                                           VectorView<const T>, cudaStream_t);                     \
+  template void activation_backward<T>(VectorView<const T>, VectorView<const T>, VectorView<T>,    \
+                                       const ActivationParams&, cudaStream_t);                     \
+  template void activation_backward<T>(MatrixView<const T>, MatrixView<const T>, MatrixView<T>,    \
+                                       const ActivationParams&, VectorView<const T>,               \
+                                       cudaStream_t);                                              \
+  template void bias_activation_backward<T>(                                                       \
+      MatrixView<const T>, MatrixView<const T>, MatrixView<T>, VectorView<T>, void*, std::size_t,  \
+      const ActivationParams&, VectorView<const T>, VectorView<T>, cudaStream_t);
+
+WARPFUSE_INSTANTIATE_ACTIVATION(float)
+WARPFUSE_INSTANTIATE_ACTIVATION(__half)
+WARPFUSE_INSTANTIATE_ACTIVATION(__nv_bfloat16)
+#undef WARPFUSE_INSTANTIATE_ACTIVATION
+
+}  // namespace warpfuse
