@@ -18,7 +18,6 @@
 
 namespace warpfuse::detail {
 
-
 /// Shared memory the block kernels keep for the reductions' static slots and alignment.
 constexpr std::int64_t kReservedSharedBytes = 1024;
 /// Resident 128-thread blocks per SM for the warp kernels: 2048 threads, full occupancy.
