@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -261,6 +262,12 @@ TYPED_TEST(CrossEntropy, OptionsReductionsAndLayouts) {
 
 class CrossEntropyEdges : public DeviceTest {
  protected:
+  // Allocated after DeviceTest::SetUp has skipped the test when there is no device.
+  void SetUp() override {
+    DeviceTest::SetUp();
+    if (!IsSkipped()) workspace_storage_ = std::make_unique<Workspace>(64);
+  }
+
   /// Runs float cross-entropy with index targets; returns per-row (none) losses and the gradient.
   void run(const std::vector<float>& logits, std::int64_t classes,
            const std::vector<std::int64_t>& targets, Reduction reduction, std::vector<float>* loss,
@@ -282,7 +289,12 @@ class CrossEntropyEdges : public DeviceTest {
     *loss = d_loss.to_host();
     *grad = d_grad.to_host();
   }
-  Workspace workspace_{64};
+  struct WorkspaceRef {
+    std::unique_ptr<Workspace>* owner;
+    LossWorkspace get() { return (*owner)->get(); }
+  };
+  std::unique_ptr<Workspace> workspace_storage_;
+  WorkspaceRef workspace_{&workspace_storage_};
 };
 
 TEST_F(CrossEntropyEdges, BadTargetsAreCountedReportedAndHarmless) {
