@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# warpfuse — the one script to run on a machine with an NVIDIA GPU. Within about 8 minutes it:
+#   1. configures and builds the GPU tests and every benchmark for this GPU's architecture
+#      (CMAKE_CUDA_ARCHITECTURES=native) in build-gpu/,
+#   2. runs the GPU test binary (build-gpu/bin/warpfuse_gpu_tests),
+#   3. runs compute-sanitizer memcheck, racecheck and synccheck on a reduced test subset,
+#   4. runs every benchmark (build-gpu/bin/*_bench) in quick mode, writing JSON and a PNG plot each,
+#   5. times PyTorch on the same shapes (bench/compare_torch.py; skipped without torch),
+#   6. copies the summary, the log, the JSON and the PNGs to $OUT when it is set (8 files at most),
+# and prints a summary table last. Exits 0 when the tests passed, the sanitizers found nothing and
+# every benchmark case passed its correctness check; 1 otherwise.
+#
+# Environment (all optional):
+#   WARPFUSE_GPU_BUILD_DIR     build folder (default build-gpu)
+#   WARPFUSE_GPU_ARCH          CMAKE_CUDA_ARCHITECTURES (default native: the GPU present)
+#   WARPFUSE_GPU_CHECK_SECONDS the time budget; later stages get what is left (default 450)
+#   WARPFUSE_SANITIZER_FILTER  gtest filter of the sanitizer runs (default: below)
+#   WARPFUSE_BENCH_ARGS        extra flags for every bench binary (default --quick)
+#   WARPFUSE_CUDNN_ROOT        cuDNN's root when not in the CUDA toolkit (default: the pip package
+#                              nvidia-cudnn-*, if python3 has it)
+#   WARPFUSE_DEPS_DEBS         a folder of Debian packages (.deb) to unpack into the build folder and
+#                              build against, for a machine that lacks Google Benchmark, GoogleTest or
+#                              Boost.Context and has no package manager access
+#   OUT                        where to copy the results
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+root=$(pwd)
+build=${WARPFUSE_GPU_BUILD_DIR:-build-gpu}
+arch=${WARPFUSE_GPU_ARCH:-native}
+budget=${WARPFUSE_GPU_CHECK_SECONDS:-450}
+sanitizer_filter=${WARPFUSE_SANITIZER_FILTER:-'Softmax/*.AutomaticStrategy:Softmax/*.SpecialValues:SoftmaxOnline.*:WarpReduce.*:BlockReduce.*'}
+read -r -a bench_args <<<"${WARPFUSE_BENCH_ARGS:---quick}"
+work=$build/gpu_check
+log=$work/gpu_check.log
+summary=$work/summary.txt
+start=$SECONDS
+failed=0
+
+mkdir -p "$work"
+rm -f "$work"/*.json "$work"/*.png "$work"/*.log "$work"/*.txt
+export PATH=/usr/local/cuda/bin:$PATH
+
+say() { echo "$*" | tee -a "$log"; }
+elapsed() { echo $((SECONDS - start)); }
+# Seconds a stage may take: its cap, or what is left of the budget less `reserve`, at least 10.
+limit() {
+  local cap=$1 reserve=${2:-20} left
+  left=$((budget - (SECONDS - start) - reserve))
+  if [ "$left" -lt "$cap" ]; then cap=$left; fi
+  if [ "$cap" -lt 10 ]; then cap=10; fi
+  echo "$cap"
+}
+# run_logged LOGFILE SECONDS COMMAND...: runs COMMAND under a time limit, its output into LOGFILE and
+# appended to the main log; returns its status (124 when it ran out of time).
+run_logged() {
+  local file=$1 seconds=$2 status
+  shift 2
+  timeout --kill-after=10 "$seconds" "$@" >"$file" 2>&1
+  status=$?
+  { echo "----- $* (exit $status)"; cat "$file"; } >>"$log"
+  return "$status"
+}
+# A python3 that can import module $1 (python3 on PATH first, then the system's), or nothing.
+python_with() {
+  local candidate
+  for candidate in python3 /usr/bin/python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c "import $1" >/dev/null 2>&1; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+# "P passed, F failed, S skipped" from a gtest log (F = ran - passed - skipped: --gtest_brief
+# prints no failure count), or "did not finish" when the run has no closing line (crash, timeout).
+gtest_result() {
+  local ran passed skipped
+  ran=$(sed -n 's/^\[==========\] \([0-9]*\) tests\{0,1\} from .* ran\..*/\1/p' "$1" | tail -n 1)
+  passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$1" | tail -n 1)
+  skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$1" | tail -n 1)
+  if [ -z "$ran" ]; then
+    echo "did not finish"
+  else
+    echo "${passed:-0} passed, $((ran - ${passed:-0} - ${skipped:-0})) failed, ${skipped:-0} skipped"
+  fi
+}
+
+say "=== warpfuse gpu_check: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n 1)
+say "GPU: ${gpu:-nvidia-smi found no GPU}; nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+
+# --- 0. dependencies ------------------------------------------------------------------------------
+declare -a cmake_args=()
+if [ -n "${WARPFUSE_DEPS_DEBS:-}" ]; then
+  deps=$root/$build/deps
+  mkdir -p "$deps"
+  for deb in "$WARPFUSE_DEPS_DEBS"/*.deb; do
+    [ -e "$deb" ] && dpkg -x "$deb" "$deps"
+  done
+  export CMAKE_PREFIX_PATH="$deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  say "unpacked $(find "$WARPFUSE_DEPS_DEBS" -maxdepth 1 -name '*.deb' | wc -l) packages into $deps"
+fi
+cudnn_root=${WARPFUSE_CUDNN_ROOT:-}
+if [ -z "$cudnn_root" ] && torch_python=$(python_with nvidia.cudnn); then
+  cudnn_root=$("$torch_python" -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null)
+fi
+if [ -n "$cudnn_root" ]; then
+  cmake_args+=("-DWARPFUSE_CUDNN_ROOT=$cudnn_root")
+  export LD_LIBRARY_PATH="$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+missing=""
+for tool in cmake ninja nvcc; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+[ -n "$missing" ] && say "missing tools:$missing (the build will fail)"
+
+# --- 1. configure and build -------------------------------------------------------------------------
+build_result="failed"
+if run_logged "$work/configure.log" "$(limit 120)" cmake -S . -B "$build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" -DWARPFUSE_BUILD_TESTS=ON \
+  -DWARPFUSE_BUILD_BENCH=ON -DWARPFUSE_BUILD_EXAMPLES=OFF "${cmake_args[@]}"; then
+  if run_logged "$work/build.log" "$(limit 330 60)" cmake --build "$build" -j "$(nproc)" \
+    --target warpfuse_gpu_tests warpfuse_benches; then
+    build_result="ok ($(elapsed) s, CUDA architectures $arch)"
+  else
+    tail -n 30 "$work/build.log"
+  fi
+else
+  tail -n 30 "$work/configure.log"
+  say "configure failed: Google Benchmark (libbenchmark-dev), GoogleTest (libgtest-dev, libgmock-dev) and"
+  say "Boost.Context (libboost-context-dev) must be installed, or given as .deb files in WARPFUSE_DEPS_DEBS"
+fi
+[ "$build_result" = "failed" ] && failed=1
+say "build: $build_result"
+
+# --- 2. GPU tests -----------------------------------------------------------------------------------
+tests_result="not run"
+if [ -x "$build/bin/warpfuse_gpu_tests" ]; then
+  run_logged "$work/tests.log" "$(limit 120 150)" "$build/bin/warpfuse_gpu_tests" --gtest_brief=1
+  status=$?
+  tests_result="$(gtest_result "$work/tests.log") (exit $status)"
+  [ "$status" -ne 0 ] && failed=1
+  grep -E '^\[  FAILED  \] [A-Za-z]' "$work/tests.log" | sort -u | head -n 20 | tee -a "$log"
+fi
+say "gpu tests: $tests_result"
+
+# --- 3. compute-sanitizer on a subset ------------------------------------------------------------
+sanitizer=$(command -v compute-sanitizer || true)
+for candidate in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+  if [ -z "$sanitizer" ] && [ -x "$candidate" ]; then sanitizer=$candidate; fi
+done
+declare -A sanitizer_result=()
+for tool in memcheck racecheck synccheck; do
+  if [ -z "$sanitizer" ]; then
+    sanitizer_result[$tool]="not run: compute-sanitizer not found"
+    continue
+  elif [ ! -x "$build/bin/warpfuse_gpu_tests" ]; then
+    sanitizer_result[$tool]="not run: no test binary"
+    continue
+  fi
+  case $tool in memcheck) cap=60 ;; racecheck) cap=90 ;; *) cap=60 ;; esac
+  run_logged "$work/$tool.log" "$(limit "$cap" 130)" "$sanitizer" --tool "$tool" \
+    "$build/bin/warpfuse_gpu_tests" --gtest_brief=1 --gtest_filter="$sanitizer_filter"
+  status=$?
+  errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$work/$tool.log" | tail -n 1)
+  if [ -z "$errors" ]; then
+    errors=$(sed -n 's/.*RACECHECK SUMMARY:.*(\([0-9]*\) error.*/\1/p' "$work/$tool.log" | tail -n 1)
+  fi
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    sanitizer_result[$tool]="timed out (${errors:-?} errors so far)"
+  else
+    sanitizer_result[$tool]="${errors:-?} errors; tests: $(gtest_result "$work/$tool.log") (exit $status)"
+  fi
+  if [ "${errors:-1}" != "0" ] || [ "$status" -ne 0 ]; then failed=1; fi
+  say "$tool: ${sanitizer_result[$tool]}"
+done
+
+# --- 4. benchmarks ---------------------------------------------------------------------------------
+declare -a bench_lines=() jsons=()
+for bench in "$build"/bin/*_bench; do
+  [ -x "$bench" ] || continue
+  name=$(basename "$bench")
+  bench_start=$SECONDS
+  run_logged "$work/$name.txt" "$(limit 180 90)" "$bench" "${bench_args[@]}" \
+    --benchmark_out="$work/$name.json" --benchmark_out_format=json
+  status=$?
+  cases=$(grep -c '^[a-z0-9_]*/.*/manual_time' "$work/$name.txt")
+  bad=$(sed -n 's/^\([0-9]*\) case(s) FAILED:.*/\1/p' "$work/$name.txt" | tail -n 1)
+  line="$name: $cases cases, ${bad:-0} failed, $((SECONDS - bench_start)) s (exit $status)"
+  if grep -q 'no CUDA device present' "$work/$name.txt"; then line="$name: no CUDA device present"; fi
+  [ "$status" -ne 0 ] && failed=1
+  bench_lines+=("$line")
+  [ -s "$work/$name.json" ] && jsons+=("$work/$name.json")
+  say "$line"
+done
+
+# --- 5. PyTorch on the same shapes, then the plots ---------------------------------------------
+torch_result="not run"
+if [ "${#jsons[@]}" -gt 0 ]; then
+  torch_python=$(python_with torch || command -v python3 || true)
+  if [ -n "$torch_python" ]; then
+    run_logged "$work/compare_torch.txt" "$(limit 100 30)" "$torch_python" bench/compare_torch.py \
+      "${jsons[@]}" --quick --json "$work/torch.json"
+    status=$?
+    torch_result="$(grep -c ' aten\.\| torch\.' "$work/compare_torch.txt") shapes (exit $status)"
+    grep -q 'nothing to compare' "$work/compare_torch.txt" && torch_result=$(tail -n 1 "$work/compare_torch.txt")
+  fi
+  plot_python=$(python_with matplotlib || true)
+  for json in "${jsons[@]}"; do
+    if [ -z "$plot_python" ]; then
+      say "plot: no python3 with matplotlib"
+      break
+    fi
+    torch_flag=()
+    [ -s "$work/torch.json" ] && torch_flag=(--torch "$work/torch.json")
+    run_logged "$work/plot.log" "$(limit 30 10)" "$plot_python" bench/plot.py "$json" \
+      -o "${json%.json}.png" "${torch_flag[@]}" || say "plot of $json failed (see $log)"
+  done
+fi
+say "compare_torch: $torch_result"
+
+# --- 6. summary, then the files for $OUT ------------------------------------------------------------
+{
+  echo
+  echo "=== gpu_check summary ($(elapsed) s): ${gpu:-no GPU}, commit $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+  printf '  %-22s %s\n' "build" "$build_result" "gpu tests" "$tests_result" \
+    "memcheck (subset)" "${sanitizer_result[memcheck]}" \
+    "racecheck (subset)" "${sanitizer_result[racecheck]}" \
+    "synccheck (subset)" "${sanitizer_result[synccheck]}"
+  for line in "${bench_lines[@]}"; do printf '  %-22s %s\n' "${line%%:*}" "${line#*: }"; done
+  printf '  %-22s %s\n' "compare_torch" "$torch_result"
+  if [ "${#jsons[@]}" -gt 0 ]; then
+    python_bin=$(command -v python3 || true)
+    torch_summary=()
+    [ -s "$work/torch.json" ] && torch_summary=(--torch "$work/torch.json")
+    [ -n "$python_bin" ] && "$python_bin" bench/summary.py "${jsons[@]}" "${torch_summary[@]}"
+  fi
+  if [ "$failed" -eq 0 ]; then echo "gpu_check: PASSED"; else echo "gpu_check: FAILED (see $log)"; fi
+} >"$summary" 2>&1
+cat "$summary" >>"$log"
+
+if [ -n "${OUT:-}" ]; then
+  mkdir -p "$OUT"
+  # At most 8 files: the summary, the log, then PNGs, bench JSON and torch.json; whatever does not
+  # fit goes into results.tar.gz with everything else.
+  declare -a files=("$summary" "$log")
+  for file in "$work"/*.png "${jsons[@]}" "$work/torch.json"; do [ -s "$file" ] && files+=("$file"); done
+  if [ "${#files[@]}" -gt 8 ]; then
+    tar -czf "$work/results.tar.gz" -C "$work" --exclude=results.tar.gz .
+    files=("${files[@]:0:7}" "$work/results.tar.gz")
+  fi
+  cp "${files[@]}" "$OUT"/
+fi
+
+cat "$summary"
+exit "$failed"
