@@ -7,6 +7,7 @@
 #include "warpfuse/cublas_check.h"
 #include "warpfuse/device.h"
 #include "warpfuse/dtype.h"
+#include "warpfuse/elementwise_loss.h"
 #include "warpfuse/error.h"
 #include "warpfuse/loss.h"
 #include "warpfuse/memory.h"

@@ -1,0 +1,365 @@
+// warpfuse host — elementwise losses (binary cross-entropy from logits and from probabilities,
+// MSE, MAE, Huber): validation, reduction and shape choice, launches. The math and the kernels are
+// in kernels/elementwise_loss.cuh, the API in include/warpfuse/elementwise_loss.h.
+//
+// One pass reads pred and target once and writes the loss (reduction none: per element;
+// per_sample: per row) and, when asked, dpred. mean, sum and per_sample_sum write each row's sum
+// into the workspace and finish with loss_reduce_kernel (one block, fixed order).
+//
+// Shape choice (choose_elementwise_loss_shape). No GPU measurement exists yet; these follow the
+// softmax warp strategy's reasoning (host/cuda/softmax.cu) and are to be revisited with the
+// Benchmarks issue's sweeps:
+//   cols <= 1024           warp: kLanes = the smallest power of two >= cols (at most 32) lanes per
+//                          row, so short rows share a warp (a 1-column regression target packs 32
+//                          rows into a warp) and no lane idles on padding; rows of 32 packs or
+//                          more, when every row is pack-aligned, use 32 lanes and 16-byte packs.
+//   cols > 1024            block: a block per row, row_block_threads(cols) threads (about four
+//                          packs each, 128..1024), so a few long rows still fill the GPU; one
+//                          block all-reduce per row is small against the row's traffic.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "host/cuda/common.h"
+#include "host/cuda/launch.h"
+#include "host/cuda/loss_internal.h"
+#include "host/cuda/rows.h"
+#include "kernels/elementwise_loss.cuh"
+#include "warpfuse/elementwise_loss.h"
+#include "warpfuse/error.h"
+#include "warpfuse/loss.h"
+
+namespace warpfuse {
+namespace {
+
+using detail::ElementwiseLossMode;
+using detail::Int;
+using detail::LaunchConfig;
+
+/// A float as printf's %g writes it: 1e-09, not to_string's 0.000000.
+std::string format_float(float value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", static_cast<double>(value));
+  return text;
+}
+
+bool is_valid(Reduction reduction) {
+  const int value = static_cast<int>(reduction);
+  return value >= static_cast<int>(Reduction::none) &&
+         value <= static_cast<int>(Reduction::per_sample_sum);
+}
+
+/// Reductions that sum over rows, through the workspace.
+bool reduces_rows(Reduction reduction) {
+  return reduction == Reduction::mean || reduction == Reduction::sum ||
+         reduction == Reduction::per_sample_sum;
+}
+
+/// [begin, end) of the bytes a view spans; empty for an empty view.
+struct ByteSpan {
+  std::uintptr_t begin = 0;
+  std::uintptr_t end = 0;
+};
+
+template <class V>
+ByteSpan span_of(const MatrixView<V>& view) {
+  if (view.empty()) return {};
+  return {reinterpret_cast<std::uintptr_t>(view.data),
+          reinterpret_cast<std::uintptr_t>(view.data + ((view.rows - 1) * view.ld + view.cols))};
+}
+
+template <class V>
+ByteSpan span_of(const VectorView<V>& view) {
+  if (view.empty()) return {};
+  return {reinterpret_cast<std::uintptr_t>(view.data),
+          reinterpret_cast<std::uintptr_t>(view.data + view.size)};
+}
+
+ByteSpan span_of(const LossWorkspace& workspace) {
+  if (workspace.data == nullptr || workspace.bytes == 0) return {};
+  const auto begin = reinterpret_cast<std::uintptr_t>(workspace.data);
+  return {begin, begin + workspace.bytes};
+}
+
+/// Throws InvalidArgument naming `op` and `out_arg` when the output shares any byte with `other`
+/// (used where even an exact alias is wrong: the fp32 loss, pos_weight, the workspace).
+void check_disjoint(const char* op, const char* out_arg, ByteSpan out, const char* other_arg,
+                    ByteSpan other) {
+  if (out.begin == out.end || other.begin == other.end) return;
+  if (out.begin < other.end && other.begin < out.end) {
+    throw InvalidArgument(op, out_arg,
+                          std::string("overlaps '") + other_arg + "' (it must not share memory)");
+  }
+}
+
+/// How the rows map onto the GPU: the strategy, lanes per row (warp) and elements per access.
+struct ElementwiseLossShape {
+  bool block;  // a block per row; otherwise kLanes lanes of a warp per row
+  int lanes;
+  bool packed;  // 16-byte packs (every row of every matrix is pack-aligned)
+};
+
+/// The one place the shape is chosen; the thresholds and their reasons are at the top of the file.
+template <int P>
+ElementwiseLossShape choose_elementwise_loss_shape(std::int64_t cols, bool pack_aligned) {
+  if (cols > detail::kElementwiseLossWarpMaxCols) return {true, 0, pack_aligned};
+  if (pack_aligned && cols >= 32 * P) return {false, 32, true};
+  int lanes = 1;
+  while (lanes < 32 && lanes < cols) lanes *= 2;
+  return {false, lanes, false};
+}
+
+/// Calls f(Int<lanes>{}) for lanes in {1, 2, 4, 8, 16, 32}.
+template <class F>
+void dispatch_lanes(int lanes, F&& f) {
+  switch (lanes) {
+    case 1:
+      return f(Int<1>{});
+    case 2:
+      return f(Int<2>{});
+    case 4:
+      return f(Int<4>{});
+    case 8:
+      return f(Int<8>{});
+    case 16:
+      return f(Int<16>{});
+    default:
+      return f(Int<32>{});
+  }
+}
+
+template <int P, class T, class Loss>
+void launch_elementwise_loss(const detail::ElementwiseLossArgs<T>& args, const Loss& loss_fn,
+                             bool pack_aligned, cudaStream_t stream) {
+  const ElementwiseLossShape shape = choose_elementwise_loss_shape<P>(args.cols, pack_aligned);
+  if (shape.block) {
+    const auto launch_block = [&](auto pack) {
+      constexpr int kPack = decltype(pack)::value;
+      const unsigned threads = detail::row_block_threads(args.cols, kPack);
+      detail::launch(detail::row_block_config(args.rows, threads, 0, stream),
+                     "elementwise_loss_block_kernel",
+                     detail::elementwise_loss_block_kernel<T, Loss, kPack>, args, loss_fn);
+    };
+    if (shape.packed) {
+      launch_block(Int<P>{});
+    } else {
+      launch_block(Int<1>{});
+    }
+    return;
+  }
+  const auto launch_warp = [&](auto lanes, auto pack) {
+    constexpr int kLanes = decltype(lanes)::value;
+    constexpr int kRowsPerBlock = detail::kElementwiseLossWarpBlockThreads / kLanes;
+    const auto blocks = detail::grid_stride_blocks((args.rows + kRowsPerBlock - 1) / kRowsPerBlock,
+                                                   detail::kWarpBlocksPerSm);
+    detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
+                                dim3(detail::kElementwiseLossWarpBlockThreads), 0, stream},
+                   "elementwise_loss_warp_kernel",
+                   detail::elementwise_loss_warp_kernel<T, Loss, kLanes, decltype(pack)::value>,
+                   args, loss_fn);
+  };
+  if (shape.packed) {
+    launch_warp(Int<32>{}, Int<P>{});
+  } else {
+    dispatch_lanes(shape.lanes, [&](auto lanes) { launch_warp(lanes, Int<1>{}); });
+  }
+}
+
+/// The checks and launches every elementwise loss shares. `pos_weight` is empty but for
+/// binary_cross_entropy_with_logits (checked there); no output may overlap it.
+template <class T, class Loss>
+void run_elementwise_loss(const char* op, MatrixView<const T> pred, MatrixView<const T> target,
+                          const ElementwiseLossOutputs<T>& outputs, Reduction reduction,
+                          float grad_scale, const LossWorkspace& workspace,
+                          VectorView<const float> pos_weight, const Loss& loss_fn,
+                          cudaStream_t stream) {
+  const MatrixView<float> loss = outputs.loss;
+  const MatrixView<T> dpred = outputs.dpred;
+  detail::check_view(op, "pred", pred);
+  detail::check_view(op, "target", target);
+  detail::check_same_shape(op, "target", target, "pred", pred);
+  if (!is_valid(reduction)) {
+    throw InvalidArgument(op, "options.reduction",
+                          "reduction = " + std::to_string(static_cast<int>(reduction)) +
+                              " is not a warpfuse::Reduction");
+  }
+  if (!std::isfinite(grad_scale)) {
+    throw InvalidArgument(op, "options.grad_scale",
+                          "grad_scale = " + format_float(grad_scale) + " must be finite");
+  }
+
+  // The loss's shape follows the reduction.
+  detail::check_view(op, "outputs.loss", loss);
+  const std::int64_t loss_rows =
+      reduction == Reduction::none || reduction == Reduction::per_sample ? pred.rows : 1;
+  const std::int64_t loss_cols = reduction == Reduction::none ? pred.cols : 1;
+  if (loss.rows != loss_rows || loss.cols != loss_cols) {
+    throw InvalidArgument(op, "outputs.loss",
+                          "shape " + std::to_string(loss.rows) + " x " + std::to_string(loss.cols) +
+                              " is not the " + std::to_string(loss_rows) + " x " +
+                              std::to_string(loss_cols) + " that reduction " +
+                              to_string(reduction) + " writes for pred's " +
+                              std::to_string(pred.rows) + " x " + std::to_string(pred.cols));
+  }
+
+  const bool has_grad = dpred.data != nullptr || !dpred.empty();
+  if (has_grad) {
+    detail::check_view(op, "outputs.dpred", dpred);
+    detail::check_same_shape(op, "outputs.dpred", dpred, "pred", pred);
+    detail::check_alias(op, "outputs.dpred", dpred, "pred", pred);
+    detail::check_alias(op, "outputs.dpred", dpred, "target", target);
+    check_disjoint(op, "outputs.dpred", span_of(dpred), "pos_weight", span_of(pos_weight));
+  }
+  check_disjoint(op, "outputs.loss", span_of(loss), "pred", span_of(pred));
+  check_disjoint(op, "outputs.loss", span_of(loss), "target", span_of(target));
+  check_disjoint(op, "outputs.loss", span_of(loss), "pos_weight", span_of(pos_weight));
+  if (has_grad) check_disjoint(op, "outputs.loss", span_of(loss), "outputs.dpred", span_of(dpred));
+
+  const std::int64_t rows = pred.rows;
+  const std::int64_t cols = pred.cols;
+  const bool through_workspace = reduces_rows(reduction);
+  detail::LossScratch scratch{nullptr, nullptr};
+  if (through_workspace) {
+    check_disjoint(op, "outputs.loss", span_of(loss), "workspace", span_of(workspace));
+    if (has_grad)
+      check_disjoint(op, "outputs.dpred", span_of(dpred), "workspace", span_of(workspace));
+    scratch = detail::prepare_loss_workspace(op, workspace, rows, stream);
+  }
+
+  // g: the weight of one element's loss in the reduced loss.
+  const double elements = static_cast<double>(rows) * static_cast<double>(cols);
+  double weight = 1.0;
+  if (reduction == Reduction::mean) weight = elements > 0 ? 1.0 / elements : 0.0;
+  if (reduction == Reduction::per_sample || reduction == Reduction::per_sample_sum) {
+    weight = cols > 0 ? 1.0 / static_cast<double>(cols) : 0.0;
+  }
+
+  const ElementwiseLossMode mode = reduction == Reduction::none ? ElementwiseLossMode::elements
+                                   : reduction == Reduction::per_sample
+                                       ? ElementwiseLossMode::row_means
+                                       : ElementwiseLossMode::row_partials;
+  const bool row_kernel_needed = rows > 0 && (cols > 0 || mode != ElementwiseLossMode::elements);
+  if (row_kernel_needed) {
+    const detail::ElementwiseLossArgs<T> args{pred.data,
+                                              target.data,
+                                              has_grad ? dpred.data : nullptr,
+                                              loss.data,
+                                              scratch.row_partials,
+                                              rows,
+                                              cols,
+                                              pred.ld,
+                                              target.ld,
+                                              dpred.ld,
+                                              loss.ld,
+                                              mode,
+                                              static_cast<float>(grad_scale * weight)};
+    constexpr int P = detail::kPackElements<T>;
+    const bool vectorized =
+        detail::can_use_packs<P>(pred.data, pred.ld) &&
+        detail::can_use_packs<P>(target.data, target.ld) &&
+        (!has_grad || detail::can_use_packs<P>(dpred.data, dpred.ld)) &&
+        (mode != ElementwiseLossMode::elements || detail::can_use_packs<4>(loss.data, loss.ld));
+    launch_elementwise_loss<P>(args, loss_fn, vectorized, stream);
+  }
+  if (through_workspace) {
+    detail::launch_loss_reduce(scratch.row_partials, rows, static_cast<float>(weight), nullptr,
+                               loss.data, stream);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void binary_cross_entropy_with_logits(
+    MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
+    const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
+    const LossWorkspace& workspace, const ElementwiseLossOptions& options,
+    VectorView<const float> pos_weight, cudaStream_t stream) {
+  const char* op = "binary_cross_entropy_with_logits";
+  detail::check_view(op, "pred", pred);
+  detail::check_view(op, "pos_weight", pos_weight);
+  if (!pos_weight.empty() && pos_weight.size != pred.cols) {
+    throw InvalidArgument(op, "pos_weight",
+                          "size = " + std::to_string(pos_weight.size) +
+                              " is not pred's cols = " + std::to_string(pred.cols) +
+                              " (one weight per column, or empty for none)");
+  }
+  run_elementwise_loss(
+      op, pred, target, outputs, options.reduction, options.grad_scale, workspace, pos_weight,
+      detail::BceWithLogitsLoss{pos_weight.empty() ? nullptr : pos_weight.data}, stream);
+}
+
+template <class T>
+void binary_cross_entropy(MatrixView<const T> pred,
+                          detail::elementwise_loss_arg_t<MatrixView<const T>> target,
+                          const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
+                          const LossWorkspace& workspace, const BinaryCrossEntropyOptions& options,
+                          cudaStream_t stream) {
+  const char* op = "binary_cross_entropy";
+  if (!(options.eps > 0.0f && options.eps < 0.5f)) {
+    throw InvalidArgument(op, "options.eps",
+                          "eps = " + format_float(options.eps) + " is not in (0, 0.5)");
+  }
+  run_elementwise_loss(op, pred, target, outputs, options.reduction, options.grad_scale, workspace,
+                       VectorView<const float>{}, detail::BceLoss{options.eps}, stream);
+}
+
+template <class T>
+void mse_loss(MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
+              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
+              const LossWorkspace& workspace, const ElementwiseLossOptions& options,
+              cudaStream_t stream) {
+  run_elementwise_loss("mse_loss", pred, target, outputs, options.reduction, options.grad_scale,
+                       workspace, VectorView<const float>{}, detail::MseLoss{}, stream);
+}
+
+template <class T>
+void mae_loss(MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
+              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
+              const LossWorkspace& workspace, const ElementwiseLossOptions& options,
+              cudaStream_t stream) {
+  run_elementwise_loss("mae_loss", pred, target, outputs, options.reduction, options.grad_scale,
+                       workspace, VectorView<const float>{}, detail::MaeLoss{}, stream);
+}
+
+template <class T>
+void huber_loss(MatrixView<const T> pred,
+                detail::elementwise_loss_arg_t<MatrixView<const T>> target,
+                const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
+                const LossWorkspace& workspace, const HuberLossOptions& options,
+                cudaStream_t stream) {
+  const char* op = "huber_loss";
+  if (!(std::isfinite(options.delta) && options.delta > 0.0f)) {
+    throw InvalidArgument(
+        op, "options.delta",
+        "delta = " + format_float(options.delta) + " must be finite and positive");
+  }
+  run_elementwise_loss(op, pred, target, outputs, options.reduction, options.grad_scale, workspace,
+                       VectorView<const float>{}, detail::HuberLoss{options.delta}, stream);
+}
+
+#define WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(T)                                                   \
+  template void binary_cross_entropy_with_logits<T>(                                               \
+      MatrixView<const T>, MatrixView<const T>, const ElementwiseLossOutputs<T>&,                  \
+      const LossWorkspace&, const ElementwiseLossOptions&, VectorView<const float>, cudaStream_t); \
+  template void binary_cross_entropy<T>(MatrixView<const T>, MatrixView<const T>,                  \
+                                        const ElementwiseLossOutputs<T>&, const LossWorkspace&,    \
+                                        const BinaryCrossEntropyOptions&, cudaStream_t);           \
+  template void mse_loss<T>(MatrixView<const T>, MatrixView<const T>,                              \
+                            const ElementwiseLossOutputs<T>&, const LossWorkspace&,                \
+                            const ElementwiseLossOptions&, cudaStream_t);                          \
+  template void mae_loss<T>(MatrixView<const T>, MatrixView<const T>,                              \
+                            const ElementwiseLossOutputs<T>&, const LossWorkspace&,                \
+                            const ElementwiseLossOptions&, cudaStream_t);                          \
+  template void huber_loss<T>(MatrixView<const T>, MatrixView<const T>,                            \
+                              const ElementwiseLossOutputs<T>&, const LossWorkspace&,              \
+                              const HuberLossOptions&, cudaStream_t);
+WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(float)
+WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(__half)
+WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(__nv_bfloat16)
+#undef WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS
+
+}  // namespace warpfuse
