@@ -1,0 +1,108 @@
+// warpfuse::nn internals — what a device backend does for Sequential, and the pieces the CPU and
+// CUDA backends share (parameter layout, metric kinds, initialisation, the per-epoch order).
+//
+// Sequential owns the training loop (epochs, validation, callbacks, progress); a backend owns the
+// parameters, gradients and optimizer state (each one contiguous buffer, on its device) and runs
+// steps over positions of the epoch's sample order. Totals accumulate on the device and are read
+// only through totals(): on the CUDA backend that is the one place the host waits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "warpfuse/nn/model.h"
+
+namespace warpfuse::nn::detail {
+
+/// Where each layer's tensors sit in the contiguous parameter buffer (-1: absent).
+struct LayerSlots {
+  std::int64_t inputs = 0;
+  std::int64_t units = 0;
+  std::int64_t kernel = 0;
+  std::int64_t bias = -1;
+  std::int64_t prelu = -1;
+  Activation activation;
+};
+
+struct Layout {
+  std::vector<LayerSlots> layers;
+  std::int64_t total = 0;
+  std::int64_t widest = 0;  ///< the most units (or inputs) of any layer
+};
+
+Layout make_layout(const std::vector<Dense>& layers);
+
+enum class AccuracyKind { none, categorical, sparse, binary };
+
+/// Everything a backend needs to know about the compiled model.
+struct ModelSpec {
+  Layout layout;
+  Loss loss;
+  Optimizer optimizer;
+  AccuracyKind accuracy = AccuracyKind::none;
+  bool want_mse = false;
+  bool want_mae = false;
+  /// The output layer's activation is applied inside the loss (softmax + categorical/sparse CE,
+  /// sigmoid + binary CE): the loss reads the pre-activation and its gradient is dL/dz.
+  bool fused_output = false;
+  /// The loss reads logits (fused_output, or from_logits with the output layer's own values).
+  bool loss_reads_logits = false;
+};
+
+/// Sums over the samples seen since reset_totals() (or in one evaluate()).
+struct Totals {
+  double loss_sum = 0.0;
+  double samples = 0.0;
+  double correct = 0.0;
+  double accuracy_count = 0.0;  ///< samples, or elements for binary accuracy
+  double abs_sum = 0.0;
+  double sq_sum = 0.0;
+  double elements = 0.0;
+  std::int64_t bad_step = -1;  ///< the first step whose loss was NaN or inf, -1 when none
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  virtual void set_parameters(const std::vector<float>& parameters) = 0;
+  virtual std::vector<float> parameters() = 0;
+  /// Adam's m then v (or SGD's velocity) and the number of steps taken.
+  virtual void set_optimizer_state(const std::vector<float>& state, std::int64_t step) = 0;
+  virtual std::vector<float> optimizer_state(std::int64_t* step) = 0;
+
+  /// The training samples (rows of x and y) that train_step() indexes through the order.
+  virtual void set_training_data(const Matrix& x, const Matrix& y) = 0;
+  virtual void set_order(const std::vector<std::int64_t>& order) = 0;
+  virtual void reset_totals() = 0;
+  /// One optimizer step on samples order[begin, begin + count); `step` numbers it for errors.
+  virtual void train_step(std::int64_t begin, std::int64_t count, std::int64_t step) = 0;
+  /// Reads the totals (the CUDA backend synchronises here).
+  virtual Totals totals() = 0;
+  /// Whether totals() is free: the CPU backend lets the loop check every step.
+  virtual bool cheap_totals() const = 0;
+
+  virtual Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) = 0;
+  virtual void predict(const Matrix& x, std::int64_t batch_size, float* out) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec);
+/// Throws Unsupported when no CUDA device is present.
+std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec);
+
+/// Adds one batch's metric sums (accuracy, mse, mae) from the outputs `out` to `t`.
+void accumulate_metrics(const ModelSpec& spec, const float* out, const float* y, std::int64_t rows,
+                        std::int64_t cols, Totals& t);
+
+/// The model's initial parameters, drawn from `seed` (mt19937_64 with our own conversions, so the
+/// values are the same with every standard library).
+std::vector<float> initial_parameters(const std::vector<Dense>& layers, const Layout& layout,
+                                      std::uint64_t seed);
+
+/// The epoch's sample order: identity, or a seeded Fisher-Yates shuffle of (seed, epoch).
+std::vector<std::int64_t> epoch_order(std::int64_t n, bool shuffle, std::uint64_t seed, int epoch);
+
+}  // namespace warpfuse::nn::detail

@@ -1,0 +1,325 @@
+// warpfuse::nn — names of the vocabulary (config.h), and the pieces both backends share
+// (backend.h): parameter layout, initialisation, epoch order, metric sums.
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "host/nn/backend.h"
+#include "warpfuse/error.h"
+
+namespace warpfuse::nn {
+namespace {
+
+struct ActivationName {
+  const char* name;
+  ActivationKind kind;
+};
+constexpr ActivationName kActivationNames[] = {
+    {"linear", ActivationKind::linear},
+    {"relu", ActivationKind::relu},
+    {"leaky_relu", ActivationKind::leaky_relu},
+    {"prelu", ActivationKind::prelu},
+    {"elu", ActivationKind::elu},
+    {"selu", ActivationKind::selu},
+    {"gelu", ActivationKind::gelu},
+    {"silu", ActivationKind::silu},
+    {"sigmoid", ActivationKind::sigmoid},
+    {"tanh", ActivationKind::tanh},
+    {"softmax", ActivationKind::softmax},
+};
+
+std::string activation_names() {
+  std::string all;
+  for (const auto& entry : kActivationNames)
+    all += std::string(all.empty() ? "" : ", ") + entry.name;
+  return all;
+}
+
+}  // namespace
+
+Activation::Activation(ActivationKind k) : kind(k) {
+  if (k == ActivationKind::leaky_relu) alpha = 0.2f;
+  if (k == ActivationKind::elu) alpha = 1.0f;
+}
+
+Activation::Activation(const char* name) {
+  const std::string n = name == nullptr ? "" : name;
+  if (n.empty() || n == "None") {
+    *this = Activation(ActivationKind::linear);
+    return;
+  }
+  if (n == "swish") {
+    *this = Activation(ActivationKind::silu);
+    return;
+  }
+  for (const auto& entry : kActivationNames) {
+    if (n == entry.name) {
+      *this = Activation(entry.kind);
+      return;
+    }
+  }
+  throw InvalidArgument("nn::Activation", "name",
+                        "unknown activation '" + n + "' (one of " + activation_names() + ")");
+}
+
+std::string to_string(ActivationKind kind) {
+  for (const auto& entry : kActivationNames) {
+    if (entry.kind == kind) return entry.name;
+  }
+  return "unknown";
+}
+
+Initializer initializer_from_string(const std::string& name) {
+  if (name == "glorot_uniform") return Initializer::glorot_uniform;
+  if (name == "he_normal") return Initializer::he_normal;
+  if (name == "he_uniform") return Initializer::he_uniform;
+  if (name == "zeros") return Initializer::zeros;
+  throw InvalidArgument(
+      "nn::Initializer", "name",
+      "unknown initializer '" + name + "' (one of glorot_uniform, he_normal, he_uniform, zeros)");
+}
+
+std::string to_string(Initializer init) {
+  switch (init) {
+    case Initializer::glorot_uniform:
+      return "glorot_uniform";
+    case Initializer::he_normal:
+      return "he_normal";
+    case Initializer::he_uniform:
+      return "he_uniform";
+    case Initializer::zeros:
+      return "zeros";
+  }
+  return "unknown";
+}
+
+Loss::Loss(const char* name) {
+  const std::string n = name == nullptr ? "" : name;
+  if (n == "mean_squared_error" || n == "mse") {
+    kind = LossKind::mean_squared_error;
+  } else if (n == "mean_absolute_error" || n == "mae") {
+    kind = LossKind::mean_absolute_error;
+  } else if (n == "huber" || n == "huber_loss") {
+    kind = LossKind::huber;
+  } else if (n == "binary_crossentropy") {
+    kind = LossKind::binary_crossentropy;
+  } else if (n == "categorical_crossentropy") {
+    kind = LossKind::categorical_crossentropy;
+  } else if (n == "sparse_categorical_crossentropy") {
+    kind = LossKind::sparse_categorical_crossentropy;
+  } else {
+    throw InvalidArgument("nn::Loss", "name",
+                          "unknown loss '" + n +
+                              "' (one of mean_squared_error, mean_absolute_error, huber, "
+                              "binary_crossentropy, categorical_crossentropy, "
+                              "sparse_categorical_crossentropy)");
+  }
+}
+
+std::string to_string(LossKind kind) {
+  switch (kind) {
+    case LossKind::mean_squared_error:
+      return "mean_squared_error";
+    case LossKind::mean_absolute_error:
+      return "mean_absolute_error";
+    case LossKind::huber:
+      return "huber";
+    case LossKind::binary_crossentropy:
+      return "binary_crossentropy";
+    case LossKind::categorical_crossentropy:
+      return "categorical_crossentropy";
+    case LossKind::sparse_categorical_crossentropy:
+      return "sparse_categorical_crossentropy";
+  }
+  return "unknown";
+}
+
+Optimizer optimizer_from_string(const std::string& name, float learning_rate) {
+  Optimizer o;
+  if (name == "sgd") {
+    o = SGD();
+  } else if (name == "adam") {
+    o = Adam();
+  } else if (name == "adamw") {
+    o = AdamW();
+  } else {
+    throw InvalidArgument("nn::Optimizer", "name",
+                          "unknown optimizer '" + name + "' (one of sgd, adam, adamw)");
+  }
+  if (learning_rate > 0.0f) o.learning_rate = learning_rate;
+  return o;
+}
+
+std::string to_string(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::sgd:
+      return "sgd";
+    case OptimizerKind::adam:
+      return "adam";
+    case OptimizerKind::adamw:
+      return "adamw";
+  }
+  return "unknown";
+}
+
+std::string to_string(Device device) {
+  switch (device) {
+    case Device::automatic:
+      return "auto";
+    case Device::cpu:
+      return "cpu";
+    case Device::cuda:
+      return "cuda";
+  }
+  return "unknown";
+}
+
+namespace detail {
+namespace {
+
+// Uniform in [0, 1) from the top 24 bits: exactly representable, the same on every platform.
+float uniform01(std::mt19937_64& rng) {
+  return static_cast<float>(rng() >> 40) * 0x1.0p-24f;
+}
+
+// A standard normal by Box-Muller (std::normal_distribution's algorithm is unspecified).
+float normal01(std::mt19937_64& rng) {
+  const double u1 = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+  const double u2 = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+}
+
+// Unbiased integer in [0, bound) by rejection.
+std::uint64_t below(std::mt19937_64& rng, std::uint64_t bound) {
+  const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % bound);
+  std::uint64_t value = rng();
+  while (value >= limit) value = rng();
+  return value % bound;
+}
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser: decorrelates nearby seeds
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+void fill(std::vector<float>& p, std::int64_t offset, std::int64_t count, Initializer init,
+          std::int64_t fan_in, std::int64_t fan_out, std::mt19937_64& rng) {
+  float* out = p.data() + offset;
+  switch (init) {
+    case Initializer::zeros:
+      std::fill(out, out + count, 0.0f);
+      return;
+    case Initializer::glorot_uniform:
+    case Initializer::he_uniform: {
+      const double denom = init == Initializer::glorot_uniform ? 0.5 * (fan_in + fan_out) : fan_in;
+      const float limit = static_cast<float>(std::sqrt(3.0 / denom));
+      for (std::int64_t i = 0; i < count; ++i) out[i] = (2.0f * uniform01(rng) - 1.0f) * limit;
+      return;
+    }
+    case Initializer::he_normal: {
+      // Keras: a normal truncated at two standard deviations, rescaled (0.8796...) so the
+      // variance is still 2 / fan_in.
+      const float stddev = static_cast<float>(std::sqrt(2.0 / fan_in) / 0.87962566103423978);
+      for (std::int64_t i = 0; i < count; ++i) {
+        float z = normal01(rng);
+        while (std::fabs(z) > 2.0f) z = normal01(rng);
+        out[i] = z * stddev;
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+Layout make_layout(const std::vector<Dense>& layers) {
+  Layout layout;
+  std::int64_t inputs = layers.empty() ? 0 : layers.front().input_dim;
+  std::int64_t offset = 0;
+  layout.widest = inputs;
+  for (const Dense& d : layers) {
+    LayerSlots s;
+    s.inputs = inputs;
+    s.units = d.units;
+    s.activation = d.activation;
+    s.kernel = offset;
+    offset += inputs * d.units;
+    if (d.use_bias) {
+      s.bias = offset;
+      offset += d.units;
+    }
+    if (d.activation.kind == ActivationKind::prelu) {
+      s.prelu = offset;
+      offset += d.units;
+    }
+    layout.layers.push_back(s);
+    layout.widest = std::max(layout.widest, d.units);
+    inputs = d.units;
+  }
+  layout.total = offset;
+  return layout;
+}
+
+std::vector<float> initial_parameters(const std::vector<Dense>& layers, const Layout& layout,
+                                      std::uint64_t seed) {
+  std::vector<float> p(static_cast<std::size_t>(layout.total), 0.0f);
+  std::mt19937_64 rng(mix(seed));
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const LayerSlots& s = layout.layers[l];
+    fill(p, s.kernel, s.inputs * s.units, layers[l].kernel_initializer, s.inputs, s.units, rng);
+    if (s.bias >= 0) fill(p, s.bias, s.units, layers[l].bias_initializer, s.inputs, s.units, rng);
+    // PReLU slopes start at 0 (Keras' alpha_initializer "zeros"): the layer begins as a relu.
+  }
+  return p;
+}
+
+std::vector<std::int64_t> epoch_order(std::int64_t n, bool shuffle, std::uint64_t seed, int epoch) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) order[i] = i;
+  if (!shuffle) return order;
+  std::mt19937_64 rng(mix(seed ^ mix(0x5eedull + static_cast<std::uint64_t>(epoch))));
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    std::swap(order[i], order[below(rng, static_cast<std::uint64_t>(i) + 1)]);
+  }
+  return order;
+}
+
+void accumulate_metrics(const ModelSpec& spec, const float* out, const float* y, std::int64_t rows,
+                        std::int64_t cols, Totals& t) {
+  const bool sparse = spec.loss.kind == LossKind::sparse_categorical_crossentropy;
+  if (spec.accuracy == AccuracyKind::categorical || spec.accuracy == AccuracyKind::sparse) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* o = out + r * cols;
+      const std::int64_t predicted = std::max_element(o, o + cols) - o;
+      std::int64_t truth = 0;
+      if (spec.accuracy == AccuracyKind::sparse) {
+        truth = static_cast<std::int64_t>(y[r]);
+      } else {
+        const float* yr = y + r * cols;
+        truth = std::max_element(yr, yr + cols) - yr;
+      }
+      if (predicted == truth) t.correct += 1.0;
+    }
+    t.accuracy_count += static_cast<double>(rows);
+  } else if (spec.accuracy == AccuracyKind::binary) {
+    // Keras' binary_accuracy thresholds probabilities at 0.5; logits at 0 is the same decision.
+    const float threshold = spec.loss.from_logits ? 0.0f : 0.5f;
+    for (std::int64_t i = 0; i < rows * cols; ++i) {
+      if ((out[i] > threshold) == (y[i] > 0.5f)) t.correct += 1.0;
+    }
+    t.accuracy_count += static_cast<double>(rows * cols);
+  }
+  if ((spec.want_mse || spec.want_mae) && !sparse) {
+    for (std::int64_t i = 0; i < rows * cols; ++i) {
+      const double e = static_cast<double>(out[i]) - y[i];
+      t.abs_sum += std::fabs(e);
+      t.sq_sum += e * e;
+    }
+    t.elements += static_cast<double>(rows * cols);
+  }
+}
+
+}  // namespace detail
+}  // namespace warpfuse::nn

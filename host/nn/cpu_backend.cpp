@@ -1,0 +1,169 @@
+// warpfuse::nn — the CPU backend: Dense forward / backward, losses and optimizer steps through the
+// float kernels of warpfuse::ref (warpfuse/ref/nn_cpu.h; GEMMs through CBLAS).
+//
+// Per layer l with input a[l-1] (batch x inputs), kernel W (inputs x units):
+//   forward   z[l] = a[l-1] W + b,  a[l] = f(z[l])
+//   backward  dz[l] = da[l] f'(z[l]),  dW = a[l-1]^T dz[l],  db = colsum dz[l],
+//             da[l-1] = dz[l] W^T  (skipped for the first layer: nobody needs dx)
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "host/nn/backend.h"
+#include "warpfuse/error.h"
+#include "warpfuse/ref/nn_cpu.h"
+
+namespace warpfuse::nn::detail {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const ModelSpec& spec)
+      : spec_(spec),
+        params_(spec.layout.total, 0.0f),
+        grads_(spec.layout.total, 0.0f),
+        state_(static_cast<std::size_t>(spec.layout.total * spec.optimizer.state_per_parameter()),
+               0.0f) {}
+
+  Device device() const override { return Device::cpu; }
+
+  void set_parameters(const std::vector<float>& parameters) override { params_ = parameters; }
+  std::vector<float> parameters() override { return params_; }
+  void set_optimizer_state(const std::vector<float>& state, std::int64_t step) override {
+    state_ = state;
+    step_ = step;
+  }
+  std::vector<float> optimizer_state(std::int64_t* step) override {
+    if (step != nullptr) *step = step_;
+    return state_;
+  }
+
+  void set_training_data(const Matrix& x, const Matrix& y) override {
+    x_ = &x;
+    y_ = &y;
+  }
+  void set_order(const std::vector<std::int64_t>& order) override { order_ = order; }
+  void reset_totals() override { totals_ = Totals(); }
+  bool cheap_totals() const override { return true; }
+  Totals totals() override { return totals_; }
+
+  void train_step(std::int64_t begin, std::int64_t count, std::int64_t step) override {
+    const std::int64_t in_cols = x_->cols;
+    const std::int64_t y_cols = y_->cols;
+    xb_.resize(static_cast<std::size_t>(count * in_cols));
+    yb_.resize(static_cast<std::size_t>(count * y_cols));
+    for (std::int64_t r = 0; r < count; ++r) {
+      const std::int64_t sample = order_[begin + r];
+      std::copy_n(x_->row(sample), in_cols, xb_.data() + r * in_cols);
+      std::copy_n(y_->row(sample), y_cols, yb_.data() + r * y_cols);
+    }
+    forward(xb_.data(), count);
+    const auto& layers = spec_.layout.layers;
+    const LayerSlots& last = layers.back();
+    const std::vector<float>& out = a_.back();
+    const float* loss_input = spec_.fused_output ? z_.back().data() : out.data();
+    std::vector<float>& grad = da_;
+    grad.resize(static_cast<std::size_t>(count * last.units));
+    const double loss_sum = ref::nn_loss(spec_.loss, spec_.loss_reads_logits, loss_input,
+                                         yb_.data(), count, last.units, grad.data());
+    if (!std::isfinite(loss_sum) && totals_.bad_step < 0) totals_.bad_step = step;
+    totals_.loss_sum += loss_sum;
+    totals_.samples += static_cast<double>(count);
+    accumulate_metrics(spec_, out.data(), yb_.data(), count, last.units, totals_);
+    backward(xb_.data(), count);
+    ++step_;
+    ref::nn_optimizer_step(spec_.optimizer, step_, params_.data(), grads_.data(), state_.data(),
+                           spec_.layout.total);
+  }
+
+  Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) override {
+    Totals t;
+    const std::int64_t units = spec_.layout.layers.back().units;
+    for (std::int64_t begin = 0; begin < x.rows; begin += batch_size) {
+      const std::int64_t count = std::min(batch_size, x.rows - begin);
+      forward(x.row(begin), count);
+      const float* loss_input = spec_.fused_output ? z_.back().data() : a_.back().data();
+      t.loss_sum += ref::nn_loss(spec_.loss, spec_.loss_reads_logits, loss_input, y.row(begin),
+                                 count, units, nullptr);
+      t.samples += static_cast<double>(count);
+      accumulate_metrics(spec_, a_.back().data(), y.row(begin), count, units, t);
+    }
+    return t;
+  }
+
+  void predict(const Matrix& x, std::int64_t batch_size, float* out) override {
+    const std::int64_t units = spec_.layout.layers.back().units;
+    for (std::int64_t begin = 0; begin < x.rows; begin += batch_size) {
+      const std::int64_t count = std::min(batch_size, x.rows - begin);
+      forward(x.row(begin), count);
+      std::copy_n(a_.back().data(), count * units, out + begin * units);
+    }
+  }
+
+ private:
+  void forward(const float* x, std::int64_t count) {
+    const auto& layers = spec_.layout.layers;
+    z_.resize(layers.size());
+    a_.resize(layers.size());
+    const float* input = x;
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const LayerSlots& s = layers[l];
+      z_[l].resize(static_cast<std::size_t>(count * s.units));
+      a_[l].resize(static_cast<std::size_t>(count * s.units));
+      ref::sgemm(false, false, count, s.units, s.inputs, 1.0f, input, s.inputs,
+                 params_.data() + s.kernel, s.units, 0.0f, z_[l].data(), s.units);
+      if (s.bias >= 0) ref::nn_add_bias(z_[l].data(), count, s.units, params_.data() + s.bias);
+      const float* prelu = s.prelu >= 0 ? params_.data() + s.prelu : nullptr;
+      ref::nn_activation_forward(s.activation, prelu, z_[l].data(), a_[l].data(), count, s.units);
+      input = a_[l].data();
+    }
+  }
+
+  // Expects da_ to hold the loss gradient (w.r.t. z of the last layer when the output is fused,
+  // else w.r.t. its activation).
+  void backward(const float* x, std::int64_t count) {
+    const auto& layers = spec_.layout.layers;
+    for (std::size_t i = layers.size(); i-- > 0;) {
+      const LayerSlots& s = layers[i];
+      float* prelu_grad = s.prelu >= 0 ? grads_.data() + s.prelu : nullptr;
+      const bool fused = spec_.fused_output && i + 1 == layers.size();
+      if (!fused) {
+        const float* prelu = s.prelu >= 0 ? params_.data() + s.prelu : nullptr;
+        ref::nn_activation_backward(s.activation, prelu, z_[i].data(), a_[i].data(), da_.data(),
+                                    da_.data(), prelu_grad, count, s.units);
+      }
+      const float* dz = da_.data();
+      const float* input = i == 0 ? x : a_[i - 1].data();
+      ref::sgemm(true, false, s.inputs, s.units, count, 1.0f, input, s.inputs, dz, s.units, 0.0f,
+                 grads_.data() + s.kernel, s.units);
+      if (s.bias >= 0) ref::nn_column_sums(dz, count, s.units, grads_.data() + s.bias);
+      if (i > 0) {
+        dprev_.resize(static_cast<std::size_t>(count * s.inputs));
+        ref::sgemm(false, true, count, s.inputs, s.units, 1.0f, dz, s.units,
+                   params_.data() + s.kernel, s.units, 0.0f, dprev_.data(), s.inputs);
+        da_.swap(dprev_);
+      }
+    }
+  }
+
+  ModelSpec spec_;
+  std::vector<float> params_;
+  std::vector<float> grads_;
+  std::vector<float> state_;
+  std::int64_t step_ = 0;
+  const Matrix* x_ = nullptr;
+  const Matrix* y_ = nullptr;
+  std::vector<std::int64_t> order_;
+  Totals totals_;
+  std::vector<float> xb_, yb_, da_, dprev_;
+  std::vector<std::vector<float>> z_, a_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec) {
+  return std::make_unique<CpuBackend>(spec);
+}
+
+}  // namespace warpfuse::nn::detail

@@ -1,0 +1,586 @@
+// warpfuse::nn — the CUDA backend: the training step on one stream through warpfuse's public ops
+// (bias_activation_forward / backward, softmax, cross_entropy, the elementwise losses) and cuBLAS
+// GEMMs through one wrapper (gemm.h), with Thrust gathering the mini-batches.
+//
+// One step, all on stream_ and with no host synchronisation:
+//   gather      x, y (and class indices) rows order[cursor .. cursor + count) with thrust::gather
+//   forward     z = a W (GEMM); then bias_activation_forward(z + b) -> a (pre kept in z), or for
+//               linear / softmax a rank-1 GEMM adding the bias (and softmax for a softmax output)
+//   loss        softmax output + (sparse) categorical CE: cross_entropy on the logits, its fused
+//               kernel writing dL/dz in the same pass; sigmoid + binary CE:
+//               binary_cross_entropy_with_logits; else mse / mae / huber / binary_cross_entropy on
+//               the activations, each writing its gradient in the same pass
+//   bookkeeping nn_accumulate_kernel: running loss and metric sums, step counters, the cursor
+//   backward    bias_activation_backward (deterministic dbias and PReLU dslope), softmax_backward,
+//               or a ones^T dz GEMM for the bias; dW = a^T dz and da = dz W^T (GEMMs)
+//   optimizer   optimizer_step_kernel: one launch over the contiguous parameter buffer
+// From the second step of a batch shape on, the step runs as a CUDA Graph captured from it
+// (not in the emulated build, whose streams are synchronous and have no graphs).
+#include <thrust/execution_policy.h>
+#include <thrust/gather.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "host/cuda/launch.h"
+#include "host/nn/backend.h"
+#include "host/nn/gemm.h"
+#include "kernels/nn_metrics.cuh"
+#include "kernels/optimizer.cuh"
+#include "warpfuse/activation.h"
+#include "warpfuse/cross_entropy.h"
+#include "warpfuse/device.h"
+#include "warpfuse/elementwise_loss.h"
+#include "warpfuse/error.h"
+#include "warpfuse/memory.h"
+#include "warpfuse/softmax.h"
+
+namespace warpfuse::nn::detail {
+namespace {
+
+using warpfuse::detail::NnAccumulateArgs;
+using warpfuse::detail::NnAccuracy;
+using warpfuse::detail::NnBatchIndex;
+using warpfuse::detail::NnTotals;
+
+// Thrust on the backend's stream; the emulated build runs Thrust's CPP backend instead.
+#if defined(WARPFUSE_SIMT)
+#define WF_THRUST_POLICY(stream) thrust::device
+#else
+#define WF_THRUST_POLICY(stream) thrust::cuda::par_nosync.on(stream)
+#endif
+
+bool has_warpfuse_activation(ActivationKind k) {
+  return k != ActivationKind::linear && k != ActivationKind::softmax;
+}
+
+ActivationParams to_params(const nn::Activation& act) {
+  ActivationParams p;
+  switch (act.kind) {
+    case ActivationKind::relu:
+      p.kind = warpfuse::Activation::relu;
+      break;
+    case ActivationKind::leaky_relu:
+      p.kind = warpfuse::Activation::leaky_relu;
+      p.negative_slope = act.alpha;
+      break;
+    case ActivationKind::prelu:
+      p.kind = warpfuse::Activation::prelu;
+      break;
+    case ActivationKind::elu:
+      p.kind = warpfuse::Activation::elu;
+      p.alpha = act.alpha;
+      break;
+    case ActivationKind::selu:
+      p.kind = warpfuse::Activation::selu;
+      break;
+    case ActivationKind::gelu:
+      p.kind = warpfuse::Activation::gelu;
+      break;
+    case ActivationKind::silu:
+      p.kind = warpfuse::Activation::silu;
+      break;
+    case ActivationKind::sigmoid:
+      p.kind = warpfuse::Activation::sigmoid;
+      break;
+    case ActivationKind::tanh:
+      p.kind = warpfuse::Activation::tanh;
+      break;
+    default:
+      break;
+  }
+  return p;
+}
+
+template <class T>
+void upload(DeviceBuffer<T>& buffer, const T* host, std::size_t count, cudaStream_t stream) {
+  if (buffer.size() < count) buffer = DeviceBuffer<T>(count);
+  if (count > 0) {
+    WARPFUSE_CUDA_CHECK(
+        cudaMemcpyAsync(buffer.data(), host, count * sizeof(T), cudaMemcpyHostToDevice, stream));
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const ModelSpec& spec) : spec_(spec) {
+    const LayerSlots& out = spec.layout.layers.back();
+    const bool categorical = spec.loss.kind == LossKind::categorical_crossentropy ||
+                             spec.loss.kind == LossKind::sparse_categorical_crossentropy;
+    if (categorical && !spec.loss_reads_logits) {
+      throw Unsupported(
+          "nn::Sequential::compile",
+          "on Device::cuda a categorical crossentropy needs a softmax output layer "
+          "or from_logits (warpfuse has no crossentropy op on probabilities); got a " +
+              to_string(out.activation.kind) + " output");
+    }
+    WARPFUSE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    gemm_ = std::make_unique<Gemm>(stream_);
+    params_ = DeviceBuffer<float>(spec.layout.total);
+    grads_ = DeviceBuffer<float>(spec.layout.total);
+    state_ = DeviceBuffer<float>(spec.layout.total * spec.optimizer.state_per_parameter());
+    state_.fill_bytes(0, stream_);
+    totals_ = DeviceBuffer<NnTotals>(1);
+    eval_totals_ = DeviceBuffer<NnTotals>(1);
+    loss_value_ = DeviceBuffer<float>(1);
+    reset_device_totals(totals_, true);
+  }
+
+  ~CudaBackend() override {
+    for (auto& [count, exec] : graphs_) release_graph(exec);
+    if (stream_ != nullptr) static_cast<void>(cudaStreamDestroy(stream_));
+  }
+
+  Device device() const override { return Device::cuda; }
+
+  void set_parameters(const std::vector<float>& parameters) override {
+    upload(params_, parameters.data(), parameters.size(), stream_);
+    sync();
+  }
+  std::vector<float> parameters() override {
+    sync();
+    return params_.to_host();
+  }
+  void set_optimizer_state(const std::vector<float>& state, std::int64_t step) override {
+    upload(state_, state.data(), state.size(), stream_);
+    const NnTotals t = read_totals(totals_);
+    NnTotals updated = t;
+    updated.global_step = step;
+    write_totals(totals_, updated);
+  }
+  std::vector<float> optimizer_state(std::int64_t* step) override {
+    const NnTotals t = read_totals(totals_);
+    if (step != nullptr) *step = t.global_step;
+    std::vector<float> state(state_.size());
+    state_.copy_to_host(state.data(), state.size());
+    return state;
+  }
+
+  void set_training_data(const Matrix& x, const Matrix& y) override {
+    rows_ = x.rows;
+    x_cols_ = x.cols;
+    y_cols_ = y.cols;
+    upload(x_train_, x.data.data(), x.data.size(), stream_);
+    upload(y_train_, y.data.data(), y.data.size(), stream_);
+    if (sparse()) {
+      const std::vector<int> labels = to_labels(y.data.data(), y.rows);
+      upload(labels_train_, labels.data(), labels.size(), stream_);
+    }
+    sync();  // the host vectors above may go away
+  }
+
+  void set_order(const std::vector<std::int64_t>& order) override {
+    static_assert(sizeof(long long) == sizeof(std::int64_t), "order is uploaded as long long");
+    upload(order_, reinterpret_cast<const long long*>(order.data()), order.size(), stream_);
+    sync();
+  }
+
+  void reset_totals() override { reset_device_totals(totals_, false); }
+  bool cheap_totals() const override { return false; }
+  Totals totals() override { return to_totals(read_totals(totals_)); }
+
+  void train_step(std::int64_t begin, std::int64_t count, std::int64_t) override {
+    static_cast<void>(begin);  // the device-side cursor tracks it, so graphs replay unchanged
+    ensure_workspace(count);
+#if defined(WARPFUSE_SIMT)
+    enqueue_step(count);
+#else
+    const auto graph = graphs_.find(count);
+    if (graph != graphs_.end()) {
+      WARPFUSE_CUDA_CHECK(cudaGraphLaunch(graph->second, stream_));
+      return;
+    }
+    if (warmed_.count(count) == 0) {
+      // The first step of a shape runs eagerly: cuBLAS picks and loads its kernels then.
+      enqueue_step(count);
+      warmed_.insert(count);
+      return;
+    }
+    cudaGraph_t captured = nullptr;
+    WARPFUSE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue_step(count);
+    } catch (...) {
+      static_cast<void>(cudaStreamEndCapture(stream_, &captured));
+      if (captured != nullptr) static_cast<void>(cudaGraphDestroy(captured));
+      throw;
+    }
+    WARPFUSE_CUDA_CHECK(cudaStreamEndCapture(stream_, &captured));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t status = cudaGraphInstantiate(&exec, captured, 0);
+    static_cast<void>(cudaGraphDestroy(captured));
+    WARPFUSE_CUDA_CHECK(status);
+    graphs_[count] = exec;
+    WARPFUSE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+#endif
+  }
+
+  Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) override {
+    reset_device_totals(eval_totals_, true);
+    for (std::int64_t begin = 0; begin < x.rows; begin += batch_size) {
+      const std::int64_t count = std::min(batch_size, x.rows - begin);
+      ensure_workspace(count);
+      upload(xb_, x.row(begin), static_cast<std::size_t>(count * x.cols), stream_);
+      upload(yb_, y.row(begin), static_cast<std::size_t>(count * y.cols), stream_);
+      if (sparse()) {
+        const std::vector<int> labels = to_labels(y.row(begin), count);
+        upload(labels_b_, labels.data(), labels.size(), stream_);
+      }
+      forward(xb_.data(), count, false);
+      loss_and_gradient(count, false);
+      accumulate(count, eval_totals_.data(), false);
+      sync();  // the host rows uploaded above are pageable and reused next iteration
+    }
+    return to_totals(read_totals(eval_totals_));
+  }
+
+  void predict(const Matrix& x, std::int64_t batch_size, float* out) override {
+    const LayerSlots& last = spec_.layout.layers.back();
+    for (std::int64_t begin = 0; begin < x.rows; begin += batch_size) {
+      const std::int64_t count = std::min(batch_size, x.rows - begin);
+      ensure_workspace(count);
+      upload(xb_, x.row(begin), static_cast<std::size_t>(count * x.cols), stream_);
+      forward(xb_.data(), count, true);
+      WARPFUSE_CUDA_CHECK(cudaMemcpyAsync(out + begin * last.units, a_.back().data(),
+                                          count * last.units * sizeof(float),
+                                          cudaMemcpyDeviceToHost, stream_));
+      sync();
+    }
+  }
+
+ private:
+  bool sparse() const {
+    return spec_.loss.kind == LossKind::sparse_categorical_crossentropy;
+  }
+
+  static std::vector<int> to_labels(const float* y, std::int64_t rows) {
+    std::vector<int> labels(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) labels[r] = static_cast<int>(y[r]);
+    return labels;
+  }
+
+  void sync() {
+    WARPFUSE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  NnTotals read_totals(DeviceBuffer<NnTotals>& buffer) {
+    NnTotals t;
+    WARPFUSE_CUDA_CHECK(
+        cudaMemcpyAsync(&t, buffer.data(), sizeof t, cudaMemcpyDeviceToHost, stream_));
+    sync();
+    return t;
+  }
+  void write_totals(DeviceBuffer<NnTotals>& buffer, const NnTotals& t) {
+    WARPFUSE_CUDA_CHECK(
+        cudaMemcpyAsync(buffer.data(), &t, sizeof t, cudaMemcpyHostToDevice, stream_));
+    sync();
+  }
+  // Zeroes the sums and the epoch's counters; the optimizer's step count survives unless `all`.
+  void reset_device_totals(DeviceBuffer<NnTotals>& buffer, bool all) {
+    NnTotals t{};
+    if (!all) t.global_step = read_totals(buffer).global_step;
+    t.bad_step = -1;
+    write_totals(buffer, t);
+  }
+
+  static Totals to_totals(const NnTotals& d) {
+    Totals t;
+    t.loss_sum = d.loss_sum;
+    t.samples = d.samples;
+    t.correct = d.correct;
+    t.accuracy_count = d.accuracy_count;
+    t.abs_sum = d.abs_sum;
+    t.sq_sum = d.sq_sum;
+    t.elements = d.elements;
+    t.bad_step = d.bad_step;
+    return t;
+  }
+
+  // Buffers sized for `count` rows; growing them invalidates captured graphs (their pointers).
+  void ensure_workspace(std::int64_t count) {
+    if (count <= capacity_) return;
+    sync();
+    for (auto& [rows, exec] : graphs_) release_graph(exec);
+    graphs_.clear();
+    warmed_.clear();
+    capacity_ = count;
+    const auto& layers = spec_.layout.layers;
+    const std::int64_t in_cols = layers.front().inputs;
+    const std::int64_t out_cols = layers.back().units;
+    xb_ = DeviceBuffer<float>(count * in_cols);
+    yb_ = DeviceBuffer<float>(count * std::max<std::int64_t>(out_cols, 1));
+    labels_b_ = DeviceBuffer<int>(count);
+    z_.clear();
+    a_.clear();
+    std::size_t activation_workspace = 0;
+    for (const LayerSlots& s : layers) {
+      z_.emplace_back(count * s.units);
+      a_.emplace_back(count * s.units);
+      activation_workspace = std::max(
+          activation_workspace,
+          bias_activation_backward_workspace_bytes(count, s.units, to_params(s.activation).kind));
+    }
+    delta_ = DeviceBuffer<float>(count * spec_.layout.widest);
+    delta_prev_ = DeviceBuffer<float>(count * spec_.layout.widest);
+    activation_workspace_ =
+        DeviceBuffer<unsigned char>(std::max<std::size_t>(activation_workspace, 4));
+    loss_workspace_ = DeviceBuffer<unsigned char>(loss_workspace_bytes(count));
+    ones_ = DeviceBuffer<float>(count);
+    const std::vector<float> ones(static_cast<std::size_t>(count), 1.0f);
+    ones_.copy_from_host(ones);
+  }
+
+  void release_graph(cudaGraphExec_t exec) {
+#if !defined(WARPFUSE_SIMT)
+    if (exec != nullptr) static_cast<void>(cudaGraphExecDestroy(exec));
+#else
+    static_cast<void>(exec);
+#endif
+  }
+
+  void enqueue_step(std::int64_t count) {
+    gather(count);
+    forward(xb_.data(), count, false);
+    loss_and_gradient(count, true);
+    accumulate(count, totals_.data(), true);
+    backward(count);
+    const Optimizer& o = spec_.optimizer;
+    warpfuse::detail::OptimizerStepParams p;
+    p.rule = static_cast<warpfuse::detail::OptimizerRule>(static_cast<int>(o.kind));
+    p.learning_rate = o.learning_rate;
+    p.momentum = o.momentum;
+    p.nesterov = o.nesterov ? 1 : 0;
+    p.beta_1 = o.beta_1;
+    p.beta_2 = o.beta_2;
+    p.epsilon = o.epsilon;
+    p.weight_decay = o.weight_decay;
+    const std::int64_t n = spec_.layout.total;
+    constexpr unsigned kThreads = 256;
+    const auto blocks =
+        static_cast<unsigned>(std::min<std::int64_t>((n + kThreads - 1) / kThreads, 4096));
+    warpfuse::detail::launch({dim3(std::max(blocks, 1u)), dim3(kThreads), 0, stream_},
+                             "optimizer_step_kernel", warpfuse::detail::optimizer_step_kernel, p,
+                             &totals_.data()->global_step, params_.data(), grads_.data(),
+                             state_.data(), n);
+  }
+
+  void gather(std::int64_t count) {
+    const long long* cursor = &totals_.data()->cursor;
+    auto gather_rows = [&](const float* src, long long cols, float* dst) {
+      auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
+                                                 NnBatchIndex{order_.data(), cursor, cols});
+      thrust::gather(WF_THRUST_POLICY(stream_), map, map + count * cols, src, dst);
+    };
+    gather_rows(x_train_.data(), x_cols_, xb_.data());
+    gather_rows(y_train_.data(), y_cols_, yb_.data());
+    if (sparse()) {
+      auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
+                                                 NnBatchIndex{order_.data(), cursor, 1});
+      thrust::gather(WF_THRUST_POLICY(stream_), map, map + count, labels_train_.data(),
+                     labels_b_.data());
+    }
+  }
+
+  // Adds the bias row to every row of z: z += ones(count x 1) bias(1 x units).
+  void add_bias_by_gemm(const LayerSlots& s, std::int64_t count, float* z) {
+    (*gemm_)(false, false, count, s.units, 1, 1.0f, ones_.data(), 1, params_.data() + s.bias,
+             s.units, 1.0f, z, s.units);
+  }
+
+  // `outputs`: compute the last layer's activation even when the loss reads its logits.
+  void forward(const float* x, std::int64_t count, bool outputs) {
+    const auto& layers = spec_.layout.layers;
+    const float* input = x;
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const LayerSlots& s = layers[l];
+      float* z = z_[l].data();
+      float* a = a_[l].data();
+      (*gemm_)(false, false, count, s.units, s.inputs, 1.0f, input, s.inputs,
+               params_.data() + s.kernel, s.units, 0.0f, z, s.units);
+      const MatrixView<float> zv(z, count, s.units, s.units);
+      const MatrixView<float> av(a, count, s.units, s.units);
+      const bool last = l + 1 == layers.size();
+      const ActivationKind kind = s.activation.kind;
+      if (has_warpfuse_activation(kind)) {
+        const VectorView<const float> slope =
+            s.prelu >= 0 ? VectorView<const float>(params_.data() + s.prelu, s.units)
+                         : VectorView<const float>();
+        const ActivationParams params = to_params(s.activation);
+        if (last && spec_.fused_output && !outputs) {
+          // sigmoid + binary CE: the loss reads z (with the bias), not the activation.
+          if (s.bias >= 0) add_bias_by_gemm(s, count, z);
+        } else if (s.bias >= 0) {
+          bias_activation_forward(zv, VectorView<const float>(params_.data() + s.bias, s.units), av,
+                                  params, zv, slope, stream_);
+        } else {
+          activation_forward(zv, av, params, slope, stream_);
+        }
+      } else {
+        if (s.bias >= 0) add_bias_by_gemm(s, count, z);
+        if (kind == ActivationKind::softmax && (!last || !spec_.fused_output || outputs)) {
+          softmax(MatrixView<const float>(zv), av, SoftmaxOptions{}, stream_);
+        } else {
+          WARPFUSE_CUDA_CHECK(cudaMemcpyAsync(a, z, count * s.units * sizeof(float),
+                                              cudaMemcpyDeviceToDevice, stream_));
+        }
+      }
+      input = a;
+    }
+  }
+
+  // The loss into loss_value_ and, when `gradient`, dL/d(what the loss reads) into delta_.
+  void loss_and_gradient(std::int64_t count, bool gradient) {
+    const LayerSlots& s = spec_.layout.layers.back();
+    const std::int64_t cols = s.units;
+    const float* input = spec_.fused_output ? z_.back().data() : a_.back().data();
+    const MatrixView<const float> pred(input, count, cols, cols);
+    const MatrixView<float> grad =
+        gradient ? MatrixView<float>(delta_.data(), count, cols, cols) : MatrixView<float>();
+    const LossWorkspace workspace{loss_workspace_.data(), loss_workspace_.size()};
+    const MatrixView<float> loss(loss_value_.data(), 1, 1, 1);
+    const MatrixView<const float> target(yb_.data(), count, cols, cols);
+    switch (spec_.loss.kind) {
+      case LossKind::sparse_categorical_crossentropy: {
+        CrossEntropyOutputs<float> out;
+        out.loss = loss_value_.data();
+        out.dlogits = grad;
+        cross_entropy(pred, VectorView<const int>(labels_b_.data(), count), out, workspace,
+                      CrossEntropyOptions{}, VectorView<const float>(), stream_);
+        return;
+      }
+      case LossKind::categorical_crossentropy: {
+        CrossEntropyOutputs<float> out;
+        out.loss = loss_value_.data();
+        out.dlogits = grad;
+        cross_entropy(pred, target, out, workspace, CrossEntropyOptions{},
+                      VectorView<const float>(), stream_);
+        return;
+      }
+      case LossKind::binary_crossentropy:
+        if (spec_.loss_reads_logits) {
+          binary_cross_entropy_with_logits(pred, target, {loss, grad}, workspace,
+                                           ElementwiseLossOptions{}, VectorView<const float>(),
+                                           stream_);
+        } else {
+          binary_cross_entropy(pred, target, {loss, grad}, workspace, BinaryCrossEntropyOptions{},
+                               stream_);
+        }
+        return;
+      case LossKind::mean_squared_error:
+        mse_loss(pred, target, {loss, grad}, workspace, ElementwiseLossOptions{}, stream_);
+        return;
+      case LossKind::mean_absolute_error:
+        mae_loss(pred, target, {loss, grad}, workspace, ElementwiseLossOptions{}, stream_);
+        return;
+      case LossKind::huber: {
+        HuberLossOptions options;
+        options.delta = spec_.loss.delta;
+        huber_loss(pred, target, {loss, grad}, workspace, options, stream_);
+        return;
+      }
+    }
+  }
+
+  void accumulate(std::int64_t count, NnTotals* totals, bool advance) {
+    const LayerSlots& s = spec_.layout.layers.back();
+    NnAccumulateArgs args{};
+    args.loss = loss_value_.data();
+    // Logits and probabilities have the same argmax; binary accuracy thresholds logits at 0.
+    const bool on_logits = spec_.fused_output;
+    args.out = on_logits ? z_.back().data() : a_.back().data();
+    args.y = yb_.data();
+    args.labels = sparse() ? labels_b_.data() : nullptr;
+    args.rows = count;
+    args.cols = s.units;
+    args.accuracy = static_cast<NnAccuracy>(static_cast<int>(spec_.accuracy));
+    args.threshold = (on_logits || spec_.loss.from_logits) ? 0.0f : 0.5f;
+    args.want_errors = (spec_.want_mae || spec_.want_mse) && !sparse() ? 1 : 0;
+    args.advance = advance ? 1 : 0;
+    warpfuse::detail::launch({dim3(1), dim3(warpfuse::detail::kNnAccumulateThreads), 0, stream_},
+                             "nn_accumulate_kernel", warpfuse::detail::nn_accumulate_kernel, args,
+                             totals);
+  }
+
+  void backward(std::int64_t count) {
+    const auto& layers = spec_.layout.layers;
+    float* delta = delta_.data();  // dL/da of layer l on entry (dL/dz for a fused output)
+    for (std::size_t i = layers.size(); i-- > 0;) {
+      const LayerSlots& s = layers[i];
+      const MatrixView<float> dv(delta, count, s.units, s.units);
+      const bool fused = spec_.fused_output && i + 1 == layers.size();
+      const ActivationKind kind = s.activation.kind;
+      bool bias_done = false;
+      if (!fused && has_warpfuse_activation(kind)) {
+        const ActivationParams params = to_params(s.activation);
+        const bool from_output = activation_backward_from(params.kind) == BackwardFrom::output;
+        const float* saved = from_output ? a_[i].data() : z_[i].data();
+        const VectorView<const float> slope =
+            s.prelu >= 0 ? VectorView<const float>(params_.data() + s.prelu, s.units)
+                         : VectorView<const float>();
+        const VectorView<float> dslope = s.prelu >= 0
+                                             ? VectorView<float>(grads_.data() + s.prelu, s.units)
+                                             : VectorView<float>();
+        const VectorView<float> dbias =
+            s.bias >= 0 ? VectorView<float>(grads_.data() + s.bias, s.units) : VectorView<float>();
+        bias_activation_backward(MatrixView<const float>(saved, count, s.units, s.units),
+                                 MatrixView<const float>(dv), dv, dbias,
+                                 activation_workspace_.data(), activation_workspace_.size(), params,
+                                 slope, dslope, stream_);
+        bias_done = true;
+      } else if (!fused && kind == ActivationKind::softmax) {
+        softmax_backward(MatrixView<const float>(a_[i].data(), count, s.units, s.units),
+                         MatrixView<const float>(dv), dv, SoftmaxOptions{}, stream_);
+      }
+      if (s.bias >= 0 && !bias_done) {
+        // db = ones^T dz: a 1 x units GEMM, deterministic as every cuBLAS GEMM is run to run.
+        (*gemm_)(false, false, 1, s.units, count, 1.0f, ones_.data(), count, delta, s.units, 0.0f,
+                 grads_.data() + s.bias, s.units);
+      }
+      const float* input = i == 0 ? xb_.data() : a_[i - 1].data();
+      (*gemm_)(true, false, s.inputs, s.units, count, 1.0f, input, s.inputs, delta, s.units, 0.0f,
+               grads_.data() + s.kernel, s.units);
+      if (i > 0) {
+        float* prev = delta == delta_.data() ? delta_prev_.data() : delta_.data();
+        (*gemm_)(false, true, count, s.inputs, s.units, 1.0f, delta, s.units,
+                 params_.data() + s.kernel, s.units, 0.0f, prev, s.inputs);
+        delta = prev;
+      }
+    }
+  }
+
+  ModelSpec spec_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Gemm> gemm_;
+  DeviceBuffer<float> params_, grads_, state_;
+  DeviceBuffer<NnTotals> totals_, eval_totals_;
+  DeviceBuffer<float> loss_value_;
+  DeviceBuffer<float> x_train_, y_train_;
+  DeviceBuffer<int> labels_train_;
+  DeviceBuffer<long long> order_;
+  std::int64_t rows_ = 0, x_cols_ = 0, y_cols_ = 0;
+  std::int64_t capacity_ = 0;
+  DeviceBuffer<float> xb_, yb_, delta_, delta_prev_, ones_;
+  DeviceBuffer<int> labels_b_;
+  std::vector<DeviceBuffer<float>> z_, a_;
+  DeviceBuffer<unsigned char> activation_workspace_, loss_workspace_;
+  std::map<std::int64_t, cudaGraphExec_t> graphs_;
+  std::set<std::int64_t> warmed_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec) {
+  std::string reason;
+  if (!cuda_device_available(&reason)) {
+    throw Unsupported("nn::Sequential::compile", "Device::cuda: no CUDA device (" + reason + ")");
+  }
+  return std::make_unique<CudaBackend>(spec);
+}
+
+}  // namespace warpfuse::nn::detail

@@ -1,0 +1,6 @@
+// warpfuse::nn — the Dense-network trainer: everything in one include.
+#pragma once
+
+#include "warpfuse/nn/config.h"
+#include "warpfuse/nn/data.h"
+#include "warpfuse/nn/model.h"

@@ -1,0 +1,62 @@
+// warpfuse::ref — the float kernels of the trainer's CPU backend (warpfuse::nn on Device::cpu).
+//
+// Unlike the rest of warpfuse::ref (double-precision oracles for the CUDA kernels), these compute
+// in float like the CUDA path, so both devices train the same model to within float rounding.
+// Matrices are row-major with rows = samples; a Dense layer's kernel W is (inputs x units) as in
+// Keras. GEMMs go through CBLAS (OpenBLAS); the rest are plain loops. Column sums (bias and PReLU
+// gradients) run in a fixed order, so results are bitwise reproducible run to run.
+#pragma once
+
+#include <cstdint>
+
+#include "warpfuse/nn/config.h"
+
+namespace warpfuse::ref {
+
+/// C = alpha op(A) op(B) + beta C for row-major float matrices (op = transpose when asked):
+/// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb, ldc are the row strides as stored.
+void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+           std::int64_t ldc);
+
+/// Caps the threads OpenBLAS uses for sgemm (its default is one per core). The trainer's GEMMs are
+/// small (a mini-batch times a layer), so on a busy or small machine one thread is often faster:
+/// warpfuse-train sets 1 unless OPENBLAS_NUM_THREADS is in the environment.
+void set_blas_threads(int threads);
+
+/// z[r][c] += bias[c].
+void nn_add_bias(float* z, std::int64_t rows, std::int64_t cols, const float* bias);
+
+/// sums[c] = sum over r of x[r][c], in row order.
+void nn_column_sums(const float* x, std::int64_t rows, std::int64_t cols, float* sums);
+
+/// a = f(z) row-wise (softmax over each row). `prelu_alpha` holds one slope per column for prelu.
+void nn_activation_forward(const nn::Activation& act, const float* prelu_alpha, const float* z,
+                           float* a, std::int64_t rows, std::int64_t cols);
+
+/// dz = da f'(z) (softmax: the row-wise Jacobian product); dz may alias da. For prelu,
+/// dprelu_alpha[c] = sum over rows of da min(z, 0) when it is not null.
+void nn_activation_backward(const nn::Activation& act, const float* prelu_alpha, const float* z,
+                            const float* a, const float* da, float* dz, float* dprelu_alpha,
+                            std::int64_t rows, std::int64_t cols);
+
+/// The loss summed over the rows of a batch (Keras' per-sample loss: the mean over columns for
+/// mse, mae, huber and binary crossentropy, the sum for the categorical ones), and, when `grad` is
+/// not null, the gradient of the batch MEAN with respect to `input`.
+///
+/// `input` holds logits when `logits` is true: a crossentropy applies softmax (categorical,
+/// sparse) or the logistic function (binary) itself, in log space, and the gradient is the
+/// stable (p - y) form. The trainer passes the pre-activation of a softmax / sigmoid output layer
+/// this way, fusing activation and loss as Keras does. Otherwise a crossentropy reads
+/// probabilities, clipped to [1e-7, 1 - 1e-7] (Keras' epsilon). Sparse `y` is one column of class
+/// indices (validated by the caller); other losses read y with as many columns as `input`.
+double nn_loss(const nn::Loss& loss, bool logits, const float* input, const float* y,
+               std::int64_t rows, std::int64_t cols, float* grad);
+
+/// One optimizer step over a contiguous parameter buffer (see nn::Optimizer for the rules).
+/// `step` counts from 1. `state` holds state_per_parameter() x n floats: adam's m then v, sgd's
+/// velocity.
+void nn_optimizer_step(const nn::Optimizer& opt, std::int64_t step, float* params,
+                       const float* grads, float* state, std::int64_t n);
+
+}  // namespace warpfuse::ref

@@ -1,0 +1,194 @@
+// warpfuse::nn on Device::cuda — the CUDA path (warpfuse ops, the GEMM wrapper, the fused
+// optimizer kernel, Thrust gathers) trains a tiny network to the same weights as the CPU path
+// within float tolerance, for each loss family, and is bitwise deterministic run to run.
+//
+// Runs on the SIMT emulator (GEMMs through CBLAS, Thrust on its CPP backend) and on a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+#include "warpfuse/nn/nn.h"
+
+namespace warpfuse::nn {
+namespace {
+
+class NnCudaTest : public test::DeviceTest {};
+
+struct Problem {
+  const char* name;
+  std::vector<Dense> layers;
+  Loss loss;
+  std::vector<std::string> metrics;
+  Optimizer optimizer;
+  int y_cols;  // 0: class indices
+};
+
+Matrix random_matrix(std::int64_t rows, std::int64_t cols, std::uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  Matrix m(rows, cols);
+  for (float& v : m.data) v = dist(rng);
+  return m;
+}
+
+std::vector<Problem> problems() {
+  return {
+      {"softmax_sparse_ce",
+       {Dense(6, "relu", 4), Dense(5, "tanh"), Dense(3, "softmax")},
+       Loss("sparse_categorical_crossentropy"),
+       {"accuracy"},
+       Adam(0.01f),
+       0},
+      {"softmax_categorical_ce_prelu_sgd",
+       {Dense(6, "prelu", 4), Dense(3, "softmax")},
+       Loss("categorical_crossentropy"),
+       {"accuracy"},
+       SGD(0.1f, 0.9f, true),
+       3},
+      {"sigmoid_bce_gelu",
+       {Dense(5, "gelu", 4), Dense(2, "sigmoid")},
+       Loss("binary_crossentropy"),
+       {"accuracy"},
+       AdamW(0.01f),
+       2},
+      {"linear_mse_elu_silu",
+       {Dense(5, Activation::elu(0.5f), 4), Dense(4, "silu"), Dense(2)},
+       Loss("mse"),
+       {"mae"},
+       Adam(0.01f),
+       2},
+      {"huber_selu_leaky",
+       {Dense(5, "selu", 4), Dense(4, Activation::leaky_relu(0.1f)), Dense(1, "sigmoid")},
+       Loss(LossKind::huber, false, 0.5f),
+       {"mse"},
+       Adam(0.01f),
+       1},
+  };
+}
+
+std::pair<std::vector<float>, History> train(const Problem& p, Device device, const Matrix& x,
+                                             const Matrix& y) {
+  Sequential model;
+  for (const Dense& d : p.layers) model.add(d);
+  model.compile(p.optimizer, p.loss, p.metrics, device, 7);
+  FitOptions fit;
+  fit.epochs = 3;
+  fit.batch_size = 8;  // 20 samples: batches of 8, 8 and 4, so two batch shapes per epoch
+  fit.seed = 3;
+  fit.verbose = 0;
+  fit.validation_split = 0.2;
+  History h = model.fit(x, y, fit);
+  return {model.get_weights(), h};
+}
+
+TEST_F(NnCudaTest, AgreesWithTheCpuPathAfterSeveralSteps) {
+  for (const Problem& p : problems()) {
+    SCOPED_TRACE(p.name);
+    const Matrix x = random_matrix(25, 4, 1, -1.0f, 1.0f);
+    Matrix y;
+    if (p.y_cols == 0) {
+      y = Matrix(25, 1);
+      for (std::int64_t r = 0; r < 25; ++r) y(r, 0) = static_cast<float>(r % 3);
+    } else if (p.loss.kind == LossKind::categorical_crossentropy) {
+      Matrix labels(25, 1);
+      for (std::int64_t r = 0; r < 25; ++r) labels(r, 0) = static_cast<float>(r % 3);
+      y = one_hot(labels, 3);
+    } else {
+      y = random_matrix(25, p.y_cols, 2, 0.0f, 1.0f);
+      if (p.loss.is_crossentropy()) {
+        for (float& v : y.data) v = v > 0.5f ? 1.0f : 0.0f;
+      }
+    }
+    const auto [cpu_weights, cpu_history] = train(p, Device::cpu, x, y);
+    const auto [cuda_weights, cuda_history] = train(p, Device::cuda, x, y);
+    ASSERT_EQ(cpu_weights.size(), cuda_weights.size());
+    int bad = 0;
+    for (std::size_t i = 0; i < cpu_weights.size(); ++i) {
+      if (std::fabs(cpu_weights[i] - cuda_weights[i]) > 1e-4f + 1e-3f * std::fabs(cpu_weights[i])) {
+        if (++bad <= 5) {
+          ADD_FAILURE() << "weight " << i << ": cpu " << cpu_weights[i] << ", cuda "
+                        << cuda_weights[i];
+        }
+      }
+    }
+    for (const auto& [name, values] : cpu_history.history) {
+      ASSERT_EQ(cuda_history.history.count(name), 1u) << name;
+      for (std::size_t e = 0; e < values.size(); ++e) {
+        EXPECT_NEAR(cuda_history.history.at(name)[e], values[e], 1e-4 + 1e-3 * std::fabs(values[e]))
+            << name << " epoch " << e;
+      }
+    }
+  }
+}
+
+TEST_F(NnCudaTest, SameSeedGivesBitwiseEqualWeights) {
+  const Problem p = problems().front();
+  const Matrix x = random_matrix(25, 4, 4, -1.0f, 1.0f);
+  Matrix y(25, 1);
+  for (std::int64_t r = 0; r < 25; ++r) y(r, 0) = static_cast<float>((r * 7) % 3);
+  const auto first = train(p, Device::cuda, x, y).first;
+  const auto second = train(p, Device::cuda, x, y).first;
+  ASSERT_EQ(first.size(), second.size());
+  EXPECT_EQ(0, std::memcmp(first.data(), second.data(), first.size() * sizeof(float)));
+}
+
+TEST_F(NnCudaTest, PredictEvaluateAndCheckpointMatchTheCpuPath) {
+  const Problem p = problems().front();
+  const Matrix x = random_matrix(25, 4, 5, -1.0f, 1.0f);
+  Matrix y(25, 1);
+  for (std::int64_t r = 0; r < 25; ++r) y(r, 0) = static_cast<float>(r % 3);
+  Sequential model;
+  for (const Dense& d : p.layers) model.add(d);
+  model.compile(p.optimizer, p.loss, p.metrics, Device::cuda, 9);
+  FitOptions fit;
+  fit.epochs = 2;
+  fit.verbose = 0;
+  fit.batch_size = 10;
+  model.fit(x, y, fit);
+  const std::string path = ::testing::TempDir() + "warpfuse_nn_cuda.wfnn";
+  model.save(path);
+  Sequential on_cpu = Sequential::load(path, Device::cpu);
+  EXPECT_EQ(on_cpu.get_weights(), model.get_weights());
+  const Matrix p_cuda = model.predict(x, 7);
+  const Matrix p_cpu = on_cpu.predict(x, 7);
+  for (std::size_t i = 0; i < p_cpu.data.size(); ++i) {
+    EXPECT_NEAR(p_cuda.data[i], p_cpu.data[i], 1e-5f) << i;
+  }
+  const auto e_cuda = model.evaluate(x, y, 6);
+  const auto e_cpu = on_cpu.evaluate(x, y, 6);
+  EXPECT_NEAR(e_cuda.at("loss"), e_cpu.at("loss"), 1e-5);
+  EXPECT_EQ(e_cuda.at("accuracy"), e_cpu.at("accuracy"));
+  std::remove(path.c_str());
+}
+
+TEST_F(NnCudaTest, NonFiniteLossNamesEpochAndStep) {
+  const Problem p = problems().front();
+  Sequential model;
+  for (const Dense& d : p.layers) model.add(d);
+  model.compile(p.optimizer, p.loss, p.metrics, Device::cuda, 9);
+  const Matrix x = random_matrix(24, 4, 6, -1.0f, 1.0f);
+  const Matrix y(24, 1, 1.0f);
+  FitOptions fit;
+  fit.epochs = 2;
+  fit.verbose = 0;
+  fit.batch_size = 8;
+  model.fit(x, y, fit);  // one good epoch, then poison the weights
+  std::vector<float> w = model.get_weights();
+  w[0] = NAN;
+  model.set_weights(w);
+  try {
+    model.fit(x, y, fit);
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("epoch 1, step 1 of 3"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace warpfuse::nn

@@ -1,0 +1,200 @@
+// warpfuse::ref nn_cpu — the float kernels of the trainer's CPU backend: every activation's and
+// loss's gradient against central differences of its forward, the GEMM wrapper against loops,
+// and the optimizer rules against Keras' update written out by hand.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "warpfuse/ref/nn_cpu.h"
+
+namespace warpfuse::ref {
+namespace {
+
+using nn::ActivationKind;
+
+std::vector<float> random_values(std::size_t n, std::uint32_t seed, float lo = -2.0f,
+                                 float hi = 2.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(NnCpu, SgemmMatchesLoopsForEveryTranspose) {
+  const int m = 5, n = 7, k = 3;
+  for (int ta = 0; ta < 2; ++ta) {
+    for (int tb = 0; tb < 2; ++tb) {
+      const auto a = random_values(m * k, 1);
+      const auto b = random_values(k * n, 2);
+      std::vector<float> c(m * n, 1.0f);
+      sgemm(ta, tb, m, n, k, 2.0f, a.data(), ta ? m : k, b.data(), tb ? k : n, 0.5f, c.data(), n);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < n; ++j) {
+          double sum = 0.0;
+          for (int p = 0; p < k; ++p) {
+            const float av = ta ? a[p * m + i] : a[i * k + p];
+            const float bv = tb ? b[j * k + p] : b[p * n + j];
+            sum += static_cast<double>(av) * bv;
+          }
+          EXPECT_NEAR(c[i * n + j], 2.0 * sum + 0.5, 1e-4) << ta << tb << " at " << i << "," << j;
+        }
+      }
+    }
+  }
+}
+
+// sum(w * f(z)) differentiated by central differences, against nn_activation_backward with da = w.
+TEST(NnCpu, ActivationBackwardMatchesFiniteDifferences) {
+  const int rows = 3, cols = 5;
+  const ActivationKind kinds[] = {
+      ActivationKind::linear, ActivationKind::relu,   ActivationKind::leaky_relu,
+      ActivationKind::prelu,  ActivationKind::elu,    ActivationKind::selu,
+      ActivationKind::gelu,   ActivationKind::silu,   ActivationKind::sigmoid,
+      ActivationKind::tanh,   ActivationKind::softmax};
+  for (const ActivationKind kind : kinds) {
+    nn::Activation act;
+    act.kind = kind;
+    act.alpha = kind == ActivationKind::leaky_relu ? 0.2f : 1.0f;
+    auto z = random_values(rows * cols, 3);
+    for (float& v : z) {
+      if (std::fabs(v) < 0.05f) v = 0.3f;  // keep the kinks out of the difference quotient
+    }
+    const auto w = random_values(rows * cols, 4);
+    const auto slopes = random_values(cols, 5, 0.1f, 0.5f);
+    std::vector<float> a(rows * cols), dz(rows * cols), dslope(cols);
+    nn_activation_forward(act, slopes.data(), z.data(), a.data(), rows, cols);
+    nn_activation_backward(act, slopes.data(), z.data(), a.data(), w.data(), dz.data(),
+                           dslope.data(), rows, cols);
+    auto objective = [&](const std::vector<float>& input, const std::vector<float>& s) {
+      std::vector<float> out(rows * cols);
+      nn_activation_forward(act, s.data(), input.data(), out.data(), rows, cols);
+      double sum = 0.0;
+      for (int i = 0; i < rows * cols; ++i) sum += static_cast<double>(w[i]) * out[i];
+      return sum;
+    };
+    const float h = 1e-2f;
+    for (int i = 0; i < rows * cols; ++i) {
+      auto plus = z, minus = z;
+      plus[i] += h;
+      minus[i] -= h;
+      const double numeric = (objective(plus, slopes) - objective(minus, slopes)) / (2 * h);
+      EXPECT_NEAR(dz[i], numeric, 5e-3 + 5e-3 * std::fabs(numeric))
+          << "activation " << static_cast<int>(kind) << " element " << i;
+    }
+    if (kind == ActivationKind::prelu) {
+      for (int c = 0; c < cols; ++c) {
+        auto plus = slopes, minus = slopes;
+        plus[c] += h;
+        minus[c] -= h;
+        const double numeric = (objective(z, plus) - objective(z, minus)) / (2 * h);
+        EXPECT_NEAR(dslope[c], numeric, 5e-3 + 5e-3 * std::fabs(numeric)) << "prelu slope " << c;
+      }
+    }
+  }
+}
+
+TEST(NnCpu, LossGradientsMatchFiniteDifferences) {
+  const int rows = 4, cols = 3;
+  struct Case {
+    nn::Loss loss;
+    bool logits;
+  };
+  const Case cases[] = {
+      {nn::Loss(nn::LossKind::mean_squared_error), false},
+      {nn::Loss(nn::LossKind::mean_absolute_error), false},
+      {nn::Loss(nn::LossKind::huber, false, 0.5f), false},
+      {nn::Loss(nn::LossKind::binary_crossentropy), true},
+      {nn::Loss(nn::LossKind::binary_crossentropy), false},
+      {nn::Loss(nn::LossKind::categorical_crossentropy), true},
+      {nn::Loss(nn::LossKind::categorical_crossentropy), false},
+      {nn::Loss(nn::LossKind::sparse_categorical_crossentropy), true},
+  };
+  for (const Case& c : cases) {
+    const bool probabilities = c.loss.is_crossentropy() && !c.logits;
+    auto input =
+        probabilities ? random_values(rows * cols, 6, 0.1f, 0.9f) : random_values(rows * cols, 6);
+    for (float& v : input) {
+      if (std::fabs(v) < 0.05f) v = 0.4f;
+    }
+    std::vector<float> y;
+    if (c.loss.kind == nn::LossKind::sparse_categorical_crossentropy) {
+      y = {0.0f, 2.0f, 1.0f, 2.0f};
+    } else if (c.loss.is_crossentropy()) {
+      y = random_values(rows * cols, 7, 0.0f, 1.0f);
+    } else {
+      y = random_values(rows * cols, 7);
+    }
+    std::vector<float> grad(rows * cols);
+    const double total = nn_loss(c.loss, c.logits, input.data(), y.data(), rows, cols, grad.data());
+    EXPECT_TRUE(std::isfinite(total));
+    const float h = 1e-3f;
+    for (int i = 0; i < rows * cols; ++i) {
+      auto plus = input, minus = input;
+      plus[i] += h;
+      minus[i] -= h;
+      const double numeric =
+          (nn_loss(c.loss, c.logits, plus.data(), y.data(), rows, cols, nullptr) -
+           nn_loss(c.loss, c.logits, minus.data(), y.data(), rows, cols, nullptr)) /
+          (2 * h) / rows;
+      EXPECT_NEAR(grad[i], numeric, 2e-3 + 2e-3 * std::fabs(numeric))
+          << "loss " << static_cast<int>(c.loss.kind) << (c.logits ? " logits" : "") << " element "
+          << i;
+    }
+  }
+}
+
+TEST(NnCpu, CrossEntropyOnLogitsIsStableForHugeLogits) {
+  const std::vector<float> logits = {1000.0f, -1000.0f, 0.0f};
+  const std::vector<float> label = {1.0f};
+  std::vector<float> grad(3);
+  const nn::Loss sparse(nn::LossKind::sparse_categorical_crossentropy);
+  const double loss = nn_loss(sparse, true, logits.data(), label.data(), 1, 3, grad.data());
+  EXPECT_NEAR(loss, 2000.0, 1e-3);
+  EXPECT_NEAR(grad[0], 1.0f, 1e-6);
+  EXPECT_NEAR(grad[1], -1.0f, 1e-6);
+}
+
+TEST(NnCpu, OptimizerStepsFollowKeras) {
+  const std::vector<float> g = {0.5f, -2.0f};
+  {  // Adam, two steps
+    auto p = std::vector<float>{1.0f, -1.0f};
+    std::vector<float> state(4, 0.0f);
+    const nn::Optimizer adam = nn::Adam(0.1f);
+    nn_optimizer_step(adam, 1, p.data(), g.data(), state.data(), 2);
+    nn_optimizer_step(adam, 2, p.data(), g.data(), state.data(), 2);
+    double ep[2] = {1.0, -1.0}, m[2] = {0, 0}, v[2] = {0, 0};
+    for (int t = 1; t <= 2; ++t) {
+      const double lr_t = 0.1 * std::sqrt(1 - std::pow(0.999, t)) / (1 - std::pow(0.9, t));
+      for (int i = 0; i < 2; ++i) {
+        m[i] += (g[i] - m[i]) * 0.1;
+        v[i] += (g[i] * g[i] - v[i]) * 0.001;
+        ep[i] -= lr_t * m[i] / (std::sqrt(v[i]) + 1e-7);
+      }
+    }
+    EXPECT_NEAR(p[0], ep[0], 1e-5);
+    EXPECT_NEAR(p[1], ep[1], 1e-5);
+  }
+  {  // SGD with Nesterov momentum
+    auto p = std::vector<float>{1.0f, -1.0f};
+    std::vector<float> velocity(2, 0.0f);
+    const nn::Optimizer sgd = nn::SGD(0.1f, 0.9f, true);
+    nn_optimizer_step(sgd, 1, p.data(), g.data(), velocity.data(), 2);
+    // v = -lr g; p += momentum v - lr g
+    EXPECT_NEAR(p[0], 1.0f + 0.9f * -0.05f - 0.05f, 1e-6);
+    EXPECT_NEAR(p[1], -1.0f + 0.9f * 0.2f + 0.2f, 1e-6);
+  }
+  {  // AdamW decays the weights by lr * weight_decay first
+    auto p = std::vector<float>{1.0f};
+    std::vector<float> state(2, 0.0f);
+    const std::vector<float> zero = {0.0f};
+    nn_optimizer_step(nn::AdamW(0.1f, 0.5f), 1, p.data(), zero.data(), state.data(), 1);
+    EXPECT_NEAR(p[0], 0.95f, 1e-6);
+  }
+}
+
+}  // namespace
+}  // namespace warpfuse::ref
