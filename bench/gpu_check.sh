@@ -4,8 +4,10 @@
 #      (CMAKE_CUDA_ARCHITECTURES=native) in build-gpu/,
 #   2. runs the GPU test binary (build-gpu/bin/warpfuse_gpu_tests),
 #   3. runs compute-sanitizer memcheck, racecheck and synccheck on a reduced test subset,
-#   4. runs every benchmark (build-gpu/bin/*_bench) in quick mode, writing JSON and a PNG plot each,
-#   5. times PyTorch on the same shapes (bench/compare_torch.py; skipped without torch),
+#   4. runs every benchmark (build-gpu/bin/*_bench: softmax, activation, loss, trainer) in quick
+#      mode, writing JSON each and a PNG plot of the row-length sweeps (softmax, loss),
+#   5. times PyTorch on the same shapes (bench/compare_torch.py) and trains the trainer bench's
+#      network in PyTorch eager (bench/trainer_torch.py --no-compile); both skipped without torch,
 #   6. copies the summary, the log, the JSON and the PNGs to $OUT when it is set (8 files at most),
 # and prints a summary table last. Exits 0 when the tests passed, the sanitizers found nothing and
 # every benchmark case passed its correctness check; 1 otherwise.
@@ -28,7 +30,10 @@ root=$(pwd)
 build=${WARPFUSE_GPU_BUILD_DIR:-build-gpu}
 arch=${WARPFUSE_GPU_ARCH:-native}
 budget=${WARPFUSE_GPU_CHECK_SECONDS:-450}
-sanitizer_filter=${WARPFUSE_SANITIZER_FILTER:-'Softmax/*.AutomaticStrategy:Softmax/*.SpecialValues:SoftmaxOnline.*:WarpReduce.*:BlockReduce.*'}
+# Small tests of each op family's kernels: softmax, activations (bias forward with pre, the fused
+# backward with its column sums, special values) and cross-entropy (options and layouts, bad
+# targets, extreme logits); the wide-row sweeps are left to the plain GPU test run.
+sanitizer_filter=${WARPFUSE_SANITIZER_FILTER:-'Softmax/*.AutomaticStrategy:Softmax/*.SpecialValues:SoftmaxOnline.*:WarpReduce.*:BlockReduce.*:ActivationMatrix/*.BiasForwardWithAndWithoutPre:ActivationMatrix/*.FusedBackwardDxDbiasDslope:ActivationArray/*.SpecialValues:CrossEntropy/*.OptionsReductionsAndLayouts:CrossEntropyEdges.BadTargetsAreCountedReportedAndHarmless:CrossEntropyEdges.InfinitiesAndHugeLogits'}
 read -r -a bench_args <<<"${WARPFUSE_BENCH_ARGS:---quick}"
 work=$build/gpu_check
 log=$work/gpu_check.log
@@ -176,14 +181,17 @@ done
 
 # --- 4. benchmarks ---------------------------------------------------------------------------------
 declare -a bench_lines=() jsons=()
+trainer_json=""
 for bench in "$build"/bin/*_bench; do
   [ -x "$bench" ] || continue
   name=$(basename "$bench")
   bench_start=$SECONDS
-  run_logged "$work/$name.txt" "$(limit 180 90)" "$bench" "${bench_args[@]}" \
+  # Quick mode: softmax ~700 cases, activation ~170, loss ~100, trainer 7 batch sizes x 6 epochs.
+  run_logged "$work/$name.txt" "$(limit 150 90)" "$bench" "${bench_args[@]}" \
     --benchmark_out="$work/$name.json" --benchmark_out_format=json
   status=$?
   cases=$(grep -c '^[a-z0-9_]*/.*/manual_time' "$work/$name.txt")
+  [ "$name" = trainer_bench ] && trainer_json=$work/$name.json
   bad=$(sed -n 's/^\([0-9]*\) case(s) FAILED:.*/\1/p' "$work/$name.txt" | tail -n 1)
   line="$name: $cases cases, ${bad:-0} failed, $((SECONDS - bench_start)) s (exit $status)"
   if grep -q 'no CUDA device present' "$work/$name.txt"; then line="$name: no CUDA device present"; fi
@@ -195,6 +203,7 @@ done
 
 # --- 5. PyTorch on the same shapes, then the plots ---------------------------------------------
 torch_result="not run"
+trainer_torch_result="not run"
 if [ "${#jsons[@]}" -gt 0 ]; then
   torch_python=$(python_with torch || command -v python3 || true)
   if [ -n "$torch_python" ]; then
@@ -204,8 +213,19 @@ if [ "${#jsons[@]}" -gt 0 ]; then
     torch_result="$(grep -c ' aten\.\| torch\.' "$work/compare_torch.txt") shapes (exit $status)"
     grep -q 'nothing to compare' "$work/compare_torch.txt" && torch_result=$(tail -n 1 "$work/compare_torch.txt")
   fi
+  if [ -n "${trainer_json:-}" ] && [ -s "$trainer_json" ] && [ -n "$torch_python" ]; then
+    # Eager only: torch.compile recompiles per batch shape, which this budget cannot afford (run
+    # bench/trainer_torch.py without --no-compile by hand for it).
+    run_logged "$work/trainer_torch.txt" "$(limit 90 30)" "$torch_python" -u bench/trainer_torch.py \
+      "$trainer_json" --quick --no-compile --json "$work/trainer_torch.json"
+    status=$?
+    trainer_torch_result="$(grep -c '^ *[0-9][0-9]* ' "$work/trainer_torch.txt") batch sizes (exit $status)"
+    grep -q 'nothing to compare' "$work/trainer_torch.txt" && trainer_torch_result=$(tail -n 1 "$work/trainer_torch.txt")
+  fi
   plot_python=$(python_with matplotlib || true)
   for json in "${jsons[@]}"; do
+    # Only the row-length sweeps make a readable plot.
+    case $(basename "$json") in softmax_bench.json | loss_bench.json) ;; *) continue ;; esac
     if [ -z "$plot_python" ]; then
       say "plot: no python3 with matplotlib"
       break
@@ -217,6 +237,7 @@ if [ "${#jsons[@]}" -gt 0 ]; then
   done
 fi
 say "compare_torch: $torch_result"
+say "trainer_torch: $trainer_torch_result"
 
 # --- 6. summary, then the files for $OUT ------------------------------------------------------------
 {
@@ -227,7 +248,8 @@ say "compare_torch: $torch_result"
     "racecheck (subset)" "${sanitizer_result[racecheck]}" \
     "synccheck (subset)" "${sanitizer_result[synccheck]}"
   for line in "${bench_lines[@]}"; do printf '  %-22s %s\n' "${line%%:*}" "${line#*: }"; done
-  printf '  %-22s %s\n' "compare_torch" "$torch_result"
+  printf '  %-22s %s\n' "compare_torch" "$torch_result" "trainer_torch" "$trainer_torch_result"
+  [ -s "$work/trainer_torch.txt" ] && sed -n '/^ *batch/,/^$/p' "$work/trainer_torch.txt"
   if [ "${#jsons[@]}" -gt 0 ]; then
     python_bin=$(command -v python3 || true)
     torch_summary=()
@@ -243,7 +265,7 @@ if [ -n "${OUT:-}" ]; then
   # At most 8 files: the summary, the log, then PNGs, bench JSON and torch.json; whatever does not
   # fit goes into results.tar.gz with everything else.
   declare -a files=("$summary" "$log")
-  for file in "$work"/*.png "${jsons[@]}" "$work/torch.json"; do [ -s "$file" ] && files+=("$file"); done
+  for file in "$work"/*.png "${jsons[@]}" "$work/torch.json" "$work/trainer_torch.json"; do [ -s "$file" ] && files+=("$file"); done
   if [ "${#files[@]}" -gt 8 ]; then
     tar -czf "$work/results.tar.gz" -C "$work" --exclude=results.tar.gz .
     files=("${files[@]:0:7}" "$work/results.tar.gz")
