@@ -2,19 +2,37 @@
 """Times PyTorch on the shapes of warpfuse benchmark JSON files, the same way, and prints a side-by-side
 table with warpfuse's numbers read from the JSON.
 
-  bench/compare_torch.py build/bin/softmax_bench.json [more.json ...] [--quick] [--json torch.json]
+  bench/compare_torch.py softmax_bench.json activation_bench.json loss_bench.json [--quick]
+                         [--json torch.json] [--impl automatic] [--launch-ahead-cycles N]
 
-For every case of the JSON whose implementation is --impl (default: automatic, warpfuse's own choice)
-and whose op PyTorch offers (OPS below), it builds the same rows x cols inputs in the same dtype,
+For every case of the JSON files whose implementation is --impl (default: automatic, warpfuse's own
+choice) and whose op PyTorch offers (OPS below), it builds the same rows x cols inputs in the same dtype,
 rotated over the same number of sets, makes --warmup untimed calls, then --repeats calls each timed by
 a pair of CUDA events on the current stream and synchronised, and takes the median: the method of
-bench/bench_common.h. Bytes moved are counted the same way (each input read once, each output written
-once), so GB/s compare directly. ratio = torch median time / warpfuse median time: above 1, warpfuse is
-faster.
+bench/bench_common.h. Before each timed call a torch.cuda._sleep keeps the GPU busy while Python
+enqueues the call (--launch-ahead-cycles; 0 turns it off), so that what is timed is the GPU's work and
+not Python's or autograd's dispatch. Bytes moved are warpfuse's count for the case (each input read
+once, each output written once), so GB/s compare directly: for torch it is an effective bandwidth, the
+traffic of the fused op over torch's time. ratio = torch median time / warpfuse median time: above 1,
+warpfuse is faster. Other files (the trainer bench's) are read and have nothing to compare.
 
-PyTorch is called through its out= kernels where it has them (aten._softmax.out,
-aten._softmax_backward_data.out, ...), so that no allocation or autograd bookkeeping is timed: the
-backward cases are the kernel that autograd runs for softmax's backward, from y and dy to dx.
+What torch runs per warpfuse op:
+  softmax, log_softmax                aten._softmax.out / aten._log_softmax.out
+  softmax_backward, log_softmax_...   the kernel autograd runs, from y and dy to dx (out= overloads)
+  <act>_forward                       f(x): aten.<act>.out (F.prelu for prelu), functional as fallback
+  <act>_bias_forward                  f(x + bias) eager and unfused: aten.add.out into pre, then f
+  <act>_backward                      the aten backward kernel autograd runs (threshold_backward,
+                                      gelu_backward, ...; _prelu_kernel_backward for prelu)
+  <act>_bias_backward                 that kernel, then dbias = dx.sum(0) (prelu: + dslope)
+  cross_entropy                       F.cross_entropy(x, t) + loss.backward(), forward and backward
+                                      in one timed call, as warpfuse's fused op (aten kernels directly
+                                      where autograd fails)
+  mse_loss, bce_with_logits_loss      F.mse_loss / F.binary_cross_entropy_with_logits + backward
+PyTorch is called through out= kernels where they exist, so that no allocation is timed. The
+activations are those of include/warpfuse/ref/activation.h with ActivationParams' defaults:
+F.relu, F.leaky_relu(0.01), F.prelu (a weight per column), F.elu(1), F.selu,
+F.gelu(approximate='none' / 'tanh'), F.silu, F.softplus(beta 1, threshold 20), torch.sigmoid,
+torch.tanh.
 
 Where torch cannot be imported, or sees no CUDA device, it says so and exits 0.
 """
@@ -29,15 +47,24 @@ from typing import Callable, Dict, List, Optional, Tuple
 import bench_results
 
 DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
+LAUNCH_AHEAD_CYCLES = 4_000_000  # about 2 ms of torch.cuda._sleep at 2 GHz: see time_median
 
 
 # --- the ops PyTorch is timed on ----------------------------------------------------------------------
 # Each entry builds, for one shape, the inputs of every rotation set and returns (call, how), where
 # call(set) enqueues the op for that set on the current stream and `how` names what is timed. Bytes moved
-# come from the warpfuse case. Activations and losses add their entries here as their benches land.
+# come from the warpfuse case: GB/s is warpfuse's minimum traffic over torch's time (an effective
+# bandwidth; torch's unfused forms move more). DEVICE is a module variable only so that the calls can be
+# exercised on the CPU by a test without a GPU.
+
+DEVICE = "cuda"
+
+SELU_ALPHA = 1.6732632423543772848170429916717  # as include/warpfuse/ref/activation.h and PyTorch
+SELU_SCALE = 1.0507009873554804934193349852946
+
 
 def _uniform(torch, rows, cols, dtype, low, high, generator):
-    values = torch.empty(rows, cols, device="cuda", dtype=torch.float32)
+    values = torch.empty(rows, cols, device=DEVICE, dtype=torch.float32)
     values.uniform_(low, high, generator=generator)
     return values.to(dtype)
 
@@ -49,8 +76,8 @@ def _first_working(candidates: List[Tuple[str, Callable[[int], object]]]):
         try:
             call(0)
             return call, how
-        except (RuntimeError, TypeError, AttributeError) as error:
-            errors.append(f"{how}: {error}")
+        except (RuntimeError, TypeError, AttributeError, ValueError) as error:
+            errors.append(f"{how}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
     raise RuntimeError("no way to call the op works: " + "; ".join(errors))
 
 
@@ -96,19 +123,264 @@ def softmax_backward(log: bool):
     return build
 
 
+# --- activations (bench/activation_bench.cu) ------------------------------------------------------
+# Cases "<kind>_<form>/...": forward y = f(x); backward dx = dy f'(.) from the saved x or y (the kernel
+# autograd runs, aten.*_backward); bias_forward f(x + bias) eager and unfused: x + bias into a
+# pre-activation tensor, then f over it (what autograd keeps for the backward anyway); bias_backward:
+# dx as backward, then dbias = dx.sum(0) (and for prelu dslope = the slope-gradient terms summed over
+# rows), as autograd does for act(x + bias). Parameters are ActivationParams' defaults (PyTorch's).
+
+class _Kind:
+    """One activation: its functional form, its aten forward (out= overload, extra arguments) and the
+    aten backward kernel with the arguments it takes from (dy, saved)."""
+
+    def __init__(self, text, functional, forward_args, backward, from_output, forward_name=None,
+                 backward_kwargs=None):
+        self.text = text  # "F.gelu({}, approximate='tanh')" with {} for the input
+        self.functional = functional  # (torch, x, slope) -> y
+        self.forward_name = forward_name  # aten op with an out= overload, None: functional only
+        self.forward_args = forward_args  # its arguments after x
+        self.backward = backward  # (aten op name, (dy, saved) -> positional arguments)
+        self.backward_kwargs = backward_kwargs or {}
+        self.from_output = from_output  # the backward reads y = f(x), not x
+
+
+def _functional(name, **kwargs):
+    return lambda torch, x, slope: getattr(torch.nn.functional, name)(x, **kwargs)
+
+
+KINDS: Dict[str, _Kind] = {
+    "relu": _Kind("F.relu({})", _functional("relu"), (), (
+        "threshold_backward", lambda dy, y: (dy, y, 0)), True, "relu"),
+    "leaky_relu": _Kind("F.leaky_relu({}, 0.01)", _functional("leaky_relu", negative_slope=0.01),
+                        (0.01,), ("leaky_relu_backward", lambda dy, y: (dy, y, 0.01, True)), True,
+                        "leaky_relu"),
+    "prelu": _Kind("F.prelu({}, weight[cols])",
+                   lambda torch, x, slope: torch.nn.functional.prelu(x, slope), (), None, False),
+    "elu": _Kind("F.elu({}, 1.0)", _functional("elu", alpha=1.0), (1.0, 1.0, 1.0), (
+        "elu_backward", lambda dy, x: (dy, 1.0, 1.0, 1.0, False, x)), False, "elu"),
+    # F.selu is elu with SELU's alpha and scale (at::selu calls at::elu).
+    "selu": _Kind("F.selu({})", _functional("selu"), (SELU_ALPHA, SELU_SCALE, 1.0), (
+        "elu_backward", lambda dy, x: (dy, SELU_ALPHA, SELU_SCALE, 1.0, False, x)), False, "elu"),
+    "gelu": _Kind("F.gelu({})", _functional("gelu", approximate="none"), (), (
+        "gelu_backward", lambda dy, x: (dy, x)), False, "gelu",
+        backward_kwargs={"approximate": "none"}),
+    "gelu_tanh": _Kind("F.gelu({}, approximate='tanh')", _functional("gelu", approximate="tanh"),
+                       (), ("gelu_backward", lambda dy, x: (dy, x)), False, "gelu",
+                       backward_kwargs={"approximate": "tanh"}),
+    "silu": _Kind("F.silu({})", _functional("silu"), (), (
+        "silu_backward", lambda dy, x: (dy, x)), False, "silu"),
+    "softplus": _Kind("F.softplus({}, 1.0, 20.0)", _functional("softplus", beta=1.0, threshold=20.0),
+                      (1.0, 20.0), ("softplus_backward", lambda dy, x: (dy, x, 1.0, 20.0)), False,
+                      "softplus"),
+    "sigmoid": _Kind("torch.sigmoid({})", lambda torch, x, slope: torch.sigmoid(x), (), (
+        "sigmoid_backward", lambda dy, y: (dy, y)), True, "sigmoid"),
+    "tanh": _Kind("torch.tanh({})", lambda torch, x, slope: torch.tanh(x), (), (
+        "tanh_backward", lambda dy, y: (dy, y)), True, "tanh"),
+}
+# gelu's approximate is keyword-only in aten.gelu.out.
+FORWARD_KWARGS = {"gelu": {"approximate": "none"}, "gelu_tanh": {"approximate": "tanh"}}
+
+FORMS = ("bias_backward", "bias_forward", "backward", "forward")  # longest suffix first
+
+
+def split_activation_op(op: str) -> Optional[Tuple[str, str]]:
+    """(kind, form) of an activation_bench op name such as "gelu_tanh_bias_forward", else None."""
+    for form in FORMS:
+        if op.endswith("_" + form) and op[:-len(form) - 1] in KINDS:
+            return op[:-len(form) - 1], form
+    return None
+
+
+def activation(kind_name: str, form: str):
+    kind = KINDS[kind_name]
+    forward_kwargs = FORWARD_KWARGS.get(kind_name, {})
+
+    def build(torch, rows, cols, dtype, sets, generator):
+        aten = torch.ops.aten
+        xs = [_uniform(torch, rows, cols, dtype, -4.0, 4.0, generator) for _ in range(sets)]
+        slopes = [_uniform(torch, 1, cols, dtype, 0.05, 0.3, generator).reshape(cols)
+                  for _ in range(sets)]
+        if form in ("forward", "bias_forward"):
+            ys = [torch.empty_like(x) for x in xs]
+            if form == "forward":
+                inputs = xs
+                source, fused_text = "x", ""
+                prepare = lambda s: None  # noqa: E731
+            else:
+                biases = [_uniform(torch, 1, cols, dtype, -1.0, 1.0, generator).reshape(cols)
+                          for _ in range(sets)]
+                inputs = [torch.empty_like(x) for x in xs]  # pre = x + bias, kept as autograd does
+                source, fused_text = "x + bias", "x + bias (aten.add.out), then "
+                prepare = lambda s: aten.add.out(xs[s], biases[s], out=inputs[s])  # noqa: E731
+            candidates = []
+            if kind.forward_name is not None:
+                op = getattr(aten, kind.forward_name).out
+
+                def out_call(s):
+                    prepare(s)
+                    op(inputs[s], *kind.forward_args, **forward_kwargs, out=ys[s])
+                note = " (selu's alpha and scale, as F.selu)" if kind_name == "selu" else ""
+                candidates.append((f"{fused_text}aten.{kind.forward_name}.out{note}", out_call))
+            if form == "forward":
+                candidates.append((kind.text.format(source) + " (allocates)",
+                                   lambda s: kind.functional(torch, xs[s], slopes[s])))
+            else:
+                candidates.append((kind.text.format(source) + " (allocates)",
+                                   lambda s: kind.functional(torch, xs[s] + biases[s], slopes[s])))
+            return _first_working(candidates)
+
+        # backward, bias_backward: saved is x (the pre-activation for the bias form) or y = f(x).
+        dys = [_uniform(torch, rows, cols, dtype, -1.0, 1.0, generator) for _ in range(sets)]
+        if kind.from_output:
+            saved = [kind.functional(torch, x, w) for x, w in zip(xs, slopes)]
+            del xs[:]
+        else:
+            saved = xs
+        bias_grad = form == "bias_backward"
+        dbiases = [torch.empty(cols, device=DEVICE, dtype=dtype) for _ in range(sets)]
+        if kind_name == "prelu":
+            # The kernel autograd runs for prelu: dx and the per-element slope-gradient terms
+            # (summed over rows by autograd into the slope's gradient).
+            op = aten._prelu_kernel_backward
+            weights = [w.reshape(1, cols) for w in slopes]
+            dslopes = [torch.empty(cols, device=DEVICE, dtype=dtype) for _ in range(sets)]
+
+            def prelu_call(s):
+                dx, dweight = op(dys[s], saved[s], weights[s])
+                if bias_grad:
+                    torch.sum(dx, 0, out=dbiases[s])
+                    torch.sum(dweight, 0, out=dslopes[s])
+            how = "aten._prelu_kernel_backward (dx and the slope terms, allocates)"
+            if bias_grad:
+                how += ", then dx.sum(0), dslope_terms.sum(0)"
+            return _first_working([(how, prelu_call)])
+        name, arguments = kind.backward
+        op = getattr(aten, name)
+        dxs = [torch.empty_like(dy) for dy in dys]
+        sum_text = ", then dx.sum(0)" if bias_grad else ""
+
+        def out_call(s):
+            op.grad_input(*arguments(dys[s], saved[s]), **kind.backward_kwargs, grad_input=dxs[s])
+            if bias_grad:
+                torch.sum(dxs[s], 0, out=dbiases[s])
+
+        def allocating_call(s):
+            dx = op(*arguments(dys[s], saved[s]), **kind.backward_kwargs)
+            if bias_grad:
+                torch.sum(dx, 0, out=dbiases[s])
+        return _first_working([
+            (f"aten.{name}.grad_input{sum_text}", out_call),
+            (f"aten.{name} (allocates){sum_text}", allocating_call),
+        ])
+    return build
+
+
+# --- losses (bench/loss_bench.cu) ---------------------------------------------------------------
+# cross_entropy/<dtype>/<impl>/<C>: warpfuse's fused forward + backward (mean loss and dlogits) against
+# F.cross_entropy (mean) on logits that require grad, then loss.backward(): the forward and the backward
+# kernels autograd runs (log_softmax, nll_loss, nll_loss_backward, log_softmax_backward) in one timed
+# call. Where autograd fails, the same aten kernels are called directly. The int64 targets are the same
+# for every set, as in the bench. The loss and its gradient are torch's (g = 1 on the mean, where the
+# bench scales the gradient by rows: a factor, not a different amount of work). mse_loss and
+# bce_with_logits_loss: F.mse_loss / F.binary_cross_entropy_with_logits (mean) + backward to pred.
+
+def _autograd_loss(torch, xs, loss_of):
+    """call(s): loss_of(s, x) on xs[s] as a leaf requiring grad, then loss.backward(); the previous
+    gradient is dropped first so that backward writes a fresh one rather than accumulating."""
+    leaves = [x.requires_grad_(True) for x in xs]
+
+    def call(s):
+        leaves[s].grad = None
+        loss_of(s, leaves[s]).backward()
+    return call
+
+
+def cross_entropy():
+    def build(torch, rows, cols, dtype, sets, generator):
+        aten = torch.ops.aten
+        functional = torch.nn.functional
+        xs = [_uniform(torch, rows, cols, dtype, -4.0, 4.0, generator) for _ in range(sets)]
+        targets = torch.randint(0, cols, (rows,), device=DEVICE, dtype=torch.int64,
+                                generator=generator)
+        one = torch.ones((), device=DEVICE, dtype=dtype)
+        mean = 1  # at::Reduction::Mean
+        buffers: Dict[str, list] = {}  # the aten path's outputs, allocated only if it is used
+
+        def aten_call(s):
+            if not buffers:
+                buffers["log_p"] = [torch.empty_like(x) for x in xs]
+                buffers["dx"] = [torch.empty_like(x) for x in xs]
+            x, log_p, dx = xs[s].detach(), buffers["log_p"][s], buffers["dx"][s]
+            aten._log_softmax.out(x, 1, False, out=log_p)
+            _, total_weight = aten.nll_loss_forward(log_p, targets, None, mean, -100)
+            grad = aten.nll_loss_backward(one, log_p, targets, None, mean, -100, total_weight)
+            aten._log_softmax_backward_data.out(grad, log_p, 1, dtype, out=dx)
+        return _first_working([
+            ("F.cross_entropy(x, t) + loss.backward()",
+             _autograd_loss(torch, xs, lambda s, x: functional.cross_entropy(x, targets))),
+            ("aten._log_softmax.out, nll_loss_forward, nll_loss_backward, "
+             "_log_softmax_backward_data.out", aten_call),
+        ])
+    return build
+
+
+def elementwise_loss(name: str):
+    def build(torch, rows, cols, dtype, sets, generator):
+        aten = torch.ops.aten
+        functional = torch.nn.functional
+        preds = [_uniform(torch, rows, cols, dtype, -4.0, 4.0, generator) for _ in range(sets)]
+        low, high = (-4.0, 4.0) if name == "mse_loss" else (0.0, 1.0)
+        targets = [_uniform(torch, rows, cols, dtype, low, high, generator) for _ in range(sets)]
+        if name == "mse_loss":
+            one = torch.ones((), device=DEVICE, dtype=dtype)
+            dxs: List[object] = []  # the aten path's outputs, allocated only if it is used
+
+            def aten_call(s):
+                if not dxs:
+                    dxs.extend(torch.empty_like(p) for p in preds)
+                pred = preds[s].detach()
+                aten.mse_loss(pred, targets[s], 1)
+                aten.mse_loss_backward.grad_input(one, pred, targets[s], 1, grad_input=dxs[s])
+            return _first_working([
+                ("F.mse_loss(pred, target) + loss.backward()", _autograd_loss(
+                    torch, preds, lambda s, x: functional.mse_loss(x, targets[s]))),
+                ("aten.mse_loss, mse_loss_backward.grad_input", aten_call),
+            ])
+        return _first_working([
+            ("F.binary_cross_entropy_with_logits(pred, target) + loss.backward()", _autograd_loss(
+                torch, preds, lambda s, x: functional.binary_cross_entropy_with_logits(x, targets[s]))),
+        ])
+    return build
+
+
 OPS: Dict[str, Callable] = {
     "softmax": softmax_forward(log=False),
     "log_softmax": softmax_forward(log=True),
     "softmax_backward": softmax_backward(log=False),
     "log_softmax_backward": softmax_backward(log=True),
+    "cross_entropy": cross_entropy(),
+    "mse_loss": elementwise_loss("mse_loss"),
+    "bce_with_logits_loss": elementwise_loss("bce_with_logits_loss"),
 }
+for _kind in KINDS:
+    for _form in FORMS:
+        OPS[f"{_kind}_{_form}"] = activation(_kind, _form)
 
 
 # --- timing -----------------------------------------------------------------------------------------
 
-def time_median(torch, call, sets: int, warmup: int, repeats: int) -> float:
-    """Median seconds of call(set) over `repeats` event-timed, synchronised calls after `warmup`
-    untimed ones, the sets used in rotation."""
+def time_median(torch, call, sets: int, warmup: int, repeats: int,
+                launch_ahead_cycles: int = 0) -> Tuple[float, int]:
+    """(median seconds, late) of call(set) over `repeats` event-timed, synchronised calls after
+    `warmup` untimed ones, the sets used in rotation.
+
+    With launch_ahead_cycles > 0, each timed call is preceded on the stream by torch.cuda._sleep of
+    that many GPU cycles, so that the GPU is still busy while Python enqueues the start event, the op's
+    kernels and the stop event: the events then time the kernels, not Python's and autograd's launch
+    overhead (which in training overlaps the previous step's kernels). `late` counts the repeats
+    whose start event had already completed once the stop event was enqueued: the sleep ended before
+    Python was done, so part of that call's launch overhead was timed (raise --launch-ahead-cycles)."""
     current = 0
     for _ in range(warmup):
         call(current)
@@ -117,14 +389,19 @@ def time_median(torch, call, sets: int, warmup: int, repeats: int) -> float:
     start = torch.cuda.Event(enable_timing=True)
     stop = torch.cuda.Event(enable_timing=True)
     seconds = []
+    late = 0
     for _ in range(repeats):
+        if launch_ahead_cycles > 0:
+            torch.cuda._sleep(launch_ahead_cycles)  # pylint: disable=protected-access
         start.record()
         call(current)
         stop.record()
+        if launch_ahead_cycles > 0 and start.query():
+            late += 1
         stop.synchronize()
         seconds.append(start.elapsed_time(stop) * 1e-3)
         current = (current + 1) % sets
-    return statistics.median(seconds)
+    return statistics.median(seconds), late
 
 
 def import_torch() -> Tuple[Optional[object], str]:
@@ -147,6 +424,10 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="2 warm-ups and 10 repeats")
     parser.add_argument("--repeats", type=int, help="timed calls per case (default: the JSON's)")
     parser.add_argument("--warmup", type=int, help="untimed calls first (default: the JSON's)")
+    parser.add_argument("--launch-ahead-cycles", type=int, default=LAUNCH_AHEAD_CYCLES,
+                        metavar="N", help="GPU cycles of torch.cuda._sleep before each timed call, "
+                        f"so that Python's launch overhead is not timed (default {LAUNCH_AHEAD_CYCLES}"
+                        "; 0: none, every call's overhead is timed)")
     parser.add_argument("--json", dest="json_out", metavar="PATH", help="write the results here")
     args = parser.parse_args(argv)
 
@@ -165,13 +446,18 @@ def main(argv: List[str]) -> int:
         return 0
 
     device = torch.cuda.get_device_name()
-    generator = torch.Generator(device="cuda")
+    generator = torch.Generator(device=DEVICE)
     generator.manual_seed(20261129)
+    launch_ahead = max(args.launch_ahead_cycles, 0)
+    if launch_ahead and not hasattr(torch.cuda, "_sleep"):
+        print("note: this torch has no torch.cuda._sleep; timing without launching ahead")
+        launch_ahead = 0
     rows_out = []
-    header = (f"{'op':<22}{'dtype':<6}{'cols':>8}{'rows':>9}  {'warpfuse us':>11}{'GB/s':>8}"
+    header = (f"{'op':<24}{'dtype':<6}{'cols':>8}{'rows':>9}  {'warpfuse us':>11}{'GB/s':>8}"
               f"  {'torch us':>9}{'GB/s':>8}  {'ratio':>6}  torch call")
     print(f"PyTorch {torch.__version__} (CUDA {torch.version.cuda}) on {device}; "
-          "ratio = torch time / warpfuse time (> 1: warpfuse faster)")
+          "ratio = torch time / warpfuse time (> 1: warpfuse faster); GB/s = warpfuse's bytes "
+          "moved / time")
     print(header)
     print("-" * len(header))
     for path, context, cases in benches:
@@ -183,29 +469,34 @@ def main(argv: List[str]) -> int:
         repeats = args.repeats if args.repeats is not None else (
             10 if args.quick else int(context.get("repeats", 50)))
         for case in cases:
-            if case.impl != args.impl or not case.ok or case.op not in OPS:
+            if (case.impl != args.impl or not case.ok or case.op not in OPS
+                    or case.dtype not in DTYPES or case.rows <= 0 or case.cols <= 0):
                 continue
             dtype = getattr(torch, DTYPES[case.dtype])
             sets = max(case.sets, 1)
+            shape = f"{case.op:<24}{case.dtype:<6}{case.cols:>8}{case.rows:>9}"
             try:
                 call, how = OPS[case.op](torch, case.rows, case.cols, dtype, sets, generator)
-                seconds = time_median(torch, call, sets, warmup, repeats)
+                seconds, late = time_median(torch, call, sets, warmup, repeats, launch_ahead)
             except (RuntimeError, MemoryError) as error:
-                print(f"{case.op:<22}{case.dtype:<6}{case.cols:>8}{case.rows:>9}  skipped: {error}")
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                print(f"{shape}  skipped: {message[:300]}")
                 torch.cuda.empty_cache()
                 continue
             torch_us = seconds * 1e6
             torch_gbps = case.bytes / seconds / 1e9
             ratio = torch_us / case.median_us if case.median_us > 0 else float("nan")
-            print(f"{case.op:<22}{case.dtype:<6}{case.cols:>8}{case.rows:>9}  {case.median_us:>11.1f}"
-                  f"{case.gbps:>8.0f}  {torch_us:>9.1f}{torch_gbps:>8.0f}  {ratio:>6.2f}  {how}")
+            flag = f" [{late}/{repeats} late]" if late else ""
+            print(f"{shape}  {case.median_us:>11.1f}{case.gbps:>8.0f}  {torch_us:>9.1f}"
+                  f"{torch_gbps:>8.0f}  {ratio:>6.2f}  {how}{flag}")
             rows_out.append({
                 "op": case.op, "dtype": case.dtype, "cols": case.cols, "rows": case.rows,
                 "sets": sets, "bytes": case.bytes, "warpfuse_impl": case.impl,
                 "warpfuse_median_us": case.median_us, "warpfuse_GBps": case.gbps,
                 "torch_median_us": torch_us, "torch_GBps": torch_gbps, "ratio": ratio,
-                "torch_call": how,
+                "torch_call": how, "late_repeats": late,
             })
+            call = None  # free this case's tensors before the next one allocates
             torch.cuda.empty_cache()
 
     by_op: Dict[str, List[float]] = {}
@@ -223,6 +514,7 @@ def main(argv: List[str]) -> int:
                 "repeats": repeats if benches else None,
                 "method": "CUDA events around each call; median of repeats; inputs rotated over "
                           "the warpfuse case's sets",
+                "launch_ahead_cycles": launch_ahead,
                 "warpfuse_json": [os.path.basename(path) for path, _, _ in benches],
             },
             "results": rows_out,

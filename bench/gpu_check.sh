@@ -210,7 +210,7 @@ if [ "${#jsons[@]}" -gt 0 ]; then
     run_logged "$work/compare_torch.txt" "$(limit 100 30)" "$torch_python" bench/compare_torch.py \
       "${jsons[@]}" --quick --json "$work/torch.json"
     status=$?
-    torch_result="$(grep -c ' aten\.\| torch\.' "$work/compare_torch.txt") shapes (exit $status)"
+    torch_result="$(grep -c ' aten\.\| torch\.\| F\.' "$work/compare_torch.txt") shapes (exit $status)"
     grep -q 'nothing to compare' "$work/compare_torch.txt" && torch_result=$(tail -n 1 "$work/compare_torch.txt")
   fi
   if [ -n "${trainer_json:-}" ] && [ -s "$trainer_json" ] && [ -n "$torch_python" ]; then

@@ -32,7 +32,7 @@ def main(argv: List[str]) -> int:
         except (OSError, ValueError, KeyError) as error:
             print(f"summary.py: cannot read {args.torch}: {error}", file=sys.stderr)
 
-    header = (f"{'op':<22}{'cases':>6}{'failed':>7}  {'automatic (min..max)':<22}"
+    header = (f"{'op':<24}{'cases':>6}{'failed':>7}  {'automatic (min..max)':<22}"
               f"{'best forced':>12}{'naive':>7}{'cudnn':>7}  {'torch/warpfuse':>14}")
     print("median fraction of copy bandwidth over dtypes and row lengths")
     print(header)
@@ -63,7 +63,7 @@ def main(argv: List[str]) -> int:
             automatic = by_impl.get("automatic", [])
             spread = f"{min(automatic):.2f}..{max(automatic):.2f}" if automatic else ""
             ratios = [r["ratio"] for key, r in torch_results.items() if key[0] == op]
-            print(f"{op:<22}{len(mine):>6}{sum(c.failed for c in mine):>7}  "
+            print(f"{op:<24}{len(mine):>6}{sum(c.failed for c in mine):>7}  "
                   f"{fmt(automatic) + ' (' + spread + ')':<22}{fmt(list(best.values())):>12}"
                   f"{fmt(by_impl.get('naive', [])):>7}{fmt(by_impl.get('cudnn', [])):>7}  "
                   f"{fmt(ratios):>14}")

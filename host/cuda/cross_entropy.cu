@@ -25,7 +25,6 @@
 namespace warpfuse {
 namespace {
 
-using detail::Int;
 using detail::LaunchConfig;
 
 void check_options(const char* op, const CrossEntropyOptions& options) {
@@ -58,45 +57,20 @@ void check_options(const char* op, const CrossEntropyOptions& options) {
 template <class T, class Targets>
 void launch_main(const detail::CrossEntropyArgs<T, Targets>& args, SoftmaxStrategy strategy,
                  bool vectorized, cudaStream_t stream) {
-  constexpr int P = detail::kPackElements<T>;
-  if (strategy == SoftmaxStrategy::warp) {
-    detail::dispatch_warp_shape<P>(
-        args.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
-          constexpr int kLanes = decltype(lanes)::value;
-          constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
-          const auto blocks = detail::grid_stride_blocks(
-              (args.rows + kRowsPerBlock - 1) / kRowsPerBlock, detail::kWarpBlocksPerSm);
-          detail::launch(
-              LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(detail::kWarpRowBlockThreads),
-                           0, stream},
-              "cross_entropy_warp_kernel",
-              detail::cross_entropy_warp_kernel<T, Targets, kLanes, decltype(per_lane)::value,
-                                                decltype(pack)::value>,
-              args);
-        });
-    return;
-  }
-  const auto launch_row_kernel = [&](auto pack) {
-    constexpr int kP = decltype(pack)::value;
-    const unsigned threads = detail::row_block_threads(args.cols, kP);
-    if (strategy == SoftmaxStrategy::block) {
-      const std::size_t bytes =
-          static_cast<std::size_t>((args.cols + kP - 1) / kP * kP) * sizeof(T);
-      const auto kernel = detail::cross_entropy_block_kernel<T, Targets, kP>;
-      detail::allow_shared_memory(kernel, bytes);
-      detail::launch(detail::row_block_config(args.rows, threads, bytes, stream),
-                     "cross_entropy_block_kernel", kernel, args);
-    } else {
-      detail::launch(detail::row_block_config(args.rows, threads, 0, stream),
-                     "cross_entropy_online_kernel",
-                     detail::cross_entropy_online_kernel<T, Targets, kP>, args);
-    }
-  };
-  if (vectorized) {
-    launch_row_kernel(Int<P>{});
-  } else {
-    launch_row_kernel(Int<1>{});
-  }
+  detail::launch_rows<detail::kPackElements<T>>(
+      {"cross_entropy_warp_kernel", "cross_entropy_block_kernel", "cross_entropy_online_kernel"},
+      strategy, vectorized, args.rows, args.cols, sizeof(T), 1, args, stream,
+      [](auto lanes, auto per_lane, auto pack) {
+        return &detail::cross_entropy_warp_kernel<T, Targets, decltype(lanes)::value,
+                                                  decltype(per_lane)::value, decltype(pack)::value>;
+      },
+      [](auto pack, auto block) {
+        if constexpr (decltype(block)::value) {
+          return &detail::cross_entropy_block_kernel<T, Targets, decltype(pack)::value>;
+        } else {
+          return &detail::cross_entropy_online_kernel<T, Targets, decltype(pack)::value>;
+        }
+      });
 }
 
 /// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.

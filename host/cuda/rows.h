@@ -12,6 +12,7 @@
 
 #include "host/cuda/common.h"
 #include "host/cuda/launch.h"
+#include "kernels/common/rows.cuh"
 #include "warpfuse/dtype.h"
 #include "warpfuse/error.h"
 #include "warpfuse/softmax.h"
@@ -123,6 +124,57 @@ void allow_shared_memory(Kernel kernel, std::size_t bytes) {
     WARPFUSE_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(bytes)));
+  }
+}
+
+/// Kernel names for launch errors, one per strategy.
+struct RowKernelNames {
+  const char* warp;
+  const char* block;
+  const char* online;
+};
+
+/// Launches a row-wise op under `strategy` (resolved: not automatic) with the kernel argument
+/// `args`. The warp kernel is warp_kernel(lanes, per_lane, pack) for the shape dispatch_warp_shape
+/// picks; the others are row_kernel(pack, std::true_type) for block and row_kernel(pack,
+/// std::false_type) for online, with pack = P when `vectorized`, else 1. The block strategy gets
+/// `arrays` row-sized arrays of `element_bytes`-byte elements of dynamic shared memory, each
+/// rounded up to whole packs. The one launch sequence shared by softmax, its backward and
+/// cross-entropy.
+template <int P, class Args, class WarpKernel, class RowKernel>
+void launch_rows(const RowKernelNames& names, SoftmaxStrategy strategy, bool vectorized,
+                 std::int64_t rows, std::int64_t cols, std::size_t element_bytes, int arrays,
+                 const Args& args, cudaStream_t stream, WarpKernel&& warp_kernel,
+                 RowKernel&& row_kernel) {
+  if (strategy == SoftmaxStrategy::warp) {
+    dispatch_warp_shape<P>(cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
+      constexpr int kRowsPerBlock = kWarpRowBlockThreads / decltype(lanes)::value;
+      const auto blocks =
+          grid_stride_blocks((rows + kRowsPerBlock - 1) / kRowsPerBlock, kWarpBlocksPerSm);
+      launch(
+          LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(kWarpRowBlockThreads), 0, stream},
+          names.warp, warp_kernel(lanes, per_lane, pack), args);
+    });
+    return;
+  }
+  const auto launch_block_or_online = [&](auto pack) {
+    constexpr int kP = decltype(pack)::value;
+    const unsigned threads = row_block_threads(cols, kP);
+    if (strategy == SoftmaxStrategy::block) {
+      const std::size_t bytes = static_cast<std::size_t>(arrays) *
+                                static_cast<std::size_t>((cols + kP - 1) / kP * kP) * element_bytes;
+      const auto kernel = row_kernel(pack, std::true_type{});
+      allow_shared_memory(kernel, bytes);
+      launch(row_block_config(rows, threads, bytes, stream), names.block, kernel, args);
+    } else {
+      launch(row_block_config(rows, threads, 0, stream), names.online,
+             row_kernel(pack, std::false_type{}), args);
+    }
+  };
+  if (vectorized) {
+    launch_block_or_online(Int<P>{});
+  } else {
+    launch_block_or_online(Int<1>{});
   }
 }
 

@@ -49,8 +49,6 @@ const char* to_string(SoftmaxStrategy strategy) {
 
 namespace {
 
-using detail::Int;
-using detail::LaunchConfig;
 using detail::SoftmaxMode;
 
 void check_options(const char* op, const SoftmaxOptions& options) {
@@ -86,44 +84,23 @@ void run_forward(const char* op, MatrixView<const T> x, MatrixView<T> y,
   constexpr int P = kPack<T>;
   const bool vectorized =
       detail::can_use_packs<P>(x.data, x.ld) && detail::can_use_packs<P>(y.data, y.ld);
-  if (strategy == SoftmaxStrategy::warp) {
-    detail::dispatch_warp_shape<P>(x.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
-      constexpr int kLanes = decltype(lanes)::value;
-      constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
-      const auto blocks = detail::grid_stride_blocks((x.rows + kRowsPerBlock - 1) / kRowsPerBlock,
-                                                     detail::kWarpBlocksPerSm);
-      detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
-                                  dim3(detail::kWarpRowBlockThreads), 0, stream},
-                     "softmax_warp_kernel",
-                     detail::softmax_warp_kernel<T, kMode, kLanes, decltype(per_lane)::value,
-                                                 decltype(pack)::value>,
-                     args);
-    });
-    return;
-  }
-  const auto launch_row_kernel = [&](auto pack) {
-    constexpr int kP = decltype(pack)::value;
-    const unsigned threads = detail::row_block_threads(x.cols, kP);
-    if (strategy == SoftmaxStrategy::block) {
-      const std::size_t bytes = static_cast<std::size_t>((x.cols + kP - 1) / kP * kP) * sizeof(T);
-      const auto kernel = detail::softmax_block_kernel<T, kMode, kP>;
-      detail::allow_shared_memory(kernel, bytes);
-      detail::launch(detail::row_block_config(x.rows, threads, bytes, stream),
-                     "softmax_block_kernel", kernel, args);
-    } else {
-      detail::launch(detail::row_block_config(x.rows, threads, 0, stream), "softmax_online_kernel",
-                     detail::softmax_online_kernel<T, kMode, kP>, args);
-    }
-  };
-  if (vectorized) {
-    launch_row_kernel(Int<P>{});
-  } else {
-    launch_row_kernel(Int<1>{});
-  }
+  detail::launch_rows<P>(
+      {"softmax_warp_kernel", "softmax_block_kernel", "softmax_online_kernel"}, strategy,
+      vectorized, x.rows, x.cols, sizeof(T), 1, args, stream,
+      [](auto lanes, auto per_lane, auto pack) {
+        return &detail::softmax_warp_kernel<T, kMode, decltype(lanes)::value,
+                                            decltype(per_lane)::value, decltype(pack)::value>;
+      },
+      [](auto pack, auto block) {
+        if constexpr (decltype(block)::value) {
+          return &detail::softmax_block_kernel<T, kMode, decltype(pack)::value>;
+        } else {
+          return &detail::softmax_online_kernel<T, kMode, decltype(pack)::value>;
+        }
+      });
 }
 
-// --- backward
-// --------------------------------------------------------------------------------------
+// --- backward ---------------------------------------------------------------------------------
 
 template <class T, SoftmaxMode kMode>
 void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
@@ -145,43 +122,21 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
   const bool vectorized = detail::can_use_packs<P>(y.data, y.ld) &&
                           detail::can_use_packs<P>(dy.data, dy.ld) &&
                           detail::can_use_packs<P>(dx.data, dx.ld);
-  if (strategy == SoftmaxStrategy::warp) {
-    detail::dispatch_warp_shape<P>(y.cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
-      constexpr int kLanes = decltype(lanes)::value;
-      constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
-      const auto blocks = detail::grid_stride_blocks((y.rows + kRowsPerBlock - 1) / kRowsPerBlock,
-                                                     detail::kWarpBlocksPerSm);
-      detail::launch(
-          LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(detail::kWarpRowBlockThreads), 0,
-                       stream},
-          "softmax_backward_warp_kernel",
-          detail::softmax_backward_warp_kernel<T, kMode, kLanes, decltype(per_lane)::value,
-                                               decltype(pack)::value>,
-          args);
-    });
-    return;
-  }
-  const auto launch_row_kernel = [&](auto pack) {
-    constexpr int kP = decltype(pack)::value;
-    const unsigned threads = detail::row_block_threads(y.cols, kP);
-    if (strategy == SoftmaxStrategy::block) {
-      const std::size_t bytes =
-          2 * static_cast<std::size_t>((y.cols + kP - 1) / kP * kP) * sizeof(T);
-      const auto kernel = detail::softmax_backward_block_kernel<T, kMode, kP>;
-      detail::allow_shared_memory(kernel, bytes);
-      detail::launch(detail::row_block_config(y.rows, threads, bytes, stream),
-                     "softmax_backward_block_kernel", kernel, args);
-    } else {
-      detail::launch(detail::row_block_config(y.rows, threads, 0, stream),
-                     "softmax_backward_online_kernel",
-                     detail::softmax_backward_online_kernel<T, kMode, kP>, args);
-    }
-  };
-  if (vectorized) {
-    launch_row_kernel(Int<P>{});
-  } else {
-    launch_row_kernel(Int<1>{});
-  }
+  detail::launch_rows<P>(
+      {"softmax_backward_warp_kernel", "softmax_backward_block_kernel",
+       "softmax_backward_online_kernel"},
+      strategy, vectorized, y.rows, y.cols, sizeof(T), 2, args, stream,
+      [](auto lanes, auto per_lane, auto pack) {
+        return &detail::softmax_backward_warp_kernel<
+            T, kMode, decltype(lanes)::value, decltype(per_lane)::value, decltype(pack)::value>;
+      },
+      [](auto pack, auto block) {
+        if constexpr (decltype(block)::value) {
+          return &detail::softmax_backward_block_kernel<T, kMode, decltype(pack)::value>;
+        } else {
+          return &detail::softmax_backward_online_kernel<T, kMode, decltype(pack)::value>;
+        }
+      });
 }
 
 }  // namespace

@@ -7,9 +7,8 @@
 //                   input_dim=100))
 //   model.add(Dense(10, activation='softmax'))     model.add(nn::Dense(10, "softmax"));
 //   model.compile(optimizer=Adam(),                model.compile(nn::Adam(),
-//   "categorical_crossentropy",
-//       loss='categorical_crossentropy',                         {"accuracy"});
-//       metrics=['accuracy'])
+//       loss='categorical_crossentropy',                         "categorical_crossentropy",
+//       metrics=['accuracy'])                                    {"accuracy"});
 //   model.fit(x, y, epochs=10, batch_size=32)      nn::FitOptions fit; fit.epochs = 10;
 //                                                  auto history = model.fit(x, y, fit);
 //
