@@ -350,6 +350,144 @@ TEST(NnCpuCheckpoint, DamagedFilesThrowAndLeaveTheModelUnchanged) {
   std::remove(path.c_str());
 }
 
+// Rewrites the header's file size and the trailing FNV-1a checksum after a test edits `bytes`, so
+// that the reader gets past the checksum to the section under test.
+void reseal(std::string& bytes) {
+  const std::uint64_t size = bytes.size();
+  std::memcpy(&bytes[8], &size, 8);
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
+    hash ^= static_cast<std::uint8_t>(bytes[i]);
+    hash *= 0x100000001b3ull;
+  }
+  std::memcpy(&bytes[bytes.size() - 8], &hash, 8);
+}
+
+Standardizer odd_standardizer() {
+  Standardizer s;
+  s.mean = {0.1f, -3.3333333f};
+  s.scale = {1.0f / 3.0f, 7.123456e-5f};
+  return s;
+}
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(NnCpuCheckpoint, StandardizerRoundTripsBitwise) {
+  Sequential model = small_classifier();
+  EXPECT_FALSE(model.standardizer().has_value());
+  model.set_standardizer(odd_standardizer());
+  const std::string path = temp_path("standardizer.wfnn");
+  model.save(path);
+  Sequential loaded = Sequential::load(path, Device::cpu);
+  ASSERT_TRUE(loaded.standardizer().has_value());
+  EXPECT_TRUE(bitwise_equal(loaded.standardizer()->mean, odd_standardizer().mean));
+  EXPECT_TRUE(bitwise_equal(loaded.standardizer()->scale, odd_standardizer().scale));
+  EXPECT_EQ(loaded.get_weights(), model.get_weights());
+
+  // load_weights takes the file's standardizer, and a file without one clears it.
+  Sequential target = small_classifier(Device::cpu, 77);
+  target.load_weights(path);
+  ASSERT_TRUE(target.standardizer().has_value());
+  EXPECT_TRUE(bitwise_equal(target.standardizer()->scale, odd_standardizer().scale));
+  small_classifier().save(path);
+  EXPECT_FALSE(Sequential::load(path, Device::cpu).standardizer().has_value());
+  target.load_weights(path);
+  EXPECT_FALSE(target.standardizer().has_value());
+
+  Standardizer wrong = odd_standardizer();
+  wrong.scale.push_back(1.0f);
+  EXPECT_THROW(model.set_standardizer(wrong), InvalidArgument);
+  wrong.mean.push_back(0.0f);  // 3 features for a 2-input model
+  EXPECT_THROW(model.set_standardizer(wrong), InvalidArgument);
+  wrong = odd_standardizer();
+  wrong.scale[1] = 0.0f;
+  EXPECT_THROW(model.set_standardizer(wrong), InvalidArgument);
+  model.set_standardizer(std::nullopt);
+  EXPECT_FALSE(model.standardizer().has_value());
+  std::remove(path.c_str());
+}
+
+TEST(NnCpuCheckpoint, VersionOneFilesStillLoad) {
+  const Dataset d = spiral(20, 16);
+  Sequential model = small_classifier();
+  model.fit(d.x, d.y, quiet(1, 16));
+  const std::string path = temp_path("version1.wfnn");
+  model.save(path);
+  // Version 1 is version 2 without the preprocessing byte (0 here) before the checksum.
+  std::string bytes = read_file(path);
+  ASSERT_EQ(bytes[bytes.size() - 9], '\0');
+  bytes.erase(bytes.size() - 9, 1);
+  const std::uint32_t version = 1;
+  std::memcpy(&bytes[4], &version, 4);
+  reseal(bytes);
+  write_file(path, bytes);
+  Sequential loaded = Sequential::load(path, Device::cpu);
+  EXPECT_EQ(loaded.get_weights(), model.get_weights());
+  EXPECT_FALSE(loaded.standardizer().has_value());
+  FitOptions fit = quiet(1, 16);
+  model.fit(d.x, d.y, fit);
+  loaded.fit(d.x, d.y, fit);  // the Adam state came along too
+  EXPECT_EQ(loaded.get_weights(), model.get_weights());
+
+  const std::uint32_t future = 3;
+  std::memcpy(&bytes[4], &future, 4);
+  reseal(bytes);
+  write_file(path, bytes);
+  EXPECT_NE(io_error_message([&] { Sequential::load(path, Device::cpu); }).find("format version 3"),
+            std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST(NnCpuCheckpoint, CorruptPreprocessingSectionThrowsAndLeavesTheModelUnchanged) {
+  Sequential model = small_classifier();
+  model.set_standardizer(odd_standardizer());
+  const std::string path = temp_path("bad_preprocessing.wfnn");
+  model.save(path);
+  const std::string good = read_file(path);
+  // Before the checksum: u32 kind, u64 2, 2 x f32 mean, u64 2, 2 x f32 scale.
+  const std::size_t scale_end = good.size() - 8;
+  const std::size_t kind_at = scale_end - 2 * (8 + 2 * 4) - 4;
+
+  Sequential target = small_classifier(Device::cpu, 77);
+  Standardizer mine;
+  mine.mean = {1.0f, 2.0f};
+  mine.scale = {3.0f, 4.0f};
+  target.set_standardizer(mine);
+  const std::vector<float> before = target.get_weights();
+  auto expect_rejected = [&](std::string bytes, const std::string& needle) {
+    reseal(bytes);
+    write_file(path, bytes);
+    const std::string message = io_error_message([&] { target.load_weights(path); });
+    EXPECT_NE(message.find(needle), std::string::npos) << message;
+    EXPECT_NE(io_error_message([&] { Sequential::load(path, Device::cpu); }), "");
+    EXPECT_EQ(target.get_weights(), before);
+    ASSERT_TRUE(target.standardizer().has_value());
+    EXPECT_EQ(target.standardizer()->mean, mine.mean);
+    EXPECT_EQ(target.standardizer()->scale, mine.scale);
+  };
+
+  std::string zero_scale = good;
+  const float zero = 0.0f;
+  std::memcpy(&zero_scale[scale_end - 4], &zero, 4);
+  expect_rejected(zero_scale, "standardizer scale 1");
+  std::string nan_mean = good;
+  const float nan = std::nanf("");
+  std::memcpy(&nan_mean[kind_at + 4 + 8], &nan, 4);
+  expect_rejected(nan_mean, "standardizer mean 0");
+  std::string bad_kind = good;
+  const std::uint32_t kind = 7;
+  std::memcpy(&bad_kind[kind_at], &kind, 4);
+  expect_rejected(bad_kind, "preprocessing kind 7");
+  std::string bad_count = good;
+  const std::uint64_t count = 3;
+  std::memcpy(&bad_count[kind_at + 4], &count, 8);
+  expect_rejected(bad_count, "standardizer mean");
+  expect_rejected(good.substr(0, kind_at + 4 + 8 + 4) + good.substr(scale_end), "runs past");
+  std::remove(path.c_str());
+}
+
 // --- data ---------------------------------------------------------------------------------------
 
 TEST(NnCpuData, CsvWithHeaderAndNamedLabel) {

@@ -32,6 +32,8 @@ constexpr const char* kUsage =
     "usage: warpfuse-train (--train FILE [--test FILE] | --dataset fashion-mnist | --load PATH)\n"
     "  --label-column NAME|INDEX|last   CSV label column (default last)\n"
     "  --standardize                    standardise features with the training statistics\n"
+    "                                   (saved with --save; a --load checkpoint that holds\n"
+    "                                   them standardises the data even without this flag)\n"
     "  --layers SPEC                    e.g. 256:relu,128:relu,10:softmax (units:activation)\n"
     "  --loss NAME                      default: from the output activation (softmax: sparse CE,\n"
     "                                   sigmoid: binary CE, else mean_squared_error)\n"
@@ -217,12 +219,6 @@ int run(int argc, char** argv) {
     throw UsageError{"the test data has " + std::to_string(test.x.cols) +
                      " features, the training data " + std::to_string(train.x.cols)};
   }
-  if (args.standardize) {
-    const nn::Standardizer s = nn::Standardizer::fit(have_train ? train.x : test.x);
-    if (have_train) s.transform(train.x);
-    if (have_test) s.transform(test.x);
-  }
-
   // --- model ---
   const nn::Device device = args.device == "cpu"    ? nn::Device::cpu
                             : args.device == "cuda" ? nn::Device::cuda
@@ -251,6 +247,33 @@ int run(int argc, char** argv) {
       model.compile(optimizer, loss, metrics, device, args.seed);
     } catch (const warpfuse::InvalidArgument& e) {
       throw UsageError{e.what()};
+    }
+  }
+  // Standardisation: the statistics saved with a loaded model win (the data must be transformed
+  // exactly as during its training); otherwise --standardize fits them on the training data,
+  // never on the test data, and stores them in the model for --save.
+  std::optional<nn::Standardizer> standardizer = model.standardizer();
+  if (!standardizer && args.standardize) {
+    if (!have_train) {
+      throw UsageError{"--standardize: " + args.load +
+                       " holds no standardizer and there is no training data to fit one on "
+                       "(give --train, or a model saved with --standardize)"};
+    }
+    standardizer = nn::Standardizer::fit(train.x);
+    try {
+      model.set_standardizer(standardizer);
+    } catch (const warpfuse::InvalidArgument& e) {
+      throw UsageError{e.what()};
+    }
+  } else if (standardizer && args.verbose > 0) {
+    std::cout << "standardizing with the statistics saved in " << args.load << "\n";
+  }
+  if (standardizer) {
+    try {
+      if (have_train) standardizer->transform(train.x);
+      if (have_test) standardizer->transform(test.x);
+    } catch (const warpfuse::InvalidArgument& e) {
+      throw UsageError{"the data does not fit the model's standardizer: " + std::string(e.what())};
     }
   }
   const bool classifying = model.loss().is_crossentropy();

@@ -34,6 +34,10 @@ struct Layout {
 
 Layout make_layout(const std::vector<Dense>& layers);
 
+/// Why `s` cannot standardise the inputs of a model with `input_dim` features (0: not known yet),
+/// or "" when it can: mean and scale of one length (input_dim's), finite, scales nonzero.
+std::string standardizer_problem(const Standardizer& s, std::int64_t input_dim);
+
 enum class AccuracyKind { none, categorical, sparse, binary };
 
 /// Everything a backend needs to know about the compiled model.

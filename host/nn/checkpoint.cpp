@@ -1,13 +1,15 @@
 // warpfuse::nn — save / load of a Sequential model in warpfuse's checkpoint format.
 //
 // Layout (little-endian; see Sequential::save in model.h):
-//   "WFNN" | u32 version (1) | u64 total file size | u32 dtype (0 = fp32)
+//   "WFNN" | u32 version (2; 1 is read too) | u64 total file size | u32 dtype (0 = fp32)
 //   architecture: u64 input_dim, u32 layers, per layer u64 units, u32 activation, f32 alpha,
 //                 u8 use_bias, u32 kernel initializer, u32 bias initializer
 //   compile:      u32 loss, u8 from_logits, f32 delta, u32 metrics, per metric u32 length + bytes
 //   parameters:   u64 count, count x f32
 //   optimizer:    u8 present; when 1: u32 kind, f32 lr, f32 momentum, u8 nesterov, f32 beta_1,
 //                 f32 beta_2, f32 epsilon, f32 weight_decay, u64 step, u64 count, count x f32
+//   preprocessing (version 2 on): u8 present; when 1: u32 kind (0 = standardizer),
+//                 u64 input_dim, input_dim x f32 mean, u64 input_dim, input_dim x f32 scale
 //   u64 FNV-1a 64 of every byte before it
 // The file size in the header tells a truncated file from a corrupt one. Loading parses the whole
 // file into temporaries before touching the model, so a bad file leaves the model as it was.
@@ -17,6 +19,8 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <utility>
 
 #include "host/nn/backend.h"
 #include "warpfuse/error.h"
@@ -26,7 +30,9 @@ namespace warpfuse::nn {
 namespace {
 
 constexpr char kMagic[4] = {'W', 'F', 'N', 'N'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
+constexpr std::uint32_t kOldestVersion = 1;  // version 1: no preprocessing section
+constexpr std::uint32_t kPreprocessingStandardizer = 0;
 constexpr std::uint32_t kDtypeFloat32 = 0;
 constexpr std::size_t kHeaderBytes = 4 + 4 + 8 + 4;
 
@@ -114,6 +120,7 @@ struct Checkpoint {
   Optimizer optimizer;
   std::uint64_t step = 0;
   std::vector<float> state;
+  std::optional<Standardizer> standardizer;
 };
 
 template <class Enum>
@@ -141,9 +148,9 @@ Checkpoint read_checkpoint(const std::string& path) {
   std::memcpy(&version, data.data() + 4, 4);
   std::memcpy(&size, data.data() + 8, 8);
   std::memcpy(&dtype, data.data() + 16, 4);
-  if (version != kVersion) {
+  if (version < kOldestVersion || version > kVersion) {
     fail("format version " + std::to_string(version) + " is not supported (this build reads " +
-         std::to_string(kVersion) + ")");
+         std::to_string(kOldestVersion) + " to " + std::to_string(kVersion) + ")");
   }
   if (data.size() < size) {
     fail("truncated: " + std::to_string(data.size()) + " of " + std::to_string(size) + " bytes");
@@ -162,8 +169,10 @@ Checkpoint read_checkpoint(const std::string& path) {
     const auto units = r.get<std::uint64_t>("units");
     Activation act(checked_enum<ActivationKind>(r, "activation", 11));
     act.alpha = r.get<float>("activation alpha");
+    // Later layers' inputs are the previous layer's units, as Sequential::add sets them (with 0
+    // here, load_weights would call every multi-layer file an architecture mismatch).
     Dense d(static_cast<std::int64_t>(units), act,
-            l == 0 ? static_cast<std::int64_t>(input_dim) : 0);
+            l == 0 ? static_cast<std::int64_t>(input_dim) : c.layers.back().units);
     d.use_bias = r.get<std::uint8_t>("use_bias") != 0;
     d.kernel_initializer = checked_enum<Initializer>(r, "kernel initializer", 4);
     d.bias_initializer = checked_enum<Initializer>(r, "bias initializer", 4);
@@ -193,6 +202,19 @@ Checkpoint read_checkpoint(const std::string& path) {
     c.state = r.get_floats("optimizer state",
                            static_cast<std::uint64_t>(total * o.state_per_parameter()));
   }
+  if (version >= 2 && r.get<std::uint8_t>("preprocessing flag") != 0) {
+    const auto kind = r.get<std::uint32_t>("preprocessing kind");
+    if (kind != kPreprocessingStandardizer) {
+      r.fail("corrupt: preprocessing kind " + std::to_string(kind));
+    }
+    Standardizer s;
+    s.mean = r.get_floats("standardizer mean", input_dim);
+    s.scale = r.get_floats("standardizer scale", input_dim);
+    const std::string problem =
+        detail::standardizer_problem(s, static_cast<std::int64_t>(input_dim));
+    if (!problem.empty()) r.fail("corrupt: the standardizer " + problem);
+    c.standardizer = std::move(s);
+  }
   if (r.position() != size - 8) r.fail("corrupt: unexpected bytes before the checksum");
   return c;
 }
@@ -220,6 +242,10 @@ std::string describe(const std::vector<Dense>& layers) {
 
 void Sequential::save(const std::string& path, bool include_optimizer) {
   check_compiled("nn::Sequential::save");
+  if (standardizer_) {
+    const std::string problem = detail::standardizer_problem(*standardizer_, input_dim());
+    if (!problem.empty()) throw InvalidArgument("nn::Sequential::save", "standardizer", problem);
+  }
   Writer w;
   w.buffer.insert(w.buffer.end(), kMagic, kMagic + 4);
   w.put<std::uint32_t>(kVersion);
@@ -257,6 +283,12 @@ void Sequential::save(const std::string& path, bool include_optimizer) {
     w.put<std::uint64_t>(static_cast<std::uint64_t>(step));
     w.put_floats(state);
   }
+  w.put<std::uint8_t>(standardizer_ ? 1 : 0);
+  if (standardizer_) {
+    w.put<std::uint32_t>(kPreprocessingStandardizer);
+    w.put_floats(standardizer_->mean);
+    w.put_floats(standardizer_->scale);
+  }
   const std::uint64_t size = w.buffer.size() + 8;
   std::memcpy(w.buffer.data() + 8, &size, 8);
   w.put<std::uint64_t>(fnv1a(w.buffer.data(), w.buffer.size()));
@@ -292,6 +324,7 @@ Sequential Sequential::load(const std::string& path, Device device) {
   if (c.has_optimizer) {
     model.backend_->set_optimizer_state(c.state, static_cast<std::int64_t>(c.step));
   }
+  model.standardizer_ = std::move(c.standardizer);
   return model;
 }
 
@@ -307,6 +340,7 @@ void Sequential::load_weights(const std::string& path) {
       c.optimizer.state_per_parameter() == optimizer_.state_per_parameter()) {
     backend_->set_optimizer_state(c.state, static_cast<std::int64_t>(c.step));
   }
+  standardizer_ = std::move(c.standardizer);
 }
 
 }  // namespace warpfuse::nn

@@ -516,6 +516,37 @@ void Sequential::set_weights(const std::vector<float>& weights) {
   backend_->set_parameters(weights);
 }
 
+namespace detail {
+std::string standardizer_problem(const Standardizer& s, std::int64_t input_dim) {
+  if (s.mean.size() != s.scale.size()) {
+    return "has " + std::to_string(s.mean.size()) + " means but " + std::to_string(s.scale.size()) +
+           " scales";
+  }
+  if (s.mean.empty()) return "is empty";
+  if (input_dim > 0 && static_cast<std::int64_t>(s.mean.size()) != input_dim) {
+    return "has " + std::to_string(s.mean.size()) + " features, the model's input has " +
+           std::to_string(input_dim);
+  }
+  for (std::size_t i = 0; i < s.mean.size(); ++i) {
+    if (!std::isfinite(s.mean[i])) return "mean " + std::to_string(i) + " is not finite";
+    if (!std::isfinite(s.scale[i]) || s.scale[i] == 0.0f) {
+      return "scale " + std::to_string(i) + " is not finite and nonzero";
+    }
+  }
+  return "";
+}
+}  // namespace detail
+
+void Sequential::set_standardizer(std::optional<Standardizer> standardizer) {
+  if (standardizer) {
+    const std::string problem = detail::standardizer_problem(*standardizer, input_dim());
+    if (!problem.empty()) {
+      throw InvalidArgument("nn::Sequential::set_standardizer", "standardizer", problem);
+    }
+  }
+  standardizer_ = std::move(standardizer);
+}
+
 std::string Sequential::summary() const {
   std::ostringstream s;
   auto with_commas = [](std::int64_t v) {

@@ -162,18 +162,30 @@ class Sequential {
   /// The Keras-style table: layer, output shape, parameter count, totals.
   std::string summary() const;
 
-  /// Writes the architecture, loss, parameters and (when `include_optimizer`) the optimizer
-  /// and its state to `path` atomically (a temporary file renamed over it). Format, little-endian:
+  /// Writes the architecture, loss, parameters, (when `include_optimizer`) the optimizer and its
+  /// state, and the standardizer when set, to `path` atomically (a temporary file renamed over
+  /// it). Format version 2, little-endian:
   ///   "WFNN" | u32 version | u32 dtype (0 = fp32) | architecture | compile config |
   ///   u64 n, n floats (parameters) | u8 has optimizer [optimizer, u64 step, u64 m, m floats] |
-  ///   u64 FNV-1a checksum of everything before it
+  ///   u8 has preprocessing [u32 kind (0 = standardizer), u64 d, d floats (mean),
+  ///   u64 d, d floats (scale)] | u64 FNV-1a checksum of everything before it
+  /// Version 1 files (no preprocessing byte) still load, without a standardizer.
   void save(const std::string& path, bool include_optimizer = true);
   /// Reads a file written by save() into a new compiled model (on `device`).
   static Sequential load(const std::string& path, Device device = Device::automatic);
   /// Replaces this model's parameters (and optimizer state, when the file has it and the
-  /// optimizer matches) with the file's. Throws IoError on a missing, truncated or corrupt file
-  /// or a different architecture; the model is unchanged then.
+  /// optimizer matches) and its standardizer (the file's, none when the file has none) with the
+  /// file's. Throws IoError on a missing, truncated or corrupt file or a different architecture;
+  /// the model is unchanged then.
   void load_weights(const std::string& path);
+
+  /// The feature standardisation the model was trained with, saved and loaded with it. The model
+  /// only carries it: fit, evaluate and predict take x as given, so apply it to the data first
+  /// (`model.standardizer()->transform(x)`). Throws InvalidArgument when mean and scale differ
+  /// in length, a scale is not finite and nonzero, a mean is not finite, or (once layers are
+  /// added) the length is not input_dim(). std::nullopt clears it.
+  void set_standardizer(std::optional<Standardizer> standardizer);
+  const std::optional<Standardizer>& standardizer() const { return standardizer_; }
 
   std::vector<float> get_weights();  ///< the whole contiguous parameter buffer
   void set_weights(const std::vector<float>& weights);
@@ -200,6 +212,7 @@ class Sequential {
   std::vector<std::string> metrics_;
   Device device_ = Device::cpu;
   std::unique_ptr<detail::Backend> backend_;
+  std::optional<Standardizer> standardizer_;
 };
 
 }  // namespace warpfuse::nn
