@@ -55,8 +55,6 @@
 
 namespace warpfuse::detail {
 
-/// Threads per block of the warp strategy: 4 warps.
-constexpr int kElementwiseLossWarpBlockThreads = 128;
 /// The longest row the warp strategy takes; longer rows get a block each.
 constexpr std::int64_t kElementwiseLossWarpMaxCols = 1024;
 
@@ -205,7 +203,7 @@ WF_DEVICE void elementwise_loss_store_row(const ElementwiseLossArgs<T>& args, st
 }
 
 /// Warp strategy. Grid: 1-D, grid-stride over groups of rows. Block:
-/// kElementwiseLossWarpBlockThreads (whole warps). Each group of kLanes lanes owns one row; lane j
+/// kWarpRowBlockThreads (whole warps). Each group of kLanes lanes owns one row; lane j
 /// handles columns (k * kLanes + j) * kPack + i. No shared memory. kPack > 1 only with pack-aligned
 /// rows.
 template <class T, class Loss, int kLanes, int kPack>

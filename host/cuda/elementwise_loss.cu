@@ -152,11 +152,11 @@ void launch_elementwise_loss(const detail::ElementwiseLossArgs<T>& args, const L
   }
   const auto launch_warp = [&](auto lanes, auto pack) {
     constexpr int kLanes = decltype(lanes)::value;
-    constexpr int kRowsPerBlock = detail::kElementwiseLossWarpBlockThreads / kLanes;
+    constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
     const auto blocks = detail::grid_stride_blocks((args.rows + kRowsPerBlock - 1) / kRowsPerBlock,
                                                    detail::kWarpBlocksPerSm);
     detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
-                                dim3(detail::kElementwiseLossWarpBlockThreads), 0, stream},
+                                dim3(detail::kWarpRowBlockThreads), 0, stream},
                    "elementwise_loss_warp_kernel",
                    detail::elementwise_loss_warp_kernel<T, Loss, kLanes, decltype(pack)::value>,
                    args, loss_fn);
