@@ -200,12 +200,18 @@ struct TanhFn {
 // --- kernel arguments ----------------------------------------------------------------------------
 
 /// The pack grid shared by every tensor of one launch: rows x packs_per_row packs of N columns,
-/// pack p of a row covering columns [p N - shift, p N - shift + N).
+/// pack p of a row covering columns [p N - shift, p N - shift + N). The same columns split per row
+/// into `head` leading columns (before the first 16-byte boundary), `body_packs` whole packs from
+/// column `head`, and `edge - head` trailing columns: the flat kernels walk the body with one
+/// vector access per array and the head and tail element by element.
 struct PackGrid {
   std::int64_t rows;
   std::int64_t cols;
   std::int64_t shift;
   std::int64_t packs_per_row;
+  std::int64_t head;
+  std::int64_t body_packs;
+  std::int64_t edge;
 };
 
 template <class T>
@@ -243,7 +249,7 @@ struct ColumnPartials {
 
 // --- pack access ---------------------------------------------------------------------------------
 
-/// Pack `pack` of a row, as the range of columns it covers and whether all N lie inside the row.
+/// Pack `pack` of a row (tiled backward), as its first column and whether all N lie in the row.
 struct PackColumns {
   std::int64_t first;
   bool whole;
@@ -258,52 +264,34 @@ WF_DEVICE PackColumns pack_columns(const PackGrid& grid, std::int64_t pack) {
   return PackColumns{first, first >= 0 && first + N <= grid.cols};
 }
 
-/// Widens the pack's N values of `row` into out; columns outside the row read as 0.
-template <int N, class T>
-WF_DEVICE void load_pack_values(const T* row, PackColumns columns, std::int64_t cols,
-                                float (&out)[N]) {
-  if (columns.whole) {
-    const Pack<T, N> pack = load_pack<N>(row + columns.first);
+/// Widens M values of an array at `ptr` (one M-element access: 16 bytes for a whole pack, one
+/// element for M = 1) into out.
+template <int M, class T>
+WF_DEVICE void load_values(const T* ptr, float (&out)[M]) {
+  const Pack<T, M> pack = load_pack<M>(ptr);
 #pragma unroll
-    for (int k = 0; k < N; ++k) out[k] = to_float(pack.elem[k]);
-  } else {
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      out[k] = columns.holds(k, cols) ? to_float(row[columns.first + k]) : 0.0f;
-    }
-  }
+  for (int k = 0; k < M; ++k) out[k] = to_float(pack.elem[k]);
 }
 
-/// Per-column values (bias, slope) for the pack's columns: scalar loads, since these vectors need
-/// not share the matrices' alignment and stay in cache.
-template <int N, class T>
-WF_DEVICE void load_column_values(const T* values, PackColumns columns, std::int64_t cols,
-                                  float (&out)[N]) {
+/// Rounds M values and stores them as one M-element access.
+template <int M, class T>
+WF_DEVICE void store_values(T* ptr, const float (&in)[M]) {
+  Pack<T, M> pack;
 #pragma unroll
-  for (int k = 0; k < N; ++k) {
-    out[k] = columns.holds(k, cols) ? to_float(values[columns.first + k]) : 0.0f;
-  }
+  for (int k = 0; k < M; ++k) pack.elem[k] = from_float<T>(in[k]);
+  store_pack<M>(ptr, pack);
 }
 
-/// Rounds and stores the pack's values that lie inside the row.
-template <int N, class T>
-WF_DEVICE void store_pack_values(T* row, PackColumns columns, std::int64_t cols,
-                                 const float (&in)[N]) {
-  if (columns.whole) {
-    Pack<T, N> pack;
+/// Per-column values (bias, slope) of columns [first, first + M): scalar loads, since these vectors
+/// need not share the matrices' alignment and stay in cache.
+template <int M, class T>
+WF_DEVICE void load_column_values(const T* values, std::int64_t first, float (&out)[M]) {
 #pragma unroll
-    for (int k = 0; k < N; ++k) pack.elem[k] = from_float<T>(in[k]);
-    store_pack<N>(row + columns.first, pack);
-  } else {
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      if (columns.holds(k, cols)) row[columns.first + k] = from_float<T>(in[k]);
-    }
-  }
+  for (int k = 0; k < M; ++k) out[k] = to_float(values[first + k]);
 }
 
-/// A grid-stride walk over the (row, pack) pairs of a PackGrid in 64 bits, with one division at
-/// the start instead of one per step.
+/// A grid-stride walk over the (row, item) pairs of rows x items_per_row in 64 bits, with one
+/// division at the start instead of one per step. items_per_row > 0.
 struct RowPackCursor {
   std::int64_t row;
   std::int64_t pack;
@@ -329,59 +317,94 @@ struct RowPackCursor {
   }
 };
 
-/// One pack of the backward: dx for the pack's columns of `row` into dx (registers), stored.
-template <class Act, int N, class T>
-WF_DEVICE void backward_pack(const ActivationBackwardArgs<T>& args, const Act& act,
-                             std::int64_t row, PackColumns columns, float (&saved)[N],
-                             float (&dy)[N], float (&dx)[N]) {
-  const std::int64_t cols = args.grid.cols;
-  load_pack_values<N>(args.saved + row * args.ld_saved, columns, cols, saved);
-  load_pack_values<N>(args.dy + row * args.ld_dy, columns, cols, dy);
-  float slope[N] = {};
-  if constexpr (Act::kPerColumnSlope) load_column_values<N>(args.slope, columns, cols, slope);
+/// Column of edge element `item` of a row: the head's columns, then the tail's.
+WF_DEVICE std::int64_t edge_column(const PackGrid& grid, std::int64_t item) {
+  return item < grid.head ? item : grid.cols - grid.edge + item;
+}
+
+/// y (and pre) for columns [first, first + M) of `row`: M = N on the body, 1 on the edges.
+template <class Act, int M, class T>
+WF_DEVICE void forward_values(const ActivationForwardArgs<T>& args, const Act& act,
+                              std::int64_t row, std::int64_t first) {
+  float value[M];
+  load_values<M>(args.x + row * args.ld_x + first, value);
+  if (args.bias != nullptr) {
+    float bias[M];
+    load_column_values<M>(args.bias, first, bias);
 #pragma unroll
-  for (int k = 0; k < N; ++k) dx[k] = act.backward(saved[k], dy[k], slope[k]);
-  store_pack_values<N>(args.dx + row * args.ld_dx, columns, cols, dx);
+    for (int k = 0; k < M; ++k) value[k] += bias[k];
+  }
+  if (args.pre != nullptr) store_values<M>(args.pre + row * args.ld_pre + first, value);
+  float slope[M] = {};
+  if constexpr (Act::kPerColumnSlope) load_column_values<M>(args.slope, first, slope);
+#pragma unroll
+  for (int k = 0; k < M; ++k) value[k] = act.forward(value[k], slope[k]);
+  store_values<M>(args.y + row * args.ld_y + first, value);
+}
+
+/// dx for columns [first, first + M) of `row`, stored, with saved and dy kept for the column sums.
+/// Both loads are issued before either is converted: two accesses in flight, not one after the
+/// other.
+template <class Act, int M, class T>
+WF_DEVICE void backward_values(const ActivationBackwardArgs<T>& args, const Act& act,
+                               std::int64_t row, std::int64_t first, float (&saved)[M],
+                               float (&dy)[M], float (&dx)[M]) {
+  const Pack<T, M> saved_pack = load_pack<M>(args.saved + row * args.ld_saved + first);
+  const Pack<T, M> dy_pack = load_pack<M>(args.dy + row * args.ld_dy + first);
+#pragma unroll
+  for (int k = 0; k < M; ++k) {
+    saved[k] = to_float(saved_pack.elem[k]);
+    dy[k] = to_float(dy_pack.elem[k]);
+  }
+  float slope[M] = {};
+  if constexpr (Act::kPerColumnSlope) load_column_values<M>(args.slope, first, slope);
+#pragma unroll
+  for (int k = 0; k < M; ++k) dx[k] = act.backward(saved[k], dy[k], slope[k]);
+  store_values<M>(args.dx + row * args.ld_dx + first, dx);
 }
 
 // --- kernels -------------------------------------------------------------------------------------
 
-/// 1-D grid x 1-D blocks, grid-stride over (row, pack); every tensor's rows start `shift` elements
-/// past a 16-byte boundary when N > 1 (host checked). y and pre may each alias x exactly.
+/// Threads per block of the flat kernels and of the column-sum finish (their __launch_bounds__).
+constexpr int kActivationFlatThreads = 256;
+constexpr int kColumnSumFinishThreads = 256;
+
+/// 1-D grid x 1-D blocks of kActivationFlatThreads: a grid-stride loop over the (row, whole pack)
+/// pairs, then one over the (row, edge element) pairs; with N > 1 every tensor's rows start
+/// `shift` elements past a 16-byte boundary (host checked). y and pre may each alias x exactly.
 template <class Act, int N, class T>
-__global__ void activation_forward_flat_kernel(ActivationForwardArgs<T> args, Act act) {
-  const std::int64_t cols = args.grid.cols;
-  for (RowPackCursor cursor(args.grid.packs_per_row); cursor.row < args.grid.rows;
-       cursor.advance()) {
-    const std::int64_t row = cursor.row;
-    const PackColumns columns = pack_columns<N>(args.grid, cursor.pack);
-    float value[N];
-    load_pack_values<N>(args.x + row * args.ld_x, columns, cols, value);
-    if (args.bias != nullptr) {
-      float bias[N];
-      load_column_values<N>(args.bias, columns, cols, bias);
-#pragma unroll
-      for (int k = 0; k < N; ++k) value[k] += bias[k];
+__global__ void __launch_bounds__(kActivationFlatThreads)
+    activation_forward_flat_kernel(ActivationForwardArgs<T> args, Act act) {
+  const PackGrid& grid = args.grid;
+  if (grid.body_packs > 0) {
+    for (RowPackCursor cursor(grid.body_packs); cursor.row < grid.rows; cursor.advance()) {
+      forward_values<Act, N>(args, act, cursor.row, grid.head + cursor.pack * N);
     }
-    if (args.pre != nullptr)
-      store_pack_values<N>(args.pre + row * args.ld_pre, columns, cols, value);
-    float slope[N] = {};
-    if constexpr (Act::kPerColumnSlope) load_column_values<N>(args.slope, columns, cols, slope);
-#pragma unroll
-    for (int k = 0; k < N; ++k) value[k] = act.forward(value[k], slope[k]);
-    store_pack_values<N>(args.y + row * args.ld_y, columns, cols, value);
+  }
+  if (grid.edge > 0) {
+    for (RowPackCursor cursor(grid.edge); cursor.row < grid.rows; cursor.advance()) {
+      forward_values<Act, 1>(args, act, cursor.row, edge_column(grid, cursor.pack));
+    }
   }
 }
 
-/// 1-D grid x 1-D blocks, grid-stride over (row, pack), alignment as the forward. dx may alias dy
-/// or saved exactly.
+/// 1-D grid x 1-D blocks of kActivationFlatThreads, traversal and alignment as the forward. dx may
+/// alias dy or saved exactly.
 template <class Act, int N, class T>
-__global__ void activation_backward_flat_kernel(ActivationBackwardArgs<T> args, Act act) {
-  for (RowPackCursor cursor(args.grid.packs_per_row); cursor.row < args.grid.rows;
-       cursor.advance()) {
-    const PackColumns columns = pack_columns<N>(args.grid, cursor.pack);
-    float saved[N], dy[N], dx[N];
-    backward_pack<Act, N>(args, act, cursor.row, columns, saved, dy, dx);
+__global__ void __launch_bounds__(kActivationFlatThreads)
+    activation_backward_flat_kernel(ActivationBackwardArgs<T> args, Act act) {
+  const PackGrid& grid = args.grid;
+  if (grid.body_packs > 0) {
+    for (RowPackCursor cursor(grid.body_packs); cursor.row < grid.rows; cursor.advance()) {
+      float saved[N], dy[N], dx[N];
+      backward_values<Act, N>(args, act, cursor.row, grid.head + cursor.pack * N, saved, dy, dx);
+    }
+  }
+  if (grid.edge > 0) {
+    for (RowPackCursor cursor(grid.edge); cursor.row < grid.rows; cursor.advance()) {
+      float saved[1], dy[1], dx[1];
+      backward_values<Act, 1>(args, act, cursor.row, edge_column(grid, cursor.pack), saved, dy, dx);
+    }
   }
 }
 
@@ -389,14 +412,20 @@ __global__ void activation_backward_flat_kernel(ActivationBackwardArgs<T> args, 
 constexpr int kTilePacks = 32;
 /// Warps per tiled block; warp w takes rows w, w + kTileRows, ... of the block's chunk.
 constexpr int kTileRows = 8;
+/// Resident tiled blocks per SM the register budget is held to (__launch_bounds__' second
+/// argument): 4 x 256 threads = 32 warps, <= 64 registers; without it the 16-bit sigmoid and tanh
+/// backwards took 71 registers (24 warps).
+constexpr int kTiledMinBlocksPerSm = 4;
+constexpr int kTiledThreads = kTilePacks * kTileRows;
 
 /// grid (ceil(packs_per_row / kTilePacks), chunks), block (kTilePacks, kTileRows): block (tile,
 /// chunk) does rows [chunk * rows_per_chunk, +rows_per_chunk) of its tile's packs and writes fp32
 /// partials[chunk * cols + c] for dbias and (prelu) dslope. Static shared memory: kTileRows x
 /// kTilePacks * N floats per sum. Every thread reaches the one barrier.
 template <class Act, int N, class T>
-__global__ void activation_backward_tiled_kernel(ActivationBackwardArgs<T> args, Act act,
-                                                 ColumnPartials partials) {
+__global__ void __launch_bounds__(kTiledThreads, kTiledMinBlocksPerSm)
+    activation_backward_tiled_kernel(ActivationBackwardArgs<T> args, Act act,
+                                     ColumnPartials partials) {
   constexpr int kSums = Act::kPerColumnSlope ? 2 : 1;
   constexpr int kTileCols = kTilePacks * N;
   __shared__ float warp_sums[kSums][kTileRows][kTileCols];
@@ -411,15 +440,28 @@ __global__ void activation_backward_tiled_kernel(ActivationBackwardArgs<T> args,
   float slope_sum[N] = {};
   if (pack < args.grid.packs_per_row) {
     const PackColumns columns = pack_columns<N>(args.grid, pack);
-    for (std::int64_t row = chunk_begin + threadIdx.y; row < chunk_end; row += kTileRows) {
-      float saved[N], dy[N], dx[N];
-      backward_pack<Act, N>(args, act, row, columns, saved, dy, dx);
+    // A thread's pack is the same in every row: a whole pack takes the vector loop, a head or tail
+    // pack the scalar one, as two separate loops so that the compiler keeps the vector accesses.
+    if (columns.whole) {
+      for (std::int64_t row = chunk_begin + threadIdx.y; row < chunk_end; row += kTileRows) {
+        float saved[N], dy[N], dx[N];
+        backward_values<Act, N>(args, act, row, columns.first, saved, dy, dx);
 #pragma unroll
-      for (int k = 0; k < N; ++k) {
-        // A lane of a head or tail pack outside the row computed from padding zeros.
-        if (!columns.holds(k, cols)) continue;
-        bias_sum[k] += dx[k];
-        if constexpr (Act::kPerColumnSlope) slope_sum[k] += act.slope_term(saved[k], dy[k]);
+        for (int k = 0; k < N; ++k) {
+          bias_sum[k] += dx[k];
+          if constexpr (Act::kPerColumnSlope) slope_sum[k] += act.slope_term(saved[k], dy[k]);
+        }
+      }
+    } else {
+      for (std::int64_t row = chunk_begin + threadIdx.y; row < chunk_end; row += kTileRows) {
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+          if (!columns.holds(k, cols)) continue;
+          float saved[1], dy[1], dx[1];
+          backward_values<Act, 1>(args, act, row, columns.first + k, saved, dy, dx);
+          bias_sum[k] += dx[0];
+          if constexpr (Act::kPerColumnSlope) slope_sum[k] += act.slope_term(saved[0], dy[0]);
+        }
       }
     }
   }
@@ -451,8 +493,9 @@ __global__ void activation_backward_tiled_kernel(ActivationBackwardArgs<T> args,
 /// 1-D grid x 1-D blocks, grid-stride over columns: out[c] = sum over chunks, in chunk order, of
 /// partials[chunk * cols + c], rounded once to T.
 template <class T>
-__global__ void activation_column_sum_finish_kernel(const float* partials, std::int64_t chunks,
-                                                    std::int64_t cols, T* out) {
+__global__ void __launch_bounds__(kColumnSumFinishThreads)
+    activation_column_sum_finish_kernel(const float* partials, std::int64_t chunks,
+                                        std::int64_t cols, T* out) {
   const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t col = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        col < cols; col += step) {

@@ -55,11 +55,13 @@ struct CrossEntropyArgs {
   const float* weight;  // C class weights, or null for all ones
   float smoothing;
   float z_loss;
-  float grad_scale;
-  bool mean;         // g = grad_scale / denominator (index) or grad_scale / rows (probability)
-  float* row_loss;   // rows floats: the output (none) or the workspace partials
-  float* logsumexp;  // rows floats or null
-  T* grad;           // rows x C or null
+  float uniform_mass;  // smoothing / C, divided once on the host
+  float grad_scale;    // g, unless scale_from_header (host: grad_scale, or grad_scale / rows for a
+                       // mean over probability targets)
+  bool scale_from_header;  // index targets, mean: g = header->gradient_scale (the prepare kernel's)
+  float* row_loss;         // rows floats: the output (none) or the workspace partials
+  float* logsumexp;        // rows floats or null
+  T* grad;                 // rows x C or null
   std::int64_t ld_grad;
   LossHeader* header;
 };
@@ -92,7 +94,7 @@ template <class T, class Targets>
 WF_DEVICE float target_mass(const CrossEntropyArgs<T, Targets>& args, const CrossEntropyRow& row,
                             std::int64_t col, float q) {
   const float weight = args.weight != nullptr ? args.weight[col] : 1.0f;
-  const float uniform = args.smoothing / static_cast<float>(args.cols);
+  const float uniform = args.uniform_mass;
   if constexpr (Targets::kProbabilities) {
     return weight * ((1.0f - args.smoothing) * q + uniform);
   } else {
@@ -131,7 +133,7 @@ WF_DEVICE float row_loss_value(const CrossEntropyArgs<T, Targets>& args, const C
   } else {
     loss = (1.0f - args.smoothing) * row.target_weight * ((shift - a) + log_sum);
     if (args.smoothing > 0.0f) {
-      loss += args.smoothing / static_cast<float>(args.cols) * (weight_sum * lse - b);
+      loss += args.uniform_mass * (weight_sum * lse - b);
     }
   }
   return loss + args.z_loss * lse * lse;
@@ -145,22 +147,17 @@ WF_DEVICE float gradient_factor(const CrossEntropyArgs<T, Targets>& args,
   if constexpr (Targets::kProbabilities) {
     mass = a;
   } else {
-    mass = (1.0f - args.smoothing) * row.target_weight +
-           args.smoothing / static_cast<float>(args.cols) * weight_sum;
+    mass = (1.0f - args.smoothing) * row.target_weight + args.uniform_mass * weight_sum;
   }
   return mass + 2.0f * args.z_loss * lse;
 }
 
-/// g for this row: grad_scale, divided as the mean requires; 0 when every row is ignored.
+/// g for this row: grad_scale, divided as the mean requires (0 when every row is ignored). The
+/// divisions are done once, on the host or in the prepare kernel: a division in the row kernels
+/// calls the IEEE slow path, whose calling convention spilled registers to local memory.
 template <class T, class Targets>
 WF_DEVICE float row_gradient_scale(const CrossEntropyArgs<T, Targets>& args) {
-  if (!args.mean) return args.grad_scale;
-  if constexpr (Targets::kProbabilities) {
-    return args.grad_scale / static_cast<float>(args.rows);
-  } else {
-    const float denominator = args.header->denominator;
-    return denominator == 0.0f ? 0.0f : args.grad_scale / denominator;
-  }
+  return args.scale_from_header ? args.header->gradient_scale : args.grad_scale;
 }
 
 /// Writes the row's loss and lse (called by one thread per row) and reports a bad target.
@@ -201,9 +198,10 @@ WF_DEVICE float probability_or_zero(const CrossEntropyArgs<T, Targets>& args, st
 /// mean's denominator, the sum of w_t over rows neither ignored nor bad. Both with fixed-order
 /// block reductions. Launch: one block of kLossReduceThreads threads.
 template <class Index>
-__global__ void cross_entropy_prepare_kernel(const Index* targets, std::int64_t rows,
-                                             std::int64_t cols, long long ignore_index,
-                                             const float* weight, LossHeader* header) {
+__global__ void __launch_bounds__(kLossReduceThreads)
+    cross_entropy_prepare_kernel(const Index* targets, std::int64_t rows, std::int64_t cols,
+                                 long long ignore_index, const float* weight, float grad_scale,
+                                 LossHeader* header) {
   float weight_sum = 0.0f;
   for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
     weight_sum += weight != nullptr ? weight[c] : 1.0f;
@@ -220,21 +218,21 @@ __global__ void cross_entropy_prepare_kernel(const Index* targets, std::int64_t 
   if (threadIdx.x == 0) {
     header->weight_sum = weight_sum;
     header->denominator = denominator;
+    header->gradient_scale = denominator == 0.0f ? 0.0f : grad_scale / denominator;
   }
 }
 
 /// Warp strategy. Grid: 1-D, grid-stride over rows; block: kWarpRowBlockThreads-style whole
-/// warps; kLanes lanes per row, kPerLane logits per lane in registers (probability targets also
-/// keep their kPerLane targets). Requires cols <= kLanes * kPerLane.
+/// warps; kLanes lanes per row, kPerLane logits per lane in registers (probability targets are read
+/// from global memory in both passes, the second from cache). Requires cols <= kLanes * kPerLane.
 template <class T, class Targets, int kLanes, int kPerLane, int kPack>
-__global__ void cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
+__global__ void __launch_bounds__(kWarpRowBlockThreads)
+    cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
   constexpr int kRowsPerWarp = kWarpSize / kLanes;
   constexpr int kChunks = kPerLane / kPack;
   constexpr bool kProb = Targets::kProbabilities;
   const int lane_in_row = static_cast<int>(lane_index()) % kLanes;
   const int group = static_cast<int>(lane_index()) / kLanes;
-  const float weight_sum = kProb ? 0.0f : args.header->weight_sum;
-  const float g = row_gradient_scale(args);
   std::int64_t first_row, row_stride;
   warp_rows<kRowsPerWarp>(&first_row, &row_stride);
   for (std::int64_t warp_row = first_row; warp_row < args.rows; warp_row += row_stride) {
@@ -244,18 +242,11 @@ __global__ void cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
     const CrossEntropyRow info =
         active ? cross_entropy_row(args, row) : CrossEntropyRow{0, 0.0f, true, false};
     float z[kPerLane];
-    float q[kPerLane];
 #pragma unroll
     for (int k = 0; k < kChunks; ++k) {
       const std::int64_t col = (static_cast<std::int64_t>(k) * kLanes + lane_in_row) * kPack;
       load_scaled<kPack>(args.logits + (active ? row : 0) * args.ld, col, cols, 1.0f,
                          negative_infinity(), z + k * kPack);
-      if constexpr (kProb) {
-        // Targets need not be pack-aligned: scalar loads.
-#pragma unroll
-        for (int i = 0; i < kPack; ++i)
-          q[k * kPack + i] = probability_or_zero(args, row, col + i, cols);
-      }
     }
     float max = negative_infinity();
 #pragma unroll
@@ -270,8 +261,11 @@ __global__ void cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
         const std::int64_t col = (static_cast<std::int64_t>(k) * kLanes + lane_in_row) * kPack + i;
         if (col < cols) {
           sum += fast_exp(z[k * kPack + i] - shift);
-          accumulate_linear(args, info, col, z[k * kPack + i], kProb ? q[k * kPack + i] : 0.0f, &a,
-                            &b);
+          // Probability targets are read where they are used (scalar: they need not share the
+          // logits' alignment) rather than kept beside the logits, which doubled the registers
+          // (208-234 per thread, 8 resident warps per SM).
+          accumulate_linear(args, info, col, z[k * kPack + i],
+                            probability_or_zero(args, row, col, cols), &a, &b);
         }
       }
     }
@@ -279,11 +273,15 @@ __global__ void cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
     a = warp_all_reduce_sum<kLanes>(a);
     b = warp_all_reduce_sum<kLanes>(b);
     if (!active) continue;
+    // Read per row, not kept from the kernel's start: with 32 logits per lane held, two more
+    // values live across the whole loop were what spilled to local memory.
+    const float weight_sum = kProb ? 0.0f : args.header->weight_sum;
     const float log_sum = exact_log(sum);
     const float lse = shift + log_sum;
     if (lane_in_row == 0) finish_row(args, info, row, shift, log_sum, a, b, weight_sum);
     if (args.grad == nullptr) continue;
     const bool zero = info.ignored || info.bad;
+    const float g = row_gradient_scale(args);
     const float factor = gradient_factor(args, info, lse, a, weight_sum);
 #pragma unroll
     for (int k = 0; k < kChunks; ++k) {
@@ -292,9 +290,10 @@ __global__ void cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
 #pragma unroll
       for (int i = 0; i < kPack; ++i) {
         const float p = fast_exp((z[k * kPack + i] - shift) - log_sum);
-        const float mass = col + i < args.cols
-                               ? target_mass(args, info, col + i, kProb ? q[k * kPack + i] : 0.0f)
-                               : 0.0f;
+        const float mass =
+            col + i < args.cols
+                ? target_mass(args, info, col + i, probability_or_zero(args, row, col + i, cols))
+                : 0.0f;
         out[i] = zero ? 0.0f : g * (p * factor - mass);
       }
       store_converted<kPack>(args.grad + row * args.ld_grad, col, args.cols, out);
@@ -307,7 +306,8 @@ __global__ void cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
 /// reads back only the packs it cached. Probability targets are read from global memory in both
 /// passes.
 template <class T, class Targets, int kPack>
-__global__ void cross_entropy_block_kernel(CrossEntropyArgs<T, Targets> args) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
+    cross_entropy_block_kernel(CrossEntropyArgs<T, Targets> args) {
   WF_DYNAMIC_SHARED(T, cache);
   constexpr bool kProb = Targets::kProbabilities;
   const std::int64_t packs = (args.cols + kPack - 1) / kPack;
@@ -370,7 +370,8 @@ __global__ void cross_entropy_block_kernel(CrossEntropyArgs<T, Targets> args) {
 /// dynamic shared memory. Pass 1 reads the logits once for the online normaliser and the linear
 /// sums; pass 2 (only with a gradient) reads them again and writes dlogits. Any C.
 template <class T, class Targets, int kPack>
-__global__ void cross_entropy_online_kernel(CrossEntropyArgs<T, Targets> args) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
+    cross_entropy_online_kernel(CrossEntropyArgs<T, Targets> args) {
   constexpr bool kProb = Targets::kProbabilities;
   const std::int64_t packs = (args.cols + kPack - 1) / kPack;
   const std::int64_t thread = linear_thread_index();

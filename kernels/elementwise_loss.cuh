@@ -207,7 +207,8 @@ WF_DEVICE void elementwise_loss_store_row(const ElementwiseLossArgs<T>& args, st
 /// handles columns (k * kLanes + j) * kPack + i. No shared memory. kPack > 1 only with pack-aligned
 /// rows.
 template <class T, class Loss, int kLanes, int kPack>
-__global__ void elementwise_loss_warp_kernel(ElementwiseLossArgs<T> args, Loss loss) {
+__global__ void __launch_bounds__(kWarpRowBlockThreads)
+    elementwise_loss_warp_kernel(ElementwiseLossArgs<T> args, Loss loss) {
   constexpr int kRowsPerWarp = kWarpSize / kLanes;
   const int lane_in_row = static_cast<int>(lane_index()) % kLanes;
   const int group = static_cast<int>(lane_index()) / kLanes;
@@ -234,7 +235,8 @@ __global__ void elementwise_loss_warp_kernel(ElementwiseLossArgs<T> args, Loss l
 /// number of warps (up to 1024 threads); thread t handles columns (k * blockDim + t) * kPack + i.
 /// No dynamic shared memory. kPack > 1 only with pack-aligned rows.
 template <class T, class Loss, int kPack>
-__global__ void elementwise_loss_block_kernel(ElementwiseLossArgs<T> args, Loss loss) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
+    elementwise_loss_block_kernel(ElementwiseLossArgs<T> args, Loss loss) {
   const std::int64_t thread = linear_thread_index();
   const std::int64_t threads = threads_per_block();
   for (std::int64_t row = blockIdx.x; row < args.rows; row += gridDim.x) {

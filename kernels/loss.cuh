@@ -23,7 +23,9 @@ struct LossHeader {
   unsigned long long first_bad_row;  // smallest such row; all bits set when none
   float denominator;                 // cross-entropy mean: sum of the counted rows' weights
   float weight_sum;                  // cross-entropy: sum over classes of the class weights
+  float gradient_scale;              // cross-entropy mean, index targets: grad_scale / denominator
 };
+static_assert(sizeof(LossHeader) <= kLossHeaderBytes, "the header must fit its workspace slot");
 
 /// Records that `row` has a bad target: integer atomics only (order-independent results).
 WF_DEVICE void loss_report_bad_row(LossHeader* header, std::int64_t row) {
@@ -35,8 +37,9 @@ WF_DEVICE void loss_report_bad_row(LossHeader* header, std::int64_t row) {
 /// divisor of 0 gives 0: every row was ignored) and 1 otherwise. Launch: one block of
 /// kLossReduceThreads threads. (A template only so the header can be included by several files.)
 template <class Partial = float>
-__global__ void loss_reduce_kernel(const Partial* partials, std::int64_t n, float scale,
-                                   const float* divisor_ptr, float* out) {
+__global__ void __launch_bounds__(kLossReduceThreads)
+    loss_reduce_kernel(const Partial* partials, std::int64_t n, float scale,
+                       const float* divisor_ptr, float* out) {
   Partial sum = Partial(0);
   for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += partials[i];
   sum = block_all_reduce_sum(sum);

@@ -50,7 +50,8 @@ constexpr int kNnAccumulateThreads = 256;
 
 /// One block of kNnAccumulateThreads threads. Thread i takes rows i, i + 256, ...; the partial
 /// sums meet in a fixed-shape tree in shared memory, so the result is bitwise reproducible.
-__global__ void nn_accumulate_kernel(NnAccumulateArgs a, NnTotals* totals) {
+__global__ void __launch_bounds__(kNnAccumulateThreads)
+    nn_accumulate_kernel(NnAccumulateArgs a, NnTotals* totals) {
   __shared__ double shared[3][kNnAccumulateThreads];
   const int t = static_cast<int>(threadIdx.x);
   double correct = 0.0, abs_sum = 0.0, sq_sum = 0.0;

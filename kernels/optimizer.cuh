@@ -32,11 +32,16 @@ struct OptimizerStepParams {
   float weight_decay = 0.0f;
 };
 
-/// Grid-stride over the n parameters, one element per thread per iteration; any grid and block.
+/// Threads per block of optimizer_step_kernel (its __launch_bounds__).
+constexpr int kOptimizerThreads = 256;
+
+/// Grid-stride over the n parameters, one element per thread per iteration; any grid, blocks of at
+/// most kOptimizerThreads.
 /// `step` points at the 1-based step number of this update.
-__global__ void optimizer_step_kernel(OptimizerStepParams o, const long long* step,
-                                      float* __restrict__ params, const float* __restrict__ grads,
-                                      float* __restrict__ state, std::int64_t n) {
+__global__ void __launch_bounds__(kOptimizerThreads)
+    optimizer_step_kernel(OptimizerStepParams o, const long long* step, float* __restrict__ params,
+                          const float* __restrict__ grads, float* __restrict__ state,
+                          std::int64_t n) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const float lr = o.learning_rate;

@@ -93,7 +93,7 @@ struct RowNormalizer {
 /// (k * kLanes + j) * kPack + i for k < kPerLane / kPack, i < kPack. No shared memory.
 /// Requires cols <= kLanes * kPerLane; kPack > 1 only with pack-aligned rows.
 template <class T, SoftmaxMode kMode, int kLanes, int kPerLane, int kPack>
-__global__ void softmax_warp_kernel(SoftmaxArgs<T> args) {
+__global__ void __launch_bounds__(kWarpRowBlockThreads) softmax_warp_kernel(SoftmaxArgs<T> args) {
   static_assert(kPerLane % kPack == 0, "a lane holds whole packs");
   constexpr int kRowsPerWarp = kWarpSize / kLanes;
   constexpr int kChunks = kPerLane / kPack;
@@ -139,7 +139,8 @@ __global__ void softmax_warp_kernel(SoftmaxArgs<T> args) {
 /// packs), 16-byte aligned. Thread t caches packs t, t + blockDim, ... of the row and only ever
 /// reads back its own packs, so the cache needs no barrier; the reductions provide the rest.
 template <class T, SoftmaxMode kMode, int kPack>
-__global__ void softmax_block_kernel(SoftmaxArgs<T> args) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
+    softmax_block_kernel(SoftmaxArgs<T> args) {
   WF_DYNAMIC_SHARED(T, cache);
   const std::int64_t packs = (args.cols + kPack - 1) / kPack;
   const std::int64_t thread = linear_thread_index();
@@ -186,7 +187,8 @@ __global__ void softmax_block_kernel(SoftmaxArgs<T> args) {
 /// for max and Z together; pass 2 reads it again and writes y (in place is safe: each element is
 /// read by the thread that then writes it).
 template <class T, SoftmaxMode kMode, int kPack>
-__global__ void softmax_online_kernel(SoftmaxArgs<T> args) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
+    softmax_online_kernel(SoftmaxArgs<T> args) {
   const std::int64_t packs = (args.cols + kPack - 1) / kPack;
   const std::int64_t thread = linear_thread_index();
   const std::int64_t threads = threads_per_block();
@@ -238,7 +240,8 @@ WF_DEVICE float backward_value(float y, float dy, float reduced, float scale) {
 
 /// Warp strategy, backward: as softmax_warp_kernel, with y and dy both held in registers.
 template <class T, SoftmaxMode kMode, int kLanes, int kPerLane, int kPack>
-__global__ void softmax_backward_warp_kernel(SoftmaxBackwardArgs<T> args) {
+__global__ void __launch_bounds__(kWarpRowBlockThreads)
+    softmax_backward_warp_kernel(SoftmaxBackwardArgs<T> args) {
   static_assert(kPerLane % kPack == 0, "a lane holds whole packs");
   constexpr int kRowsPerWarp = kWarpSize / kLanes;
   constexpr int kChunks = kPerLane / kPack;
@@ -280,7 +283,8 @@ __global__ void softmax_backward_warp_kernel(SoftmaxBackwardArgs<T> args) {
 /// Block strategy, backward. As softmax_block_kernel; the cache holds the row of y followed by the
 /// row of dy: 2 * cols elements of T (each rounded up to whole packs).
 template <class T, SoftmaxMode kMode, int kPack>
-__global__ void softmax_backward_block_kernel(SoftmaxBackwardArgs<T> args) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
+    softmax_backward_block_kernel(SoftmaxBackwardArgs<T> args) {
   WF_DYNAMIC_SHARED(T, cache);
   const std::int64_t packs = (args.cols + kPack - 1) / kPack;
   T* y_cache = cache;
@@ -320,7 +324,8 @@ __global__ void softmax_backward_block_kernel(SoftmaxBackwardArgs<T> args) {
 /// Online strategy, backward: one block per row, no cache; pass 1 reads y and dy for the
 /// reduction, pass 2 reads them again and writes dx. Any row length.
 template <class T, SoftmaxMode kMode, int kPack>
-__global__ void softmax_backward_online_kernel(SoftmaxBackwardArgs<T> args) {
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
+    softmax_backward_online_kernel(SoftmaxBackwardArgs<T> args) {
   const std::int64_t packs = (args.cols + kPack - 1) / kPack;
   const std::int64_t thread = linear_thread_index();
   const std::int64_t threads = threads_per_block();

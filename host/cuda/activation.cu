@@ -10,8 +10,8 @@
 //   flattening      without a bias or a per-column slope, a call whose matrices are all contiguous
 //                   runs as one row of rows * cols elements: no partial packs at row ends.
 //   flat kernels    forward and the backward without sums: a grid-stride loop of 256-thread blocks,
-//                   at most kFlatBlocksPerSm resident blocks per SM (8 x 256 = 2048 threads, full
-//                   occupancy on sm_80..sm_90), so huge inputs launch a bounded grid.
+//                   at most one full wave at the kernel's real occupancy (a cached occupancy
+//                   query), so huge inputs launch a bounded grid.
 //   tiled backward  when dbias or dslope is requested: blocks of 32 packs x 8 warps over chunks of
 //                   rows, then one finishing pass over the per-chunk partials (see the kernels'
 //                   header). The chunking depends on the shape only (column_chunking below), which
@@ -19,6 +19,7 @@
 //                   size be queried without a device.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -38,9 +39,8 @@ namespace {
 using detail::LaunchConfig;
 using detail::PackGrid;
 
-constexpr unsigned kFlatBlockThreads = 256;
-constexpr int kFlatBlocksPerSm = 8;
-constexpr unsigned kFinishBlockThreads = 256;
+constexpr unsigned kFlatBlockThreads = detail::kActivationFlatThreads;
+constexpr unsigned kFinishBlockThreads = detail::kColumnSumFinishThreads;
 
 /// Chunking of the tiled backward's rows. Aim at about kTargetTileBlocks blocks (8 per SM on a
 /// 132-SM H100/H200, enough to fill it), estimating the column tiles from kChunkingTileCols columns
@@ -175,7 +175,15 @@ struct Operand {
 
 /// The pack grid of a rows x cols call with the given pack width N (N = 1: scalar).
 PackGrid pack_grid(std::int64_t rows, std::int64_t cols, int pack, std::int64_t shift) {
-  return PackGrid{rows, cols, shift, (cols + shift + pack - 1) / pack};
+  const std::int64_t head = shift == 0 ? 0 : std::min<std::int64_t>(pack - shift, cols);
+  const std::int64_t body_packs = (cols - head) / pack;
+  return PackGrid{rows,
+                  cols,
+                  shift,
+                  (cols + shift + pack - 1) / pack,
+                  head,
+                  body_packs,
+                  cols - body_packs * pack};
 }
 
 /// The 16-byte pack grid when every operand's rows start at the same offset from a 16-byte
@@ -254,11 +262,12 @@ void with_activation(const ActivationParams& params, F&& f) {
   }
 }
 
-LaunchConfig flat_config(const PackGrid& grid, cudaStream_t stream) {
-  const std::int64_t packs = grid.rows * grid.packs_per_row;
-  const std::int64_t blocks = detail::grid_stride_blocks(
-      (packs + kFlatBlockThreads - 1) / kFlatBlockThreads, kFlatBlocksPerSm);
-  return LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(kFlatBlockThreads), 0, stream};
+template <class Kernel>
+LaunchConfig flat_config(Kernel kernel, const PackGrid& grid, cudaStream_t stream) {
+  // The body's packs and the edges' elements are walked one after the other by the same grid.
+  const std::int64_t items = grid.rows * std::max(grid.body_packs, grid.edge);
+  return detail::wave_config(kernel, (items + kFlatBlockThreads - 1) / kFlatBlockThreads,
+                             dim3(kFlatBlockThreads), 0, stream);
 }
 
 // --- the ops -------------------------------------------------------------------------------------
@@ -287,8 +296,9 @@ void run_forward(MatrixView<const T> x, const T* bias, MatrixView<T> y, MatrixVi
   with_activation(params, [&](auto act) {
     with_pack_width<T>(vectorized, [&](auto pack) {
       constexpr int N = decltype(pack)::value;
-      detail::launch(flat_config(grid, stream), "activation_forward_flat_kernel",
-                     detail::activation_forward_flat_kernel<decltype(act), N, T>, args, act);
+      const auto kernel = detail::activation_forward_flat_kernel<decltype(act), N, T>;
+      detail::launch(flat_config(kernel, grid, stream), "activation_forward_flat_kernel", kernel,
+                     args, act);
     });
   });
 }
@@ -329,8 +339,9 @@ void run_backward(MatrixView<const T> saved, MatrixView<const T> dy, MatrixView<
     with_activation(params, [&](auto act) {
       with_pack_width<T>(vectorized, [&](auto pack) {
         constexpr int N = decltype(pack)::value;
-        detail::launch(flat_config(grid, stream), "activation_backward_flat_kernel",
-                       detail::activation_backward_flat_kernel<decltype(act), N, T>, args, act);
+        const auto kernel = detail::activation_backward_flat_kernel<decltype(act), N, T>;
+        detail::launch(flat_config(kernel, grid, stream), "activation_backward_flat_kernel", kernel,
+                       args, act);
       });
     });
     return;
@@ -352,16 +363,15 @@ void run_backward(MatrixView<const T> saved, MatrixView<const T> dy, MatrixView<
                      partials);
     });
   });
-  const std::int64_t finish_blocks = detail::grid_stride_blocks(
-      (saved.cols + kFinishBlockThreads - 1) / kFinishBlockThreads, kFlatBlocksPerSm);
-  const LaunchConfig finish{dim3(static_cast<unsigned>(finish_blocks)), dim3(kFinishBlockThreads),
-                            0, stream};
+  const auto finish_kernel = detail::activation_column_sum_finish_kernel<T>;
+  const LaunchConfig finish = detail::wave_config(
+      finish_kernel, (saved.cols + kFinishBlockThreads - 1) / kFinishBlockThreads,
+      dim3(kFinishBlockThreads), 0, stream);
   const float* sum_partials[2] = {partials.dbias, partials.dslope};
   T* sum_outputs[2] = {dbias, dslope};
   for (int sum = 0; sum < 2; ++sum) {
     if (sum_outputs[sum] == nullptr) continue;
-    detail::launch(finish, "activation_column_sum_finish_kernel",
-                   detail::activation_column_sum_finish_kernel<T>, sum_partials[sum],
+    detail::launch(finish, "activation_column_sum_finish_kernel", finish_kernel, sum_partials[sum],
                    chunking.chunks, saved.cols, sum_outputs[sum]);
   }
 }

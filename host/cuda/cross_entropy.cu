@@ -89,6 +89,13 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
     const bool vectorized =
         detail::can_use_packs<P>(logits.data, logits.ld) &&
         (!gradient || detail::can_use_packs<P>(outputs.dlogits.data, outputs.dlogits.ld));
+    // The divisions the kernels need, done once (as the device would: IEEE fp32).
+    const float uniform_mass = options.label_smoothing / static_cast<float>(logits.cols);
+    const bool mean = options.reduction == Reduction::mean;
+    const bool scale_from_header = mean && !Targets::kProbabilities;
+    const float grad_scale = mean && Targets::kProbabilities
+                                 ? options.grad_scale / static_cast<float>(rows)
+                                 : options.grad_scale;
     const detail::CrossEntropyArgs<T, Targets> args{logits.data,
                                                     rows,
                                                     logits.cols,
@@ -97,8 +104,9 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
                                                     weight.size > 0 ? weight.data : nullptr,
                                                     options.label_smoothing,
                                                     options.z_loss,
-                                                    options.grad_scale,
-                                                    options.reduction == Reduction::mean,
+                                                    uniform_mass,
+                                                    grad_scale,
+                                                    scale_from_header,
                                                     row_loss,
                                                     outputs.logsumexp,
                                                     gradient ? outputs.dlogits.data : nullptr,
@@ -169,7 +177,7 @@ void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
                  "cross_entropy_prepare_kernel", detail::cross_entropy_prepare_kernel<Index>,
                  targets.data, logits.rows, logits.cols,
                  static_cast<long long>(options.ignore_index),
-                 weight.size > 0 ? weight.data : nullptr, scratch.header);
+                 weight.size > 0 ? weight.data : nullptr, options.grad_scale, scratch.header);
   run(op, logits, detail::IndexTargets<Index>{targets.data, options.ignore_index}, outputs,
       workspace, options, weight, scratch, stream);
 }

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <tuple>
+#include <utility>
 
 #include "host/cuda/common.h"
 #include "warpfuse/error.h"
@@ -41,10 +43,79 @@ const DeviceInfo& current_device_info() {
   return found->second;
 }
 
-std::int64_t grid_stride_blocks(std::int64_t work_blocks, int blocks_per_sm) {
-  const std::int64_t resident =
-      static_cast<std::int64_t>(current_device_info().multiprocessors) * blocks_per_sm;
-  return std::max<std::int64_t>(1, std::min(work_blocks, resident));
+namespace {
+
+struct OccupancyKey {
+  int device;
+  const void* kernel;
+  unsigned threads;
+  std::size_t shared_bytes;
+  bool operator<(const OccupancyKey& other) const {
+    return std::tie(device, kernel, threads, shared_bytes) <
+           std::tie(other.device, other.kernel, other.threads, other.shared_bytes);
+  }
+};
+
+struct LaunchCaches {
+  std::mutex mutex;
+  std::map<OccupancyKey, int> occupancy;
+  std::map<std::pair<int, const void*>, std::size_t> dynamic_shared;
+};
+
+LaunchCaches& launch_caches() {
+  static LaunchCaches caches;
+  return caches;
+}
+
+}  // namespace
+
+void reset_launch_caches() {
+  LaunchCaches& caches = launch_caches();
+  std::lock_guard<std::mutex> lock(caches.mutex);
+  caches.occupancy.clear();
+  caches.dynamic_shared.clear();
+}
+
+int resident_blocks_per_sm(const void* kernel, unsigned threads, std::size_t shared_bytes) {
+  LaunchCaches& caches = launch_caches();
+  auto& mutex = caches.mutex;
+  auto& cache = caches.occupancy;
+  int device = 0;
+  WARPFUSE_CUDA_CHECK(cudaGetDevice(&device));
+  const OccupancyKey key{device, kernel, threads, shared_bytes};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto found = cache.find(key);
+    if (found != cache.end()) return found->second;
+  }
+  int blocks = 0;
+  WARPFUSE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &blocks, kernel, static_cast<int>(threads), shared_bytes));
+  std::lock_guard<std::mutex> lock(mutex);
+  cache.emplace(key, blocks);
+  return blocks;
+}
+
+std::int64_t wave_blocks(const void* kernel, std::int64_t work_blocks, unsigned threads,
+                         std::size_t shared_bytes) {
+  const std::int64_t wave = static_cast<std::int64_t>(current_device_info().multiprocessors) *
+                            resident_blocks_per_sm(kernel, threads, shared_bytes);
+  return std::max<std::int64_t>(1, std::min(work_blocks, wave));
+}
+
+void allow_dynamic_shared(const void* kernel, std::size_t bytes) {
+  constexpr std::size_t kDefaultDynamicShared = 48 * 1024;
+  if (bytes <= kDefaultDynamicShared) return;
+  LaunchCaches& caches = launch_caches();
+  auto& allowed = caches.dynamic_shared;
+  int device = 0;
+  WARPFUSE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(caches.mutex);
+  std::size_t& high_water = allowed[{device, kernel}];
+  if (bytes <= high_water) return;
+  WARPFUSE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(bytes)));
+  high_water = bytes;
 }
 
 }  // namespace detail

@@ -139,9 +139,9 @@ void launch_elementwise_loss(const detail::ElementwiseLossArgs<T>& args, const L
     const auto launch_block = [&](auto pack) {
       constexpr int kPack = decltype(pack)::value;
       const unsigned threads = detail::row_block_threads(args.cols, kPack);
-      detail::launch(detail::row_block_config(args.rows, threads, 0, stream),
-                     "elementwise_loss_block_kernel",
-                     detail::elementwise_loss_block_kernel<T, Loss, kPack>, args, loss_fn);
+      const auto kernel = detail::elementwise_loss_block_kernel<T, Loss, kPack>;
+      detail::launch(detail::row_block_config(kernel, args.rows, threads, 0, stream),
+                     "elementwise_loss_block_kernel", kernel, args, loss_fn);
     };
     if (shape.packed) {
       launch_block(Int<P>{});
@@ -153,13 +153,11 @@ void launch_elementwise_loss(const detail::ElementwiseLossArgs<T>& args, const L
   const auto launch_warp = [&](auto lanes, auto pack) {
     constexpr int kLanes = decltype(lanes)::value;
     constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
-    const auto blocks = detail::grid_stride_blocks((args.rows + kRowsPerBlock - 1) / kRowsPerBlock,
-                                                   detail::kWarpBlocksPerSm);
-    detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
-                                dim3(detail::kWarpRowBlockThreads), 0, stream},
-                   "elementwise_loss_warp_kernel",
-                   detail::elementwise_loss_warp_kernel<T, Loss, kLanes, decltype(pack)::value>,
-                   args, loss_fn);
+    const auto kernel =
+        detail::elementwise_loss_warp_kernel<T, Loss, kLanes, decltype(pack)::value>;
+    detail::launch(detail::wave_config(kernel, (args.rows + kRowsPerBlock - 1) / kRowsPerBlock,
+                                       dim3(detail::kWarpRowBlockThreads), 0, stream),
+                   "elementwise_loss_warp_kernel", kernel, args, loss_fn);
   };
   if (shape.packed) {
     launch_warp(Int<32>{}, Int<P>{});

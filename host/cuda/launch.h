@@ -9,8 +9,10 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
+#include "host/cuda/common.h"
 #include "warpfuse/error.h"
 
 namespace warpfuse::detail {
@@ -37,6 +39,23 @@ void launch(const LaunchConfig& config, const char* name, void (*kernel)(Params.
   // clang-format on
 #endif
   check_launch(name, __FILE__, __LINE__);
+}
+
+/// The type-erased handle the occupancy and attribute queries take.
+template <class... Params>
+const void* kernel_handle(void (*kernel)(Params...)) {
+  return reinterpret_cast<const void*>(kernel);
+}
+
+/// Launch shape of a grid-stride `kernel` that needs `work_blocks` blocks of `block` threads: one
+/// full wave at most, from the kernel's real occupancy (wave_blocks).
+template <class... Params>
+LaunchConfig wave_config(void (*kernel)(Params...), std::int64_t work_blocks, dim3 block,
+                         std::size_t shared_bytes, cudaStream_t stream) {
+  const unsigned threads = block.x * block.y * block.z;
+  const std::int64_t blocks =
+      wave_blocks(kernel_handle(kernel), work_blocks, threads, shared_bytes);
+  return LaunchConfig{dim3(static_cast<unsigned>(blocks)), block, shared_bytes, stream};
 }
 
 }  // namespace warpfuse::detail

@@ -21,8 +21,6 @@ namespace warpfuse::detail {
 
 /// Shared memory the block kernels keep for the reductions' static slots and alignment.
 constexpr std::int64_t kReservedSharedBytes = 1024;
-/// Resident 128-thread blocks per SM for the warp kernels: 2048 threads, full occupancy.
-constexpr int kWarpBlocksPerSm = 16;
 
 inline std::size_t dtype_bytes(DType dtype) {
   return dtype == DType::f32 ? 4 : 2;
@@ -109,22 +107,12 @@ void dispatch_warp_shape(std::int64_t cols, bool vectorized, F&& f) {
   return f(Int<32>{}, Int<32>{}, Int<1>{});
 }
 
-/// Launch shape of a block-per-row kernel over `rows` rows.
-inline LaunchConfig row_block_config(std::int64_t rows, unsigned threads, std::size_t shared_bytes,
-                                     cudaStream_t stream) {
-  const int blocks_per_sm = static_cast<int>(std::max(1u, 2048u / threads));
-  return LaunchConfig{dim3(static_cast<unsigned>(grid_stride_blocks(rows, blocks_per_sm))),
-                      dim3(threads), shared_bytes, stream};
-}
-
-/// Lets `kernel` use `bytes` of dynamic shared memory (the opt-in above the 48 KiB default).
+/// Launch shape of a block-per-row `kernel` over `rows` rows: one block per row up to one full
+/// wave at the kernel's real occupancy with `shared_bytes` of row cache per block.
 template <class Kernel>
-void allow_shared_memory(Kernel kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024) {
-    WARPFUSE_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(bytes)));
-  }
+LaunchConfig row_block_config(Kernel kernel, std::int64_t rows, unsigned threads,
+                              std::size_t shared_bytes, cudaStream_t stream) {
+  return wave_config(kernel, rows, dim3(threads), shared_bytes, stream);
 }
 
 /// Kernel names for launch errors, one per strategy.
@@ -149,11 +137,10 @@ void launch_rows(const RowKernelNames& names, SoftmaxStrategy strategy, bool vec
   if (strategy == SoftmaxStrategy::warp) {
     dispatch_warp_shape<P>(cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
       constexpr int kRowsPerBlock = kWarpRowBlockThreads / decltype(lanes)::value;
-      const auto blocks =
-          grid_stride_blocks((rows + kRowsPerBlock - 1) / kRowsPerBlock, kWarpBlocksPerSm);
-      launch(
-          LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(kWarpRowBlockThreads), 0, stream},
-          names.warp, warp_kernel(lanes, per_lane, pack), args);
+      const auto kernel = warp_kernel(lanes, per_lane, pack);
+      launch(wave_config(kernel, (rows + kRowsPerBlock - 1) / kRowsPerBlock,
+                         dim3(kWarpRowBlockThreads), 0, stream),
+             names.warp, kernel, args);
     });
     return;
   }
@@ -164,11 +151,11 @@ void launch_rows(const RowKernelNames& names, SoftmaxStrategy strategy, bool vec
       const std::size_t bytes = static_cast<std::size_t>(arrays) *
                                 static_cast<std::size_t>((cols + kP - 1) / kP * kP) * element_bytes;
       const auto kernel = row_kernel(pack, std::true_type{});
-      allow_shared_memory(kernel, bytes);
-      launch(row_block_config(rows, threads, bytes, stream), names.block, kernel, args);
+      allow_dynamic_shared(kernel_handle(kernel), bytes);
+      launch(row_block_config(kernel, rows, threads, bytes, stream), names.block, kernel, args);
     } else {
-      launch(row_block_config(rows, threads, 0, stream), names.online,
-             row_kernel(pack, std::false_type{}), args);
+      const auto kernel = row_kernel(pack, std::false_type{});
+      launch(row_block_config(kernel, rows, threads, 0, stream), names.online, kernel, args);
     }
   };
   if (vectorized) {

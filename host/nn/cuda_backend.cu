@@ -361,13 +361,12 @@ class CudaBackend final : public Backend {
     p.epsilon = o.epsilon;
     p.weight_decay = o.weight_decay;
     const std::int64_t n = spec_.layout.total;
-    constexpr unsigned kThreads = 256;
-    const auto blocks =
-        static_cast<unsigned>(std::min<std::int64_t>((n + kThreads - 1) / kThreads, 4096));
-    warpfuse::detail::launch({dim3(std::max(blocks, 1u)), dim3(kThreads), 0, stream_},
-                             "optimizer_step_kernel", warpfuse::detail::optimizer_step_kernel, p,
-                             &totals_.data()->global_step, params_.data(), grads_.data(),
-                             state_.data(), n);
+    constexpr unsigned kThreads = warpfuse::detail::kOptimizerThreads;
+    const auto kernel = warpfuse::detail::optimizer_step_kernel;
+    warpfuse::detail::launch(warpfuse::detail::wave_config(kernel, (n + kThreads - 1) / kThreads,
+                                                           dim3(kThreads), 0, stream_),
+                             "optimizer_step_kernel", kernel, p, &totals_.data()->global_step,
+                             params_.data(), grads_.data(), state_.data(), n);
   }
 
   void gather(std::int64_t count) {

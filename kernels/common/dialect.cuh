@@ -26,6 +26,22 @@
 
 namespace warpfuse::detail {
 
+/// Stores one machine word (unsigned short, unsigned int, uint2 or uint4) to global memory as one
+/// access of its width. Under nvcc this is CUDA's __stwb (st.global.wb: the default write-back
+/// policy), the only form nvcc never splits into narrower stores; the emulator stores plainly.
+template <class Word>
+WF_DEVICE void store_word(Word* ptr, const Word& word) {
+#if defined(WARPFUSE_SIMT)
+  *ptr = word;
+#else
+  __stwb(ptr, word);
+#endif
+}
+
+}  // namespace warpfuse::detail
+
+namespace warpfuse::detail {
+
 constexpr int kWarpSize = 32;
 constexpr unsigned kFullMask = 0xffffffffu;
 

@@ -7,7 +7,9 @@
 // to scalar code. The emulator faults on a misaligned pack access, as the GPU does.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/common/dialect.cuh"
 
@@ -34,16 +36,46 @@ WF_HOST_DEVICE bool can_use_packs(const T* ptr, std::int64_t ld) {
   return is_pack_aligned<N>(ptr) && ld % N == 0;
 }
 
+/// The machine word a pack of `Bytes` bytes moves as: a CUDA vector type. Loads of it are one
+/// 128-bit (64-, 32-, 16-bit) access; stores go through store_word (dialect.cuh), because nvcc
+/// splits a plain store of a pack whose elements were computed one by one into one store per
+/// element (seen in the activations' sm_90 code: 4 x 32-bit and 8 x 16-bit stores per pack).
+template <std::size_t Bytes>
+struct PackWord;
+template <>
+struct PackWord<16> {
+  using type = uint4;
+};
+template <>
+struct PackWord<8> {
+  using type = uint2;
+};
+template <>
+struct PackWord<4> {
+  using type = unsigned int;
+};
+template <>
+struct PackWord<2> {
+  using type = unsigned short;
+};
+
 template <int N, class T>
 WF_DEVICE Pack<T, N> load_pack(const T* ptr) {
+  using Word = typename PackWord<sizeof(Pack<T, N>)>::type;
   WF_CHECK_ALIGNED(ptr, sizeof(Pack<T, N>), "load_pack");
-  return *reinterpret_cast<const Pack<T, N>*>(ptr);
+  const Word word = *reinterpret_cast<const Word*>(ptr);
+  Pack<T, N> pack;
+  memcpy(&pack, &word, sizeof(pack));
+  return pack;
 }
 
 template <int N, class T>
 WF_DEVICE void store_pack(T* ptr, const Pack<T, N>& pack) {
+  using Word = typename PackWord<sizeof(Pack<T, N>)>::type;
   WF_CHECK_ALIGNED(ptr, sizeof(Pack<T, N>), "store_pack");
-  *reinterpret_cast<Pack<T, N>*>(ptr) = pack;
+  Word word;
+  memcpy(&word, &pack, sizeof(word));
+  store_word(reinterpret_cast<Word*>(ptr), word);
 }
 
 /// [0, n) of an array at ptr as: `head` scalar elements until ptr + head is pack-aligned, `packs`

@@ -12,6 +12,9 @@ namespace warpfuse::detail {
 
 /// Threads per block of the warp-per-row kernels: 4 warps.
 constexpr int kWarpRowBlockThreads = 128;
+/// Most threads per block of the block-per-row kernels (block, online): their __launch_bounds__.
+/// The launcher picks 128..1024 per row length (host/cuda/rows.h, row_block_threads).
+constexpr int kRowBlockMaxThreads = 1024;
 
 /// Loads kPack elements of a row starting at `col` (a multiple of kPack) into dst as fp32, times
 /// `scale`; positions at or past `cols` get `fill`. One 16-byte access when the whole pack is in

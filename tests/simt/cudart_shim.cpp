@@ -383,7 +383,21 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   return cudaSuccess;
 }
 
+namespace simt {
+namespace {
+std::uint64_t g_func_set_attribute_calls = 0;
+}  // namespace
+std::uint64_t func_set_attribute_calls() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return g_func_set_attribute_calls;
+}
+}  // namespace simt
+
 cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    ++simt::g_func_set_attribute_calls;
+  }
   if (func == nullptr) return fail(cudaErrorInvalidDeviceFunction);
   switch (attr) {
     case cudaFuncAttributeMaxDynamicSharedMemorySize:
@@ -401,14 +415,9 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const voi
                                                           int block_size, size_t dynamic_shared) {
   if (blocks == nullptr || block_size <= 0 || block_size > 1024) return fail(cudaErrorInvalidValue);
   if (func == nullptr) return fail(cudaErrorInvalidDeviceFunction);
-  // The model a real occupancy query applies, minus registers: threads, block slots, and shared
-  // memory with the 1 KiB the hardware reserves per block.
-  const int warps = (block_size + 31) / 32;
-  int count = std::min(32, kThreadsPerMultiprocessor / (warps * 32));
-  if (dynamic_shared > 0) {
-    count = std::min(count, static_cast<int>(kSharedPerMultiprocessor / (dynamic_shared + 1024)));
-  }
-  *blocks = count;
+  // The kernel's registers, static shared memory and launch bounds from the kernel report (or a
+  // test's override), through the same H100/H200 model the report applies.
+  *blocks = simt::resident_blocks(simt::kernel_resources(func), block_size, dynamic_shared);
   return cudaSuccess;
 }
 

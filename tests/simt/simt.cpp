@@ -603,6 +603,13 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
   }
   const std::size_t allowed = std::max(kDefaultDynamicShared, max_dynamic_shared(kernel_id));
   if (shared_bytes > allowed) return cudaErrorInvalidValue;
+  // Over the kernel's __launch_bounds__, or more registers than the SM has for the block: the GPU
+  // refuses the launch ("too many resources requested for launch").
+  if (resident_blocks(kernel_resources(kernel_id), static_cast<int>(threads_per_block),
+                      shared_bytes) == 0) {
+    return cudaErrorLaunchOutOfResources;
+  }
+  record_launch(name, grid, block, shared_bytes);
 
   std::lock_guard<std::mutex> lock(g_launch_mutex);
   const Schedule schedule = schedule_state();

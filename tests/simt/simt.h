@@ -36,6 +36,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace simt {
 
@@ -68,7 +69,48 @@ struct Stats {
 };
 Stats stats();
 
+/// What the emulator's occupancy model knows of a kernel's sm_90 machine code (kernel_model.cpp).
+struct KernelResources {
+  int registers = 32;                   ///< per thread
+  std::size_t static_shared_bytes = 0;  ///< without the 1 KiB per-block reservation
+  int launch_bounds = 0;                ///< __launch_bounds__ threads; 0: unknown
+  bool from_report = false;             ///< read from the kernel report
+};
+/// The kernel report the model reads ("" when none), and a kernel's resources: a test override,
+/// else the report's entry for the kernel's mangled name, else the defaults.
+std::string kernel_report_path();
+std::string kernel_symbol(const void* kernel);
+KernelResources kernel_resources(const void* kernel);
+void set_kernel_resources(const void* kernel, const KernelResources& resources);
+void clear_kernel_resources(const void* kernel);
+/// Blocks resident per SM under the H100/H200 limits (65536 registers in 4 sub-partitions, 228 KiB
+/// shared memory with 1 KiB reserved per block, 64 warps, 32 blocks): the model
+/// cudaOccupancyMaxActiveBlocksPerMultiprocessor answers with, the same as scripts/kernel-report.
+/// 0 when the block is over the launch bounds or does not fit.
+int resident_blocks(const KernelResources& resources, int threads, std::size_t dynamic_shared);
+
+/// The most recent launch of the kernel named `name` (launch's name argument).
+struct LaunchRecord {
+  dim3 grid;
+  dim3 block;
+  std::size_t shared_bytes = 0;
+  std::uint64_t count = 0;  ///< launches of that name so far
+};
+bool last_launch(const std::string& name, LaunchRecord* record);
+/// cudaFuncSetAttribute calls so far (the launchers set the shared-memory opt-in once per kernel).
+std::uint64_t func_set_attribute_calls();
+/// Every kernel of the report with the resident warps per SM the report computed for it at its
+/// launch bounds (to compare the two implementations of the occupancy model).
+struct ReportedKernel {
+  std::string mangled;
+  KernelResources resources;
+  int resident_warps = 0;
+};
+std::vector<ReportedKernel> reported_kernels();
+
 namespace detail {
+
+void record_launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes);
 
 extern const uint3* g_thread_idx;
 extern uint3 g_block_idx;
