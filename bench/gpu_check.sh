@@ -4,8 +4,10 @@
 #      (CMAKE_CUDA_ARCHITECTURES=native) in build-gpu/,
 #   2. runs the GPU test binary (build-gpu/bin/warpfuse_gpu_tests),
 #   3. runs compute-sanitizer memcheck, racecheck and synccheck on a reduced test subset,
+#   2b. runs scripts/kernel-report (and its gate, informative) on the GPU build's sm_90 code,
 #   4. runs every benchmark (build-gpu/bin/*_bench: softmax, activation, loss, trainer) in quick
 #      mode, writing JSON each and a PNG plot of the row-length sweeps (softmax, loss),
+#   4b. runs ncu on one case per kernel family when ncu works (DRAM throughput, occupancy),
 #   5. times PyTorch on the same shapes (bench/compare_torch.py) and trains the trainer bench's
 #      network in PyTorch eager (bench/trainer_torch.py --no-compile); both skipped without torch,
 #   6. copies the summary, the log, the JSON and the PNGs to $OUT when it is set (8 files at most),
@@ -20,6 +22,7 @@
 #   WARPFUSE_BENCH_ARGS        extra flags for every bench binary (default --quick)
 #   WARPFUSE_CUDNN_ROOT        cuDNN's root when not in the CUDA toolkit (default: the pip package
 #                              nvidia-cudnn-*, if python3 has it)
+#   WARPFUSE_CUOBJDUMP         cuobjdump for the kernel report (bench/gpu_prepare carries one)
 #   WARPFUSE_DEPS_DEBS         a folder of Debian packages (.deb) to unpack into the build folder and
 #                              build against, for a machine that lacks Google Benchmark, GoogleTest or
 #                              Boost.Context and has no package manager access
@@ -100,10 +103,35 @@ if [ -n "${WARPFUSE_DEPS_DEBS:-}" ]; then
   deps=$root/$build/deps
   mkdir -p "$deps"
   for deb in "$WARPFUSE_DEPS_DEBS"/*.deb; do
-    [ -e "$deb" ] && dpkg -x "$deb" "$deps"
+    [ -e "$deb" ] || continue
+    if command -v dpkg >/dev/null 2>&1; then
+      dpkg -x "$deb" "$deps"
+    else
+      # No dpkg: a .deb is an ar archive whose data.tar.* holds the files.
+      python3 - "$deb" "$deps" <<'PY'
+import io, sys, tarfile
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"!<arch>\n", "not a .deb"
+at = 8
+while at < len(data):
+    name = data[at:at + 16].decode().strip().rstrip("/")
+    size = int(data[at + 48:at + 58].decode().strip())
+    body = data[at + 60:at + 60 + size]
+    if name.startswith("data.tar"):
+        tarfile.open(fileobj=io.BytesIO(body)).extractall(sys.argv[2])
+    at += 60 + size + (size % 2)
+PY
+    fi
   done
   export CMAKE_PREFIX_PATH="$deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # Debian points libopenblas.so at openblas-pthread/ through the alternatives system, which
+  # unpacking does not run: name the library for FindBLAS and the loader.
+  openblas=$deps/usr/lib/x86_64-linux-gnu/openblas-pthread
+  if [ -e "$openblas/libopenblas.so" ]; then
+    cmake_args+=("-DBLAS_LIBRARIES=$openblas/libopenblas.so")
+    export LD_LIBRARY_PATH="$openblas:$LD_LIBRARY_PATH"
+  fi
   say "unpacked $(find "$WARPFUSE_DEPS_DEBS" -maxdepth 1 -name '*.deb' | wc -l) packages into $deps"
 fi
 cudnn_root=${WARPFUSE_CUDNN_ROOT:-}
@@ -147,6 +175,24 @@ if [ -x "$build/bin/warpfuse_gpu_tests" ]; then
   grep -E '^\[  FAILED  \] [A-Za-z]' "$work/tests.log" | sort -u | head -n 20 | tee -a "$log"
 fi
 say "gpu tests: $tests_result"
+
+# --- 2b. the kernel report of this build (scripts/kernel-report: registers, occupancy, 128-bit
+# accesses of the sm_90 code this GPU runs) and the gate against the checked-in allowlist. The gate
+# is informative here: this machine's nvcc may allocate registers differently from CI's, whose
+# toolchain the allowlist is written for.
+report_result="not run"
+if [ -d "$build/CMakeFiles/warpfuse.dir" ]; then
+  report_args=(--build "$build" --json "$work/kernel_report.json")
+  [ -n "${WARPFUSE_CUOBJDUMP:-}" ] && report_args+=(--cuobjdump "$WARPFUSE_CUOBJDUMP")
+  if run_logged "$work/kernel_report.txt" "$(limit 60 140)" python3 scripts/kernel-report \
+    "${report_args[@]}" --gate tests/kernel_gate_allowlist.txt; then
+    report_result="gate passed; $(grep -m1 -o '[0-9]* kernels' "$work/kernel_report.txt")"
+  else
+    report_result="$(grep -m1 'kernel-report:' "$work/kernel_report.txt" | tail -c 160) (see log)"
+  fi
+  grep -E '^  (rule failures|allowlisted|vector-path)' "$work/kernel_report.txt" | tee -a "$log"
+fi
+say "kernel report: $report_result"
 
 # --- 3. compute-sanitizer on a subset ------------------------------------------------------------
 sanitizer=$(command -v compute-sanitizer || true)
@@ -201,6 +247,61 @@ for bench in "$build"/bin/*_bench; do
   say "$line"
 done
 
+# --- 4b. ncu on one case per kernel family, when ncu works here (performance counters may be
+# off-limits to this user): achieved DRAM throughput (% of peak) and achieved occupancy (active
+# warps, % of the SM's 64), next to what the kernel report predicts.
+ncu_result="not run: ncu not found"
+ncu=$(command -v ncu || true)
+[ -z "$ncu" ] && [ -x /usr/local/cuda/bin/ncu ] && ncu=/usr/local/cuda/bin/ncu
+declare -a ncu_lines=()
+if [ -n "$ncu" ]; then
+  ncu_result="ran"
+  # bench binary | case filter | kernel name regex
+  ncu_cases=(
+    "softmax_bench|^softmax/bf16/warp/1024/|softmax_warp_kernel"
+    "softmax_bench|^softmax/bf16/block/16384/|softmax_block_kernel"
+    "softmax_bench|^softmax/f32/online/65536/|softmax_online_kernel"
+    "softmax_bench|^softmax_backward/bf16/warp/1024/|softmax_backward_warp_kernel"
+    "activation_bench|^gelu_forward/bf16/automatic/65536/|activation_forward_flat_kernel"
+    "activation_bench|^gelu_bias_backward/bf16/automatic/2048/|activation_backward_tiled_kernel"
+    "loss_bench|^cross_entropy/bf16/automatic/32000/|cross_entropy_(warp|block|online)_kernel"
+    "loss_bench|^mse_loss/f32/automatic/2048/|elementwise_loss_(warp|block)_kernel"
+  )
+  for entry in "${ncu_cases[@]}"; do
+    IFS='|' read -r bench filter kernel <<<"$entry"
+    [ -x "$build/bin/$bench" ] || continue
+    [ "$(limit 40 60)" -le 10 ] && { ncu_lines+=("$kernel: skipped (time budget)"); continue; }
+    file=$work/ncu_${kernel//[^a-z_]/}.csv
+    run_logged "$file" "$(limit 40 60)" "$ncu" --csv --page raw --launch-skip 2 --launch-count 1 \
+      --kernel-name "regex:$kernel" --metrics \
+      dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__block_size,launch__grid_size \
+      "$build/bin/$bench" --quick --repeats=3 --warmup=2 --benchmark_filter="$filter"
+    status=$?
+    line=$(python3 - "$file" <<'PY' 2>/dev/null
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
+head = next((r for r in rows if "Kernel Name" in r), None)
+data = [r for r in rows if head and len(r) == len(head) and r is not head and r[0].isdigit()]
+if not head or not data:
+    sys.exit(1)
+row = dict(zip(head, data[-1]))
+def get(key):
+    return row.get(key, "?").replace(",", "")
+print(f"DRAM {get('dram__throughput.avg.pct_of_peak_sustained_elapsed')}% of peak, active warps "
+      f"{get('sm__warps_active.avg.pct_of_peak_sustained_active')}% of 64, "
+      f"{get('launch__registers_per_thread')} registers, block {get('launch__block_size')}, "
+      f"grid {get('launch__grid_size')}")
+PY
+    )
+    if [ -z "$line" ]; then
+      line="no result (exit $status): $(grep -m1 -iE 'ERR_NVGPUCTRPERM|error' "$file" | cut -c1-120)"
+      grep -q ERR_NVGPUCTRPERM "$file" && ncu_result="not permitted (ERR_NVGPUCTRPERM)"
+    fi
+    ncu_lines+=("$kernel: $line")
+    say "ncu $kernel: $line"
+  done
+fi
+
 # --- 5. PyTorch on the same shapes, then the plots ---------------------------------------------
 torch_result="not run"
 trainer_torch_result="not run"
@@ -247,7 +348,10 @@ say "trainer_torch: $trainer_torch_result"
     "memcheck (subset)" "${sanitizer_result[memcheck]}" \
     "racecheck (subset)" "${sanitizer_result[racecheck]}" \
     "synccheck (subset)" "${sanitizer_result[synccheck]}"
+  printf '  %-22s %s\n' "kernel report" "$report_result"
   for line in "${bench_lines[@]}"; do printf '  %-22s %s\n' "${line%%:*}" "${line#*: }"; done
+  printf '  %-22s %s\n' "ncu" "$ncu_result"
+  for line in "${ncu_lines[@]}"; do printf '    %s\n' "$line"; done
   printf '  %-22s %s\n' "compare_torch" "$torch_result" "trainer_torch" "$trainer_torch_result"
   [ -s "$work/trainer_torch.txt" ] && sed -n '/^ *batch/,/^$/p' "$work/trainer_torch.txt"
   if [ "${#jsons[@]}" -gt 0 ]; then
@@ -265,7 +369,8 @@ if [ -n "${OUT:-}" ]; then
   # At most 8 files: the summary, the log, then PNGs, bench JSON and torch.json; whatever does not
   # fit goes into results.tar.gz with everything else.
   declare -a files=("$summary" "$log")
-  for file in "$work"/*.png "${jsons[@]}" "$work/torch.json" "$work/trainer_torch.json"; do [ -s "$file" ] && files+=("$file"); done
+  for file in "$work"/*.png "${jsons[@]}" "$work/torch.json" "$work/trainer_torch.json" \
+    "$work/kernel_report.json"; do [ -s "$file" ] && files+=("$file"); done
   if [ "${#files[@]}" -gt 8 ]; then
     tar -czf "$work/results.tar.gz" -C "$work" --exclude=results.tar.gz .
     files=("${files[@]:0:7}" "$work/results.tar.gz")
