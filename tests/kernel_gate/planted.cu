@@ -7,9 +7,8 @@ namespace planted {
 
 /// Control: a pack-4 path with 128-bit loads and stores, launch bounds, nothing else.
 template <int kPack>
-__global__ void __launch_bounds__(256) planted_clean_kernel(const float4* __restrict__ x,
-                                                            float4* __restrict__ y,
-                                                            std::int64_t n) {
+__global__ void __launch_bounds__(256)
+    planted_clean_kernel(const float4* __restrict__ x, float4* __restrict__ y, std::int64_t n) {
   for (std::int64_t i = blockIdx.x * 256 + threadIdx.x; i < n; i += gridDim.x * 256) {
     float4 v = x[i];
     v.x *= 2.0f;
@@ -23,9 +22,9 @@ template __global__ void planted_clean_kernel<4>(const float4*, float4*, std::in
 
 /// local-memory: a register array written at a runtime index lives in local memory.
 template <int kPack>
-__global__ void __launch_bounds__(256) planted_local_array_kernel(const float4* __restrict__ x,
-                                                                  const int* __restrict__ where,
-                                                                  float4* __restrict__ y) {
+__global__ void __launch_bounds__(256)
+    planted_local_array_kernel(const float4* __restrict__ x, const int* __restrict__ where,
+                               float4* __restrict__ y) {
   float values[32];
 #pragma unroll
   for (int i = 0; i < 32; ++i) values[i] = static_cast<float>(i);
@@ -47,9 +46,9 @@ template __global__ void planted_local_array_kernel<4>(const float4*, const int*
 
 /// vector-access: a pack-4 path that loads 128 bits but stores its pack as four 32-bit stores.
 template <int kPack>
-__global__ void __launch_bounds__(256) planted_scalar_store_kernel(const float4* __restrict__ x,
-                                                                   float* __restrict__ y,
-                                                                   std::int64_t n) {
+__global__ void __launch_bounds__(256)
+    planted_scalar_store_kernel(const float4* __restrict__ x, float* __restrict__ y,
+                                std::int64_t n) {
   for (std::int64_t i = blockIdx.x * 256 + threadIdx.x; i < n; i += gridDim.x * 256) {
     const float4 v = x[i];
     y[4 * i] = v.x * 2.0f;
@@ -61,8 +60,8 @@ __global__ void __launch_bounds__(256) planted_scalar_store_kernel(const float4*
 template __global__ void planted_scalar_store_kernel<4>(const float4*, float*, std::int64_t);
 
 /// fp64: a float kernel that accumulates in double.
-__global__ void __launch_bounds__(256) planted_fp64_kernel(const float* __restrict__ x,
-                                                           float* __restrict__ y, int n) {
+__global__ void __launch_bounds__(256)
+    planted_fp64_kernel(const float* __restrict__ x, float* __restrict__ y, int n) {
   double sum = 0.0;
   for (int i = threadIdx.x; i < n; i += 256) sum += static_cast<double>(x[i]) * 1.000001;
   y[threadIdx.x] = static_cast<float>(sum);
@@ -77,33 +76,32 @@ __global__ void planted_unbounded_kernel(const float* __restrict__ x, float* __r
 }
 
 /// A register-hungry body: 64 live accumulators.
-#define PLANTED_HEAVY_BODY                                                     \
-  float acc[64];                                                               \
-  _Pragma("unroll") for (int i = 0; i < 64; ++i) acc[i] = 0.0f;                \
-  for (int j = 0; j < n; ++j) {                                                \
-    _Pragma("unroll") for (int i = 0; i < 16; ++i) {                           \
-      const float4 v = x[j * 16 + i + threadIdx.x];                            \
-      acc[4 * i] += v.x * acc[(4 * i + 1) % 64];                               \
-      acc[4 * i + 1] += v.y * acc[4 * i];                                      \
-      acc[4 * i + 2] += v.z;                                                   \
-      acc[4 * i + 3] += v.w * acc[4 * i + 2];                                  \
-    }                                                                          \
-  }                                                                            \
-  float sum = 0.0f;                                                            \
-  _Pragma("unroll") for (int i = 0; i < 64; ++i) sum += acc[i] * (i + 1);      \
+#define PLANTED_HEAVY_BODY                                                \
+  float acc[64];                                                          \
+  _Pragma("unroll") for (int i = 0; i < 64; ++i) acc[i] = 0.0f;           \
+  for (int j = 0; j < n; ++j) {                                           \
+    _Pragma("unroll") for (int i = 0; i < 16; ++i) {                      \
+      const float4 v = x[j * 16 + i + threadIdx.x];                       \
+      acc[4 * i] += v.x * acc[(4 * i + 1) % 64];                          \
+      acc[4 * i + 1] += v.y * acc[4 * i];                                 \
+      acc[4 * i + 2] += v.z;                                              \
+      acc[4 * i + 3] += v.w * acc[4 * i + 2];                             \
+    }                                                                     \
+  }                                                                       \
+  float sum = 0.0f;                                                       \
+  _Pragma("unroll") for (int i = 0; i < 64; ++i) sum += acc[i] * (i + 1); \
   y[threadIdx.x] = sum;
 
 /// occupancy: ~130 registers at 256 threads leaves 8 resident warps, under its family's floor.
-__global__ void __launch_bounds__(256) planted_heavy_kernel(const float4* __restrict__ x,
-                                                            float* __restrict__ y, int n) {
-  PLANTED_HEAVY_BODY
-}
+__global__ void __launch_bounds__(256)
+    planted_heavy_kernel(const float4* __restrict__ x, float* __restrict__ y,
+                         int n){PLANTED_HEAVY_BODY}
 
 /// register-limit: launch bounds of 1024 threads, but the test assembles its PTX with a .maxnreg
 /// of 168 added (as a -maxrregcount or a stale build setting would): ~136 registers x 1024
 /// threads do not fit the register file, so every launch would fail.
-__global__ void __launch_bounds__(1024) planted_over_bounds_kernel(const float4* __restrict__ x,
-                                                                   float* __restrict__ y, int n) {
+__global__ void __launch_bounds__(1024)
+    planted_over_bounds_kernel(const float4* __restrict__ x, float* __restrict__ y, int n) {
   PLANTED_HEAVY_BODY
 }
 
