@@ -16,16 +16,20 @@
 // (unrounded) dx.
 //
 // Strategies (chosen in host/cuda/activation.cu):
-//   flat   activation_forward_flat_kernel, activation_backward_flat_kernel: a grid-stride loop over
-//          the (row, pack) pairs of the matrix. A pack is N consecutive columns of one row; with
-//          N = kPackElements<T> (16 bytes) the pack grid is shifted by `shift` columns so that
-//          whole packs sit on 16-byte boundaries: pack p covers columns [p N - shift, p N - shift +
-//          N), and a pack cut by the row's start or end (the scalar head and tail) is done element
-//          by element. N = 1 is the scalar fallback when the tensors are not aligned alike.
-//   tiled  activation_backward_tiled_kernel: the backward plus per-column partial sums. A block
-//          owns a tile of 32 packs x one chunk of rows; its 8 warps take every 8th row of the
-//          chunk, each thread adds its column's values in row order in fp32, and the block combines
-//          the 8 warps' sums in warp order into one fp32 partial per column and chunk
+//   flat   activation_forward_flat_kernel (no per-column vectors), activation_backward_flat_kernel:
+//          grid-stride loops over the (row, whole pack) pairs, then over the (row, edge element)
+//          pairs. A pack is N consecutive columns of one row; with N = kPackElements<T> (16 bytes)
+//          the pack grid is shifted by `shift` columns so that whole packs sit on 16-byte
+//          boundaries: pack p covers columns [p N - shift, p N - shift + N); the columns before
+//          the first whole pack (the head) and after the last (the tail) are the edge elements.
+//          N = 1 is the scalar fallback when the tensors are not aligned alike.
+//   tiled  activation_forward_tiled_kernel (a bias or prelu's slope): thread (p, r) of block
+//          (tile, chunk) keeps pack tile * 32 + p for rows r, r + 8, ... of the chunk and reads its
+//          per-column values once.
+//          activation_backward_tiled_kernel: the backward plus per-column partial sums, same tiles.
+//          A block owns a tile of 32 packs x one chunk of rows; its 8 warps take every 8th row of
+//          the chunk, each thread adds its column's values in row order in fp32, and the block
+//          combines the 8 warps' sums in warp order into one fp32 partial per column and chunk
 //          (caller-provided workspace). activation_column_sum_finish_kernel then adds a column's
 //          partials in chunk order. The order of every addition is fixed by the shape alone (not by
 //          pack width, alignment, device or schedule): the sums are bitwise reproducible, with no
@@ -323,23 +327,32 @@ WF_DEVICE std::int64_t edge_column(const PackGrid& grid, std::int64_t item) {
 }
 
 /// y (and pre) for columns [first, first + M) of `row`: M = N on the body, 1 on the edges.
+/// bias and slope hold the columns' per-column values (zeros when absent), loaded by the caller:
+/// once per thread in the tiled kernel, whose thread keeps its columns for many rows.
 template <class Act, int M, class T>
 WF_DEVICE void forward_values(const ActivationForwardArgs<T>& args, const Act& act,
-                              std::int64_t row, std::int64_t first) {
+                              std::int64_t row, std::int64_t first, const float (&bias)[M],
+                              const float (&slope)[M]) {
   float value[M];
   load_values<M>(args.x + row * args.ld_x + first, value);
   if (args.bias != nullptr) {
-    float bias[M];
-    load_column_values<M>(args.bias, first, bias);
 #pragma unroll
     for (int k = 0; k < M; ++k) value[k] += bias[k];
   }
   if (args.pre != nullptr) store_values<M>(args.pre + row * args.ld_pre + first, value);
-  float slope[M] = {};
-  if constexpr (Act::kPerColumnSlope) load_column_values<M>(args.slope, first, slope);
 #pragma unroll
   for (int k = 0; k < M; ++k) value[k] = act.forward(value[k], slope[k]);
   store_values<M>(args.y + row * args.ld_y + first, value);
+}
+
+/// The bias and (prelu) slope of columns [first, first + M), zeros where absent.
+template <class Act, int M, class T>
+WF_DEVICE void load_forward_columns(const ActivationForwardArgs<T>& args, std::int64_t first,
+                                    float (&bias)[M], float (&slope)[M]) {
+#pragma unroll
+  for (int k = 0; k < M; ++k) bias[k] = slope[k] = 0.0f;
+  if (args.bias != nullptr) load_column_values<M>(args.bias, first, bias);
+  if constexpr (Act::kPerColumnSlope) load_column_values<M>(args.slope, first, slope);
 }
 
 /// dx for columns [first, first + M) of `row`, stored, with saved and dy kept for the column sums.
@@ -371,19 +384,22 @@ constexpr int kColumnSumFinishThreads = 256;
 
 /// 1-D grid x 1-D blocks of kActivationFlatThreads: a grid-stride loop over the (row, whole pack)
 /// pairs, then one over the (row, edge element) pairs; with N > 1 every tensor's rows start
-/// `shift` elements past a 16-byte boundary (host checked). y and pre may each alias x exactly.
+/// `shift` elements past a 16-byte boundary (host checked). No per-column vectors (bias, slope):
+/// those take activation_forward_tiled_kernel. y and pre may each alias x exactly.
 template <class Act, int N, class T>
 __global__ void __launch_bounds__(kActivationFlatThreads)
     activation_forward_flat_kernel(ActivationForwardArgs<T> args, Act act) {
   const PackGrid& grid = args.grid;
+  const float none[N] = {};
+  const float none_1[1] = {};
   if (grid.body_packs > 0) {
     for (RowPackCursor cursor(grid.body_packs); cursor.row < grid.rows; cursor.advance()) {
-      forward_values<Act, N>(args, act, cursor.row, grid.head + cursor.pack * N);
+      forward_values<Act, N>(args, act, cursor.row, grid.head + cursor.pack * N, none, none);
     }
   }
   if (grid.edge > 0) {
     for (RowPackCursor cursor(grid.edge); cursor.row < grid.rows; cursor.advance()) {
-      forward_values<Act, 1>(args, act, cursor.row, edge_column(grid, cursor.pack));
+      forward_values<Act, 1>(args, act, cursor.row, edge_column(grid, cursor.pack), none_1, none_1);
     }
   }
 }
@@ -417,6 +433,40 @@ constexpr int kTileRows = 8;
 /// backwards took 71 registers (24 warps).
 constexpr int kTiledMinBlocksPerSm = 4;
 constexpr int kTiledThreads = kTilePacks * kTileRows;
+
+/// The forward with per-column vectors (bias, prelu's slope). grid (ceil(packs_per_row /
+/// kTilePacks), chunks), block (kTilePacks, kTileRows): thread (p, r) of block (tile, chunk) owns
+/// pack tile * kTilePacks + p and does rows chunk * rows_per_chunk + r, + kTileRows, ... of it,
+/// so it loads its columns' bias and slope once instead of once per row. Alignment as the flat
+/// kernel; a head or tail pack is done element by element. y and pre may each alias x exactly.
+template <class Act, int N, class T>
+__global__ void __launch_bounds__(kTiledThreads, kTiledMinBlocksPerSm)
+    activation_forward_tiled_kernel(ActivationForwardArgs<T> args, Act act,
+                                    std::int64_t rows_per_chunk) {
+  const std::int64_t pack = static_cast<std::int64_t>(blockIdx.x) * kTilePacks + threadIdx.x;
+  if (pack >= args.grid.packs_per_row) return;
+  const std::int64_t chunk_begin = static_cast<std::int64_t>(blockIdx.y) * rows_per_chunk;
+  std::int64_t chunk_end = chunk_begin + rows_per_chunk;
+  if (chunk_end > args.grid.rows) chunk_end = args.grid.rows;
+  const PackColumns columns = pack_columns<N>(args.grid, pack);
+  if (columns.whole) {
+    float bias[N], slope[N];
+    load_forward_columns<Act, N>(args, columns.first, bias, slope);
+    for (std::int64_t row = chunk_begin + threadIdx.y; row < chunk_end; row += kTileRows) {
+      forward_values<Act, N>(args, act, row, columns.first, bias, slope);
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      if (!columns.holds(k, args.grid.cols)) continue;
+      float bias[1], slope[1];
+      load_forward_columns<Act, 1>(args, columns.first + k, bias, slope);
+      for (std::int64_t row = chunk_begin + threadIdx.y; row < chunk_end; row += kTileRows) {
+        forward_values<Act, 1>(args, act, row, columns.first + k, bias, slope);
+      }
+    }
+  }
+}
 
 /// grid (ceil(packs_per_row / kTilePacks), chunks), block (kTilePacks, kTileRows): block (tile,
 /// chunk) does rows [chunk * rows_per_chunk, +rows_per_chunk) of its tile's packs and writes fp32

@@ -9,6 +9,9 @@
 //                   row. Otherwise scalar (N = 1): correct for any pointer and ld.
 //   flattening      without a bias or a per-column slope, a call whose matrices are all contiguous
 //                   runs as one row of rows * cols elements: no partial packs at row ends.
+//   tiled forward   with a bias or prelu's per-column slope: blocks of 32 packs x 8 warps over the
+//                   row chunks of column_chunking, each thread on one pack for many rows, so the
+//                   per-column values are read once per thread, not once per element.
 //   flat kernels    forward and the backward without sums: a grid-stride loop of 256-thread blocks,
 //                   at most one full wave at the kernel's real occupancy (a cached occupancy
 //                   query), so huge inputs launch a bounded grid.
@@ -262,6 +265,14 @@ void with_activation(const ActivationParams& params, F&& f) {
   }
 }
 
+/// The tiled kernels' shape: one block per (tile of kTilePacks packs, chunk of rows).
+LaunchConfig tiled_config(const PackGrid& grid, const ColumnChunking& chunking,
+                          cudaStream_t stream) {
+  const std::int64_t tiles = (grid.packs_per_row + detail::kTilePacks - 1) / detail::kTilePacks;
+  return LaunchConfig{dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunking.chunks)),
+                      dim3(detail::kTilePacks, detail::kTileRows), 0, stream};
+}
+
 template <class Kernel>
 LaunchConfig flat_config(Kernel kernel, const PackGrid& grid, cudaStream_t stream) {
   // The body's packs and the edges' elements are walked one after the other by the same grid.
@@ -293,12 +304,26 @@ void run_forward(MatrixView<const T> x, const T* bias, MatrixView<T> y, MatrixVi
           : choose_pack_grid<T>(x.rows, x.cols, {{x.data, x.ld}, {y.data, y.ld}}, &vectorized);
   const detail::ActivationForwardArgs<T> args{x.data, x.ld,     bias,   slope, y.data,
                                               y.ld,   pre.data, pre.ld, grid};
+  if (!per_column) {
+    with_activation(params, [&](auto act) {
+      with_pack_width<T>(vectorized, [&](auto pack) {
+        constexpr int N = decltype(pack)::value;
+        const auto kernel = detail::activation_forward_flat_kernel<decltype(act), N, T>;
+        detail::launch(flat_config(kernel, grid, stream), "activation_forward_flat_kernel", kernel,
+                       args, act);
+      });
+    });
+    return;
+  }
+  // Per-column vectors: the tiled traversal, each thread on one pack of columns for a chunk of
+  // rows, so bias and slope are read once per thread rather than once per element.
+  const ColumnChunking chunking = column_chunking(x.rows, x.cols);
   with_activation(params, [&](auto act) {
     with_pack_width<T>(vectorized, [&](auto pack) {
       constexpr int N = decltype(pack)::value;
-      const auto kernel = detail::activation_forward_flat_kernel<decltype(act), N, T>;
-      detail::launch(flat_config(kernel, grid, stream), "activation_forward_flat_kernel", kernel,
-                     args, act);
+      detail::launch(tiled_config(grid, chunking, stream), "activation_forward_tiled_kernel",
+                     detail::activation_forward_tiled_kernel<decltype(act), N, T>, args, act,
+                     chunking.rows_per_chunk);
     });
   });
 }
@@ -354,11 +379,7 @@ void run_backward(MatrixView<const T> saved, MatrixView<const T> dy, MatrixView<
   with_activation(params, [&](auto act) {
     with_pack_width<T>(vectorized, [&](auto pack) {
       constexpr int N = decltype(pack)::value;
-      const std::int64_t tiles = (grid.packs_per_row + detail::kTilePacks - 1) / detail::kTilePacks;
-      const LaunchConfig config{
-          dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunking.chunks)),
-          dim3(detail::kTilePacks, detail::kTileRows), 0, stream};
-      detail::launch(config, "activation_backward_tiled_kernel",
+      detail::launch(tiled_config(grid, chunking, stream), "activation_backward_tiled_kernel",
                      detail::activation_backward_tiled_kernel<decltype(act), N, T>, args, act,
                      partials);
     });
