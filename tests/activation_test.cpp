@@ -729,6 +729,10 @@ void expect_invalid(F&& call, const std::string& op, const std::string& argument
 
 TEST_F(ActivationApi, BadArgumentsThrowTypedErrors) {
   DeviceBuffer<float> a(64), b(64), c(64), vec(8), ws(1024);
+  // The valid calls among these run: their inputs must hold values (initcheck).
+  for (DeviceBuffer<float>* buffer : {&a, &b, &c, &vec}) {
+    WARPFUSE_CUDA_CHECK(cudaMemset(buffer->data(), 0, buffer->size() * sizeof(float)));
+  }
   const MatrixView<const float> x(a.data(), 4, 8);
   const MatrixView<float> y(b.data(), 4, 8);
   const VectorView<const float> bias(vec.data(), 8);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -136,6 +137,34 @@ TEST_F(NnCudaTest, SameSeedGivesBitwiseEqualWeights) {
   const auto second = train(p, Device::cuda, x, y).first;
   ASSERT_EQ(first.size(), second.size());
   EXPECT_EQ(0, std::memcmp(first.data(), second.data(), first.size() * sizeof(float)));
+}
+
+// From the second step of a batch shape on, the CUDA backend replays a captured CUDA Graph; with
+// WARPFUSE_CUDA_GRAPHS=0 every step runs eagerly. The same training must give bitwise the same
+// weights either way (and the emulated build captures and replays too).
+TEST_F(NnCudaTest, CapturedStepsGiveBitwiseTheWeightsOfEagerSteps) {
+  for (const Problem& p : problems()) {
+    SCOPED_TRACE(p.name);
+    const Matrix x = random_matrix(25, 4, 11, -1.0f, 1.0f);
+    Matrix y(25, p.y_cols == 0 ? 1 : p.y_cols);
+    for (std::int64_t r = 0; r < 25; ++r) {
+      for (std::int64_t c = 0; c < y.cols; ++c) {
+        y(r, c) = p.y_cols == 0 ? static_cast<float>(r % 3)
+                                : static_cast<float>((r + c) % 2) * (c == 0 ? 1.0f : 0.5f);
+      }
+    }
+    if (p.loss.kind == LossKind::categorical_crossentropy) {
+      for (std::int64_t r = 0; r < 25; ++r) {
+        for (std::int64_t c = 0; c < y.cols; ++c) y(r, c) = c == r % y.cols ? 1.0f : 0.0f;
+      }
+    }
+    const auto captured = train(p, Device::cuda, x, y).first;
+    ASSERT_EQ(setenv("WARPFUSE_CUDA_GRAPHS", "0", 1), 0);
+    const auto eager = train(p, Device::cuda, x, y).first;
+    unsetenv("WARPFUSE_CUDA_GRAPHS");
+    ASSERT_EQ(captured.size(), eager.size());
+    EXPECT_EQ(0, std::memcmp(captured.data(), eager.data(), eager.size() * sizeof(float)));
+  }
 }
 
 TEST_F(NnCudaTest, PredictEvaluateAndCheckpointMatchTheCpuPath) {

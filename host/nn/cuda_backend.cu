@@ -14,14 +14,17 @@
 //   backward    bias_activation_backward (deterministic dbias and PReLU dslope), softmax_backward,
 //               or a ones^T dz GEMM for the bias; dW = a^T dz and da = dz W^T (GEMMs)
 //   optimizer   optimizer_step_kernel: one launch over the contiguous parameter buffer
-// From the second step of a batch shape on, the step runs as a CUDA Graph captured from it
-// (not in the emulated build, whose streams are synchronous and have no graphs).
+// From the second step of a batch shape on, the step runs as a CUDA Graph captured from it; the
+// emulated build captures and replays it too (its cudart shim records graphs, and the GEMMs and
+// gathers, host work there, are recorded in stream order). WARPFUSE_CUDA_GRAPHS=0 in the
+// environment runs every step eagerly (debugging, profiling single kernels).
 #include <thrust/execution_policy.h>
 #include <thrust/gather.h>
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/iterator/transform_iterator.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -188,9 +191,10 @@ class CudaBackend final : public Backend {
   void train_step(std::int64_t begin, std::int64_t count, std::int64_t) override {
     static_cast<void>(begin);  // the device-side cursor tracks it, so graphs replay unchanged
     ensure_workspace(count);
-#if defined(WARPFUSE_SIMT)
-    enqueue_step(count);
-#else
+    if (!use_graphs_) {
+      enqueue_step(count);
+      return;
+    }
     const auto graph = graphs_.find(count);
     if (graph != graphs_.end()) {
       WARPFUSE_CUDA_CHECK(cudaGraphLaunch(graph->second, stream_));
@@ -218,7 +222,6 @@ class CudaBackend final : public Backend {
     WARPFUSE_CUDA_CHECK(status);
     graphs_[count] = exec;
     WARPFUSE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
-#endif
   }
 
   Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) override {
@@ -255,9 +258,7 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  bool sparse() const {
-    return spec_.loss.kind == LossKind::sparse_categorical_crossentropy;
-  }
+  bool sparse() const { return spec_.loss.kind == LossKind::sparse_categorical_crossentropy; }
 
   static std::vector<int> to_labels(const float* y, std::int64_t rows) {
     std::vector<int> labels(static_cast<std::size_t>(rows));
@@ -265,9 +266,7 @@ class CudaBackend final : public Backend {
     return labels;
   }
 
-  void sync() {
-    WARPFUSE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  }
+  void sync() { WARPFUSE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   NnTotals read_totals(DeviceBuffer<NnTotals>& buffer) {
     NnTotals t;
@@ -337,11 +336,7 @@ class CudaBackend final : public Backend {
   }
 
   void release_graph(cudaGraphExec_t exec) {
-#if !defined(WARPFUSE_SIMT)
     if (exec != nullptr) static_cast<void>(cudaGraphExecDestroy(exec));
-#else
-    static_cast<void>(exec);
-#endif
   }
 
   void enqueue_step(std::int64_t count) {
@@ -371,19 +366,36 @@ class CudaBackend final : public Backend {
 
   void gather(std::int64_t count) {
     const long long* cursor = &totals_.data()->cursor;
-    auto gather_rows = [&](const float* src, long long cols, float* dst) {
+    const long long* order = order_.data();
+    cudaStream_t stream = stream_;
+    auto gather_rows = [=](const float* src, long long cols, float* dst) {
       auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
-                                                 NnBatchIndex{order_.data(), cursor, cols});
-      thrust::gather(WF_THRUST_POLICY(stream_), map, map + count * cols, src, dst);
+                                                 NnBatchIndex{order, cursor, cols});
+      thrust::gather(WF_THRUST_POLICY(stream), map, map + count * cols, src, dst);
     };
-    gather_rows(x_train_.data(), x_cols_, xb_.data());
-    gather_rows(y_train_.data(), y_cols_, yb_.data());
-    if (sparse()) {
-      auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
-                                                 NnBatchIndex{order_.data(), cursor, 1});
-      thrust::gather(WF_THRUST_POLICY(stream_), map, map + count, labels_train_.data(),
-                     labels_b_.data());
-    }
+    const float* x = x_train_.data();
+    const float* y = y_train_.data();
+    float* xb = xb_.data();
+    float* yb = yb_.data();
+    const long long x_cols = x_cols_, y_cols = y_cols_;
+    const int* labels = sparse() ? labels_train_.data() : nullptr;
+    int* labels_b = labels_b_.data();
+    const auto run = [=] {
+      gather_rows(x, x_cols, xb);
+      gather_rows(y, y_cols, yb);
+      if (labels != nullptr) {
+        auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
+                                                   NnBatchIndex{order, cursor, 1});
+        thrust::gather(WF_THRUST_POLICY(stream), map, map + count, labels, labels_b);
+      }
+    };
+#if defined(WARPFUSE_SIMT)
+    // Thrust's CPP backend runs on the host at once: in stream order (and into a capture) as host
+    // work, where the GPU build enqueues device work.
+    ::simt::host_work(stream_, "thrust::gather", run);
+#else
+    run();
+#endif
   }
 
   // Adds the bias row to every row of z: z += ones(count x 1) bias(1 x units).
@@ -569,6 +581,10 @@ class CudaBackend final : public Backend {
   std::vector<DeviceBuffer<float>> z_, a_;
   DeviceBuffer<unsigned char> activation_workspace_, loss_workspace_;
   std::map<std::int64_t, cudaGraphExec_t> graphs_;
+  const bool use_graphs_ = [] {
+    const char* setting = std::getenv("WARPFUSE_CUDA_GRAPHS");
+    return setting == nullptr || std::strcmp(setting, "0") != 0;
+  }();
   std::set<std::int64_t> warmed_;
 };
 

@@ -16,14 +16,21 @@ namespace warpfuse::nn::detail {
 
 #if defined(WARPFUSE_SIMT)
 
-Gemm::Gemm(cudaStream_t) {}
+Gemm::Gemm(cudaStream_t stream) : stream_(stream) {}
 Gemm::~Gemm() = default;
 
 void Gemm::operator()(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
                       float alpha, const float* a, std::int64_t lda, const float* b,
                       std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-  // The emulator's device memory is host memory and its streams are synchronous.
-  ref::sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (m == 0 || n == 0) return;
+  // The emulator's device memory is host memory: the GEMM is host work in stream order (recorded
+  // when the stream is captured, as cuBLAS's kernels would be). C is device memory it writes: the
+  // access observer counts it as written (initcheck).
+  ::simt::host_work(stream_, "sgemm", [=] {
+    ref::sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    ::simt::detail::observe_host_write(c,
+                                       static_cast<std::size_t>((m - 1) * ldc + n) * sizeof(float));
+  });
 }
 
 #else

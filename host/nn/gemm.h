@@ -24,8 +24,9 @@ class Gemm {
                   float beta, float* c, std::int64_t ldc);
 
  private:
-  void* handle_ = nullptr;     // cublasHandle_t, kept opaque so this header needs no cuBLAS
-  void* workspace_ = nullptr;  // cuBLAS's workspace, set explicitly (see gemm.cpp)
+  void* handle_ = nullptr;         // cublasHandle_t, kept opaque so this header needs no cuBLAS
+  void* workspace_ = nullptr;      // cuBLAS's workspace, set explicitly (see gemm.cpp)
+  cudaStream_t stream_ = nullptr;  // the emulated build's GEMMs run in this stream's order
 };
 
 }  // namespace warpfuse::nn::detail

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "simt/observer.h"
 #include "simt/simt.h"
 
 #undef __global__
@@ -52,51 +53,62 @@
 
 // Fibers switch only at synchronisation points, so a read-modify-write is atomic by construction.
 // Only integer atomics exist: warpfuse's reductions must not depend on float atomics (DESIGN.md 4).
-#define SIMT_INTEGER_ATOMICS(T)                        \
-  inline T atomicAdd(T* address, T value) {            \
-    const T old = *address;                            \
-    *address = static_cast<T>(old + value);            \
-    return old;                                        \
-  }                                                    \
-  inline T atomicSub(T* address, T value) {            \
-    const T old = *address;                            \
-    *address = static_cast<T>(old - value);            \
-    return old;                                        \
-  }                                                    \
-  inline T atomicExch(T* address, T value) {           \
-    const T old = *address;                            \
-    *address = value;                                  \
-    return old;                                        \
-  }                                                    \
-  inline T atomicMax(T* address, T value) {            \
-    const T old = *address;                            \
-    *address = old < value ? value : old;              \
-    return old;                                        \
-  }                                                    \
-  inline T atomicMin(T* address, T value) {            \
-    const T old = *address;                            \
-    *address = value < old ? value : old;              \
-    return old;                                        \
-  }                                                    \
-  inline T atomicCAS(T* address, T compare, T value) { \
-    const T old = *address;                            \
-    if (old == compare) *address = value;              \
-    return old;                                        \
-  }                                                    \
-  inline T atomicAnd(T* address, T value) {            \
-    const T old = *address;                            \
-    *address = old & value;                            \
-    return old;                                        \
-  }                                                    \
-  inline T atomicOr(T* address, T value) {             \
-    const T old = *address;                            \
-    *address = old | value;                            \
-    return old;                                        \
+// Not instrumented by the access observer (they are not races); they report themselves as atomics.
+#define SIMT_ATOMIC_FN __attribute__((no_sanitize_thread)) inline
+#define SIMT_INTEGER_ATOMICS(T)                                \
+  SIMT_ATOMIC_FN T atomicAdd(T* address, T value) {            \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    *address = static_cast<T>(old + value);                    \
+    return old;                                                \
+  }                                                            \
+  SIMT_ATOMIC_FN T atomicSub(T* address, T value) {            \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    *address = static_cast<T>(old - value);                    \
+    return old;                                                \
+  }                                                            \
+  SIMT_ATOMIC_FN T atomicExch(T* address, T value) {           \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    *address = value;                                          \
+    return old;                                                \
+  }                                                            \
+  SIMT_ATOMIC_FN T atomicMax(T* address, T value) {            \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    *address = old < value ? value : old;                      \
+    return old;                                                \
+  }                                                            \
+  SIMT_ATOMIC_FN T atomicMin(T* address, T value) {            \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    *address = value < old ? value : old;                      \
+    return old;                                                \
+  }                                                            \
+  SIMT_ATOMIC_FN T atomicAnd(T* address, T value) {            \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    *address = old & value;                                    \
+    return old;                                                \
+  }                                                            \
+  SIMT_ATOMIC_FN T atomicOr(T* address, T value) {             \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    *address = old | value;                                    \
+    return old;                                                \
+  }                                                            \
+  SIMT_ATOMIC_FN T atomicCAS(T* address, T compare, T value) { \
+    ::simt::detail::observe_atomic(address, sizeof(T));        \
+    const T old = *address;                                    \
+    if (old == compare) *address = value;                      \
+    return old;                                                \
   }
 SIMT_INTEGER_ATOMICS(int)
 SIMT_INTEGER_ATOMICS(unsigned int)
 SIMT_INTEGER_ATOMICS(unsigned long long)
 #undef SIMT_INTEGER_ATOMICS
+#undef SIMT_ATOMIC_FN
 
 inline void __threadfence() {}
 inline void __threadfence_block() {}

@@ -5,8 +5,12 @@
 // posix_memalign (256-byte aligned as cudaMalloc's, exact size so AddressSanitizer sees an overrun)
 // and starts filled with 0xFF (NaN in every float type), so reading memory nobody wrote shows up.
 // Everything is synchronous: a stream is a tag, an event a host timestamp, and a kernel runs to
-// completion inside its launch. The device it reports looks like an H200 (sm_90, 132 SMs, 227 KiB
-// of opt-in shared memory per block) so dispatch code takes its real paths.
+// completion inside its launch, except while a stream is captured: then launches, async copies,
+// memsets, event records and host work on it are recorded as graph nodes, replayed in order by
+// cudaGraphLaunch, and the calls CUDA forbids during capture (allocation, synchronisation, work on
+// the legacy stream) fail with CUDA's error codes and invalidate the capture. The device it reports
+// looks like an H200 (sm_90, 132 SMs, 227 KiB of opt-in shared memory per block) so dispatch code
+// takes its real paths.
 #include <cublas_api.h>
 #include <cuda_runtime_api.h>
 
@@ -15,12 +19,35 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <functional>
 #include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
 
+#include "simt/observer.h"
 #include "simt/simt.h"
+
+/// One recorded operation of a captured stream.
+struct GraphNode {
+  const char* what;
+  std::function<cudaError_t()> run;
+};
 
 struct CUstream_st {
   unsigned flags = 0;
+  // Stream capture (cudaStreamBeginCapture .. cudaStreamEndCapture).
+  bool capturing = false;
+  bool invalidated = false;
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+  std::thread::id owner;
+  std::vector<GraphNode> nodes;
+};
+struct CUgraph_st {
+  std::vector<GraphNode> nodes;
+};
+struct CUgraphExec_st {
+  std::vector<GraphNode> nodes;
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point when{};
@@ -43,7 +70,112 @@ cudaError_t fail(cudaError_t error) {
   return error;
 }
 
+/// Streams being captured now.
+std::set<cudaStream_t> g_captures;
+
+/// A call CUDA deems unsafe during capture (it may synchronise implicitly: allocation, device or
+/// event synchronisation): refused with cudaErrorStreamCaptureUnsupported by every capture in
+/// global mode, and by a thread-local capture of the calling thread; relaxed captures allow it.
+/// The captures that refuse it are invalidated.
+cudaError_t unsafe_during_capture() {
+  cudaError_t result = cudaSuccess;
+  for (cudaStream_t stream : g_captures) {
+    const bool refuses = stream->mode == cudaStreamCaptureModeGlobal ||
+                         (stream->mode == cudaStreamCaptureModeThreadLocal &&
+                          stream->owner == std::this_thread::get_id());
+    if (refuses) {
+      stream->invalidated = true;
+      result = cudaErrorStreamCaptureUnsupported;
+    }
+  }
+  return result == cudaSuccess ? cudaSuccess : fail(result);
+}
+
+/// Enqueues `work` on `stream`: recorded when the stream is captured, refused on the legacy stream
+/// during a capture, run now otherwise.
+cudaError_t enqueue(cudaStream_t stream, const char* what, std::function<cudaError_t()> work) {
+  if (simt::detail::capturing(stream)) {
+    simt::detail::record(stream, what, std::move(work));
+    return cudaSuccess;
+  }
+  if (stream == nullptr) {
+    const cudaError_t implicit = simt::detail::legacy_stream_use();
+    if (implicit != cudaSuccess) return implicit;
+  }
+  return work();
+}
+
+cudaError_t copy_now(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) {
+    return fail(cudaErrorInvalidMemcpyDirection);
+  }
+  if (count == 0) return cudaSuccess;
+  if (dst == nullptr || src == nullptr) return fail(cudaErrorInvalidValue);
+  std::memmove(dst, src, count);
+  simt::detail::observe_host_write(dst, count);
+  return cudaSuccess;
+}
+
+cudaError_t set_now(void* ptr, int value, size_t count) {
+  if (count == 0) return cudaSuccess;
+  if (ptr == nullptr) return fail(cudaErrorInvalidValue);
+  std::memset(ptr, value, count);
+  simt::detail::observe_host_write(ptr, count);
+  return cudaSuccess;
+}
+
+cudaError_t copy_2d_now(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                        size_t width, size_t height, cudaMemcpyKind kind) {
+  if (width > dst_pitch || width > src_pitch) return fail(cudaErrorInvalidPitchValue);
+  for (size_t row = 0; row < height; ++row) {
+    const cudaError_t status =
+        copy_now(static_cast<char*>(dst) + row * dst_pitch,
+                 static_cast<const char*>(src) + row * src_pitch, width, kind);
+    if (status != cudaSuccess) return status;
+  }
+  return cudaSuccess;
+}
+
 }  // namespace
+
+namespace simt {
+namespace detail {
+
+bool capturing(cudaStream_t stream) {
+  return stream != nullptr && stream->capturing;
+}
+
+cudaError_t legacy_stream_use() {
+  // The legacy stream synchronises with every blocking stream, a captured one included.
+  cudaError_t result = cudaSuccess;
+  for (cudaStream_t stream : g_captures) {
+    if (stream->flags & cudaStreamNonBlocking) continue;
+    stream->invalidated = true;
+    result = cudaErrorStreamCaptureImplicit;
+  }
+  return result == cudaSuccess ? cudaSuccess : fail(result);
+}
+
+void record(cudaStream_t stream, const char* what, std::function<cudaError_t()> node) {
+  if (!stream->invalidated) stream->nodes.push_back(GraphNode{what, std::move(node)});
+}
+
+void invalidate_capture(cudaStream_t stream, cudaError_t error) {
+  if (capturing(stream)) stream->invalidated = true;
+  fail(error);
+}
+
+}  // namespace detail
+
+void host_work(cudaStream_t stream, const char* what, std::function<void()> work) {
+  const cudaError_t status = enqueue(stream, what, [work = std::move(work)] {
+    work();
+    return cudaSuccess;
+  });
+  detail::set_last_error(status);
+}
+
+}  // namespace simt
 
 namespace simt::detail {
 void set_last_error(cudaError_t error) {
@@ -53,6 +185,7 @@ void set_last_error(cudaError_t error) {
 
 cudaError_t cudaMalloc(void** ptr, size_t size) {
   if (ptr == nullptr) return fail(cudaErrorInvalidValue);
+  if (const cudaError_t capture = unsafe_during_capture()) return capture;
   *ptr = nullptr;
   if (size == 0) return cudaSuccess;
   void* memory = nullptr;
@@ -60,24 +193,28 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
   std::memset(memory, 0xFF, size);
   std::lock_guard<std::mutex> lock(g_mutex);
   g_allocations[memory] = size;
+  simt::detail::observe_allocation(memory, size);
   *ptr = memory;
   return cudaSuccess;
 }
 
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
+  if (const cudaError_t capture = unsafe_during_capture()) return capture;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     const auto found = g_allocations.find(ptr);
     if (found == g_allocations.end()) return fail(cudaErrorInvalidValue);
     g_allocations.erase(found);
   }
+  simt::detail::observe_free(ptr);
   std::free(ptr);
   return cudaSuccess;
 }
 
 cudaError_t cudaMallocHost(void** ptr, size_t size) {
   if (ptr == nullptr) return fail(cudaErrorInvalidValue);
+  if (const cudaError_t capture = unsafe_during_capture()) return capture;
   *ptr = size == 0 ? nullptr : std::malloc(size);
   return size != 0 && *ptr == nullptr ? fail(cudaErrorMemoryAllocation) : cudaSuccess;
 }
@@ -95,50 +232,44 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
-  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) {
-    return fail(cudaErrorInvalidMemcpyDirection);
-  }
-  if (count == 0) return cudaSuccess;
-  if (dst == nullptr || src == nullptr) return fail(cudaErrorInvalidValue);
-  std::memmove(dst, src, count);
-  return cudaSuccess;
+  // Synchronous: on the legacy stream.
+  if (const cudaError_t implicit = simt::detail::legacy_stream_use()) return implicit;
+  return copy_now(dst, src, count, kind);
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  return cudaMemcpy(dst, src, count, kind);
+                            cudaStream_t stream) {
+  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) {
+    return fail(cudaErrorInvalidMemcpyDirection);
+  }
+  return enqueue(stream, "cudaMemcpyAsync", [=] { return copy_now(dst, src, count, kind); });
 }
 
 cudaError_t cudaMemcpy2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
                          size_t width, size_t height, cudaMemcpyKind kind) {
-  if (width > dst_pitch || width > src_pitch) return fail(cudaErrorInvalidPitchValue);
-  for (size_t row = 0; row < height; ++row) {
-    const cudaError_t status =
-        cudaMemcpy(static_cast<char*>(dst) + row * dst_pitch,
-                   static_cast<const char*>(src) + row * src_pitch, width, kind);
-    if (status != cudaSuccess) return status;
-  }
-  return cudaSuccess;
+  if (const cudaError_t implicit = simt::detail::legacy_stream_use()) return implicit;
+  return copy_2d_now(dst, dst_pitch, src, src_pitch, width, height, kind);
 }
 
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
-                              size_t width, size_t height, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy2D(dst, dst_pitch, src, src_pitch, width, height, kind);
+                              size_t width, size_t height, cudaMemcpyKind kind,
+                              cudaStream_t stream) {
+  if (width > dst_pitch || width > src_pitch) return fail(cudaErrorInvalidPitchValue);
+  return enqueue(stream, "cudaMemcpy2DAsync",
+                 [=] { return copy_2d_now(dst, dst_pitch, src, src_pitch, width, height, kind); });
 }
 
 cudaError_t cudaMemset(void* ptr, int value, size_t count) {
-  if (count == 0) return cudaSuccess;
-  if (ptr == nullptr) return fail(cudaErrorInvalidValue);
-  std::memset(ptr, value, count);
-  return cudaSuccess;
+  if (const cudaError_t implicit = simt::detail::legacy_stream_use()) return implicit;
+  return set_now(ptr, value, count);
 }
 
-cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t) {
-  return cudaMemset(ptr, value, count);
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t stream) {
+  return enqueue(stream, "cudaMemsetAsync", [=] { return set_now(ptr, value, count); });
 }
 
 cudaError_t cudaDeviceSynchronize() {
-  return cudaSuccess;
+  return unsafe_during_capture();
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) {
@@ -155,20 +286,91 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) 
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   if (stream == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  g_captures.erase(stream);
   delete stream;
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
-  return cudaSuccess;
+/// Waiting for `stream`: illegal on a stream being captured (its work has not run), and, for the
+/// legacy stream, an implicit synchronisation with every captured blocking stream.
+cudaError_t wait_for(cudaStream_t stream) {
+  if (simt::detail::capturing(stream)) {
+    stream->invalidated = true;
+    return fail(cudaErrorStreamCaptureUnsupported);
+  }
+  if (stream == nullptr) return simt::detail::legacy_stream_use();
+  return unsafe_during_capture();
 }
-cudaError_t cudaStreamQuery(cudaStream_t) {
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  return wait_for(stream);
+}
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+  return wait_for(stream);
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  if (status == nullptr) return fail(cudaErrorInvalidValue);
+  *status = !simt::detail::capturing(stream) ? cudaStreamCaptureStatusNone
+            : stream->invalidated            ? cudaStreamCaptureStatusInvalidated
+                                             : cudaStreamCaptureStatusActive;
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* status) {
-  if (status == nullptr) return fail(cudaErrorInvalidValue);
-  *status = cudaStreamCaptureStatusNone;
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  if (stream == nullptr) return fail(cudaErrorStreamCaptureUnsupported);  // the legacy stream
+  if (stream->capturing) return fail(cudaErrorIllegalState);
+  if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
+      mode != cudaStreamCaptureModeRelaxed) {
+    return fail(cudaErrorInvalidValue);
+  }
+  stream->capturing = true;
+  stream->invalidated = false;
+  stream->mode = mode;
+  stream->owner = std::this_thread::get_id();
+  stream->nodes.clear();
+  g_captures.insert(stream);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  if (graph == nullptr) return fail(cudaErrorInvalidValue);
+  *graph = nullptr;
+  if (!simt::detail::capturing(stream)) return fail(cudaErrorIllegalState);
+  stream->capturing = false;
+  g_captures.erase(stream);
+  std::vector<GraphNode> nodes = std::move(stream->nodes);
+  stream->nodes.clear();
+  if (stream->invalidated) return fail(cudaErrorStreamCaptureInvalidated);
+  *graph = new CUgraph_st{std::move(nodes)};
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (exec == nullptr || graph == nullptr) return fail(cudaErrorInvalidValue);
+  *exec = new CUgraphExec_st{graph->nodes};
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (exec == nullptr) return fail(cudaErrorInvalidValue);
+  const std::vector<GraphNode>* nodes = &exec->nodes;
+  return enqueue(stream, "cudaGraphLaunch", [nodes] {
+    for (const GraphNode& node : *nodes) {
+      const cudaError_t status = node.run();
+      if (status != cudaSuccess) return fail(status);
+    }
+    return cudaSuccess;
+  });
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
   return cudaSuccess;
 }
 
@@ -192,15 +394,18 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
-  event->when = std::chrono::steady_clock::now();
-  event->recorded = true;
-  return cudaSuccess;
+  return enqueue(stream, "cudaEventRecord", [event] {
+    event->when = std::chrono::steady_clock::now();
+    event->recorded = true;
+    return cudaSuccess;
+  });
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  return event == nullptr ? fail(cudaErrorInvalidResourceHandle) : cudaSuccess;
+  if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  return unsafe_during_capture();
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t event) {
@@ -251,6 +456,14 @@ const char* cudaGetErrorName(cudaError_t error) {
       return "cudaErrorMisalignedAddress";
     case cudaErrorLaunchOutOfResources:
       return "cudaErrorLaunchOutOfResources";
+    case cudaErrorStreamCaptureUnsupported:
+      return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated:
+      return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit:
+      return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorIllegalState:
+      return "cudaErrorIllegalState";
     default:
       return "cudaErrorUnknown";
   }
@@ -282,6 +495,14 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "misaligned address";
     case cudaErrorLaunchOutOfResources:
       return "too many resources requested for launch";
+    case cudaErrorStreamCaptureUnsupported:
+      return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorIllegalState:
+      return "the operation is not permitted in the current state";
     default:
       return "unrecognized error code";
   }

@@ -6,6 +6,8 @@
 // others and keeps running, so a warp-wide shuffle costs 31 round trips, not 32.
 #include "simt/simt.h"
 
+#include "simt/observer.h"
+
 #include <boost/context/detail/fcontext.hpp>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -212,6 +214,7 @@ void resume(Launch& launch, Thread& thread) {
   launch.current = &thread;
   g_thread_idx = &thread.idx;
   ++g_stats.switches;
+  observe_thread(thread.linear, thread.stack->bottom, thread.stack->size);
 #if defined(SIMT_ASAN)
   __sanitizer_start_switch_fiber(&launch.scheduler_fake_stack, thread.stack->bottom,
                                  thread.stack->size);
@@ -220,6 +223,7 @@ void resume(Launch& launch, Thread& thread) {
 #if defined(SIMT_ASAN)
   __sanitizer_finish_switch_fiber(launch.scheduler_fake_stack, nullptr, nullptr);
 #endif
+  observe_kernel_left();
   thread.fiber = back.fctx;
   launch.current = nullptr;
 }
@@ -500,6 +504,7 @@ std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std:
                         lanes(group->arrived) + " wait in " + op_name(group->op) + " at " +
                         site(group->file, group->line));
   }
+  observe_warp_op(self.linear);
   self.op = op;
   self.mask = mask;
   self.in = value;
@@ -553,6 +558,7 @@ void syncthreads(const char* file, int line) {
   self.line = line;
   if (++launch.barrier_arrived == launch.threads_per_block) {
     launch.barrier_arrived = 0;
+    observe_barrier();
     for (Thread& thread : launch.threads) thread.state = State::runnable;
     return;
   }
@@ -593,8 +599,8 @@ void set_max_dynamic_shared(const void* kernel_id, std::size_t bytes) {
 // --- the grid
 // --------------------------------------------------------------------------------------
 
-cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 block,
-                     std::size_t shared_bytes, void (*body)(void*), void* context) {
+cudaError_t launch_config_error(const void* kernel_id, dim3 grid, dim3 block,
+                                std::size_t shared_bytes) {
   const std::uint64_t threads_per_block = static_cast<std::uint64_t>(block.x) * block.y * block.z;
   if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       threads_per_block > kMaxThreadsPerBlock || block.x > 1024 || block.y > 1024 || block.z > 64 ||
@@ -609,6 +615,14 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
                       shared_bytes) == 0) {
     return cudaErrorLaunchOutOfResources;
   }
+  return cudaSuccess;
+}
+
+cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 block,
+                     std::size_t shared_bytes, void (*body)(void*), void* context) {
+  const cudaError_t config = launch_config_error(kernel_id, grid, block, shared_bytes);
+  if (config != cudaSuccess) return config;
+  const std::uint64_t threads_per_block = static_cast<std::uint64_t>(block.x) * block.y * block.z;
   record_launch(name, grid, block, shared_bytes);
 
   std::lock_guard<std::mutex> lock(g_launch_mutex);
@@ -640,6 +654,7 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
     launch.warps[w].existing = count == kWarpSize ? kFullMask : (1u << count) - 1;
   }
 
+  observe_launch_begin(name, grid, block, launch.dynamic_shared.get(), shared_bytes);
   g_launch = &launch;
   g_grid_dim = grid;
   g_block_dim = block;
@@ -660,6 +675,7 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
     ++g_stats.blocks;
     g_stats.threads += nthreads;
     if (shared_bytes > 0) std::memset(launch.dynamic_shared.get(), 0xFF, shared_bytes);
+    observe_block_begin(g_block_idx);
     launch.barrier_arrived = 0;
     launch.exited = 0;
     for (Warp& warp : launch.warps) {
@@ -707,7 +723,9 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
 
   g_launch = nullptr;
   g_thread_idx = nullptr;
+  const std::string observed = observe_launch_end();
   if (launch.faulted) throw KernelFault(launch.fault);
+  if (!observed.empty()) throw KernelFault(observed);
   return cudaSuccess;
 }
 

@@ -31,6 +31,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -134,6 +136,21 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
                      std::size_t shared_bytes, void (*body)(void*), void* context);
 /// The cudart shim's sticky-free "last error" slot, read by cudaGetLastError.
 void set_last_error(cudaError_t error);
+/// Why a launch of this configuration would fail (cudaSuccess if it would not), without running.
+cudaError_t launch_config_error(const void* kernel_id, dim3 grid, dim3 block,
+                                std::size_t shared_bytes);
+
+// --- stream capture (cudart_shim.cpp) ---
+/// Whether work enqueued on `stream` is being captured into a graph.
+bool capturing(cudaStream_t stream);
+/// Work enqueued on the legacy default stream while a capture is active: CUDA refuses it
+/// (cudaErrorStreamCaptureImplicit) and invalidates the capture. Returns that error, or
+/// cudaSuccess when no capture is affected.
+cudaError_t legacy_stream_use();
+/// Records a node (kernel launch, copy, memset, host work) into the capture of `stream`.
+void record(cudaStream_t stream, const char* what, std::function<cudaError_t()> node);
+/// Invalidates the capture of `stream` (a failed capture-time check) with `error`.
+void invalidate_capture(cudaStream_t stream, cudaError_t error);
 /// The dynamic shared memory a kernel was allowed through cudaFuncSetAttribute (0: not set).
 std::size_t max_dynamic_shared(const void* kernel_id);
 void set_max_dynamic_shared(const void* kernel_id, std::size_t bytes);
@@ -189,7 +206,7 @@ inline void syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) {
 /// one copy per thread as CUDA does). A bad configuration is left in cudaGetLastError, as a real
 /// launch does; a broken execution-model rule throws KernelFault.
 template <class... Params, class... Args>
-void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t,
+void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
             void (*kernel)(Params...), Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "simt::launch: wrong number of arguments");
   using Packed = std::tuple<std::decay_t<Params>...>;
@@ -197,14 +214,40 @@ void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, c
     void (*kernel)(Params...);
     Packed arguments;
   };
-  Context context{kernel, Packed(std::forward<Args>(args)...)};
   const auto body = [](void* opaque) {
     auto* ctx = static_cast<Context*>(opaque);
     std::apply(ctx->kernel, ctx->arguments);  // by-value parameters: one copy per thread
   };
-  const cudaError_t status = detail::run_grid(name, reinterpret_cast<const void*>(kernel), grid,
-                                              block, shared_bytes, body, &context);
+  const void* kernel_id = reinterpret_cast<const void*>(kernel);
+  if (detail::capturing(stream)) {
+    // Captured: checked now, as CUDA checks a launch into a capture, and run when the graph is.
+    const cudaError_t config = detail::launch_config_error(kernel_id, grid, block, shared_bytes);
+    if (config != cudaSuccess) {
+      detail::set_last_error(config);
+      detail::invalidate_capture(stream, config);
+      return;
+    }
+    auto context = std::make_shared<Context>(Context{kernel, Packed(std::forward<Args>(args)...)});
+    detail::record(stream, name, [=] {
+      return detail::run_grid(name, kernel_id, grid, block, shared_bytes, body, context.get());
+    });
+    return;
+  }
+  if (stream == nullptr) {
+    const cudaError_t implicit = detail::legacy_stream_use();
+    if (implicit != cudaSuccess) {
+      detail::set_last_error(implicit);
+      return;
+    }
+  }
+  Context context{kernel, Packed(std::forward<Args>(args)...)};
+  const cudaError_t status =
+      detail::run_grid(name, kernel_id, grid, block, shared_bytes, body, &context);
   detail::set_last_error(status);
 }
+
+/// Host-side work in stream order: the emulated stand-in for device work done by a library
+/// (cuBLAS's GEMM, a Thrust algorithm). Runs now, or is recorded when `stream` is captured.
+void host_work(cudaStream_t stream, const char* what, std::function<void()> work);
 
 }  // namespace simt

@@ -11,6 +11,7 @@
 #include "host/cuda/launch.h"
 #include "kernels/common/pack.cuh"
 #include "kernels/common/reduce.cuh"
+#include "simt/testing.h"
 #include "test_util.h"
 
 namespace warpfuse::test {
@@ -195,16 +196,7 @@ TEST(Simt, MissingBarrierGivesWrongResultsUnderSomeSchedule) {
 
 // --- detectors -----------------------------------------------------------------------------------
 
-/// Runs the launch and returns the KernelFault's message ("" if none was thrown).
-template <class Launch>
-std::string fault_of(Launch&& launch) {
-  try {
-    launch();
-  } catch (const simt::KernelFault& fault) {
-    return fault.what();
-  }
-  return "";
-}
+using simt::testing::fault_of;
 
 __global__ void divergent_barrier_kernel() {
   if (threadIdx.x < 16) {

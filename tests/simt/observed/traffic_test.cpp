@@ -1,0 +1,309 @@
+// Traffic budgets (observed build only): what each op family's kernels move, per allocation,
+// against the op's minimum (every input read once, every output written once), and the share of
+// its row-array bytes moved by 128-bit accesses. The no-GPU counterpart of the benchmarks'
+// copy-bandwidth fraction: a kernel that reads a row twice where its strategy promises once, or
+// falls back to narrow accesses on an aligned row, fails here. The table is printed at the end
+// (scripts/test shows it).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "simt/observer.h"
+#include "warpfuse/activation.h"
+#include "warpfuse/cross_entropy.h"
+#include "warpfuse/elementwise_loss.h"
+#include "warpfuse/memory.h"
+#include "warpfuse/softmax.h"
+
+namespace warpfuse {
+namespace {
+
+/// Everything the launches of one op moved.
+struct Moved {
+  std::map<const void*, std::uint64_t> read;
+  std::map<const void*, std::uint64_t> written;
+  /// Bytes moved by 128-bit accesses and by all accesses, per allocation.
+  std::map<const void*, std::uint64_t> vector_bytes;
+  std::map<const void*, std::uint64_t> all_bytes;
+  std::vector<std::string> kernels;
+};
+
+template <class F>
+Moved measure(F&& op) {
+  const std::size_t first = simt::observed_launches();
+  op();
+  Moved moved;
+  for (const simt::LaunchTraffic& launch : simt::traffic_since(first)) {
+    moved.kernels.push_back(launch.kernel);
+    for (const simt::AllocationTraffic& a : launch.allocations) {
+      moved.read[a.base] += a.bytes_read;
+      moved.written[a.base] += a.bytes_written;
+      moved.vector_bytes[a.base] += 16 * (a.loads[0] + a.stores[0]);
+      for (int w = 0; w < simt::kAccessWidths; ++w) {
+        moved.all_bytes[a.base] +=
+            static_cast<std::uint64_t>(simt::kAccessBits[w] / 8) * (a.loads[w] + a.stores[w]);
+      }
+    }
+  }
+  return moved;
+}
+
+struct Row {
+  std::string op, strategy, dtype, shape;
+  double read_ratio, write_ratio, vector_share;
+};
+std::vector<Row>& table() {
+  static std::vector<Row> rows;
+  return rows;
+}
+
+template <class T>
+const char* dtype_name() {
+  if constexpr (std::is_same_v<T, float>) return "f32";
+  if constexpr (std::is_same_v<T, __half>) return "f16";
+  return "bf16";
+}
+
+template <class T>
+DeviceBuffer<T> random_buffer(std::size_t n, std::uint32_t seed, float low = -4.0f,
+                              float high = 4.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(low, high);
+  std::vector<T> host(n);
+  for (T& value : host) value = static_cast<T>(dist(rng));
+  DeviceBuffer<T> buffer(n);
+  WARPFUSE_CUDA_CHECK(
+      cudaMemcpy(buffer.data(), host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  return buffer;
+}
+
+/// Records the row and checks reads == reads_min * reads_factor exactly per input, writes ==
+/// minimum per output, and the share of the row arrays' bytes (inputs and outputs) moved by 128-bit
+/// accesses at least `min_vector_share` (1 for aligned rows without heads or tails).
+void check(const std::string& op, const std::string& strategy, const std::string& dtype,
+           const std::string& shape, const Moved& moved,
+           const std::vector<std::pair<const void*, std::uint64_t>>& inputs,
+           const std::vector<std::pair<const void*, std::uint64_t>>& outputs, double reads_factor,
+           double min_vector_share) {
+  std::uint64_t min_read = 0, min_written = 0, read = 0, written = 0, vector = 0, all = 0;
+  std::map<const void*, bool> counted;
+  const auto count_widths = [&](const void* base) {
+    if (counted[base]) return;
+    counted[base] = true;
+    vector += moved.vector_bytes.count(base) ? moved.vector_bytes.at(base) : 0;
+    all += moved.all_bytes.count(base) ? moved.all_bytes.at(base) : 0;
+  };
+  for (const auto& [base, bytes] : inputs) {
+    min_read += bytes;
+    const std::uint64_t got = moved.read.count(base) ? moved.read.at(base) : 0;
+    read += got;
+    count_widths(base);
+    EXPECT_EQ(static_cast<double>(got), reads_factor * static_cast<double>(bytes))
+        << op << " " << strategy << " " << dtype << " " << shape << ": bytes read of an input";
+  }
+  for (const auto& [base, bytes] : outputs) {
+    min_written += bytes;
+    const std::uint64_t got = moved.written.count(base) ? moved.written.at(base) : 0;
+    written += got;
+    count_widths(base);
+    EXPECT_EQ(got, bytes) << op << " " << strategy << " " << dtype << " " << shape
+                          << ": bytes written of an output";
+  }
+  const double share = static_cast<double>(vector) / static_cast<double>(all);
+  EXPECT_GE(share, min_vector_share) << op << " " << strategy << " " << dtype << " " << shape
+                                     << ": share of bytes moved by 128-bit accesses";
+  table().push_back(Row{op, strategy, dtype, shape,
+                        static_cast<double>(read) / static_cast<double>(min_read),
+                        static_cast<double>(written) / static_cast<double>(min_written), share});
+}
+
+std::string shape_of(std::int64_t rows, std::int64_t cols) {
+  return std::to_string(rows) + "x" + std::to_string(cols);
+}
+
+// --- softmax -------------------------------------------------------------------------------------
+
+template <class T>
+void softmax_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy strategy) {
+  const std::size_t n = static_cast<std::size_t>(rows * cols);
+  DeviceBuffer<T> x = random_buffer<T>(n, 1), y(n), dy = random_buffer<T>(n, 2), dx(n);
+  SoftmaxOptions options;
+  options.strategy = strategy;
+  const std::uint64_t bytes = n * sizeof(T);
+  const double passes = strategy == SoftmaxStrategy::online ? 2.0 : 1.0;
+  const Moved forward = measure([&] {
+    softmax(MatrixView<const T>(x.data(), rows, cols), MatrixView<T>(y.data(), rows, cols),
+            options);
+  });
+  check("softmax", to_string(strategy), dtype_name<T>(), shape_of(rows, cols), forward,
+        {{x.data(), bytes}}, {{y.data(), bytes}}, passes, 1.0);
+  const Moved backward = measure([&] {
+    softmax_backward(MatrixView<const T>(y.data(), rows, cols),
+                     MatrixView<const T>(dy.data(), rows, cols),
+                     MatrixView<T>(dx.data(), rows, cols), options);
+  });
+  // The online backward reads y and dy for the row's dot product, then both again for dx.
+  check("softmax_backward", to_string(strategy), dtype_name<T>(), shape_of(rows, cols), backward,
+        {{y.data(), bytes}, {dy.data(), bytes}}, {{dx.data(), bytes}}, passes, 1.0);
+}
+
+TEST(Traffic, SoftmaxReadsOnceWritesOnce) {
+  ASSERT_TRUE(simt::observing());
+  softmax_case<float>(64, 1024, SoftmaxStrategy::warp);
+  softmax_case<float>(16, 4096, SoftmaxStrategy::block);
+  softmax_case<float>(16, 4096, SoftmaxStrategy::online);
+  softmax_case<__nv_bfloat16>(64, 1024, SoftmaxStrategy::warp);
+  softmax_case<__nv_bfloat16>(16, 4096, SoftmaxStrategy::block);
+  softmax_case<__nv_bfloat16>(16, 4096, SoftmaxStrategy::online);
+}
+
+// --- cross-entropy -------------------------------------------------------------------------------
+
+template <class T>
+void cross_entropy_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy strategy,
+                        bool in_place) {
+  const std::size_t n = static_cast<std::size_t>(rows * cols);
+  DeviceBuffer<T> logits = random_buffer<T>(n, 3), grad(n);
+  std::vector<int> host_targets(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r)
+    host_targets[static_cast<std::size_t>(r)] = (r * 7) % cols;
+  DeviceBuffer<int> targets(host_targets.size());
+  WARPFUSE_CUDA_CHECK(cudaMemcpy(targets.data(), host_targets.data(),
+                                 host_targets.size() * sizeof(int), cudaMemcpyHostToDevice));
+  DeviceBuffer<float> loss(1);
+  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
+  CrossEntropyOptions options;
+  options.strategy = strategy;
+  CrossEntropyOutputs<T> outputs;
+  outputs.loss = loss.data();
+  T* dlogits = in_place ? logits.data() : grad.data();
+  outputs.dlogits = MatrixView<T>(dlogits, rows, cols);
+  const Moved moved = measure([&] {
+    cross_entropy(MatrixView<const T>(logits.data(), rows, cols),
+                  VectorView<const int>(targets.data(), rows), outputs,
+                  LossWorkspace{workspace.data(), workspace.size()}, options);
+  });
+  const std::uint64_t bytes = n * sizeof(T);
+  const double passes = strategy == SoftmaxStrategy::online ? 2.0 : 1.0;
+  // The targets (one index per row) and the workspace's per-row partials are the other traffic;
+  // in place, the logits' allocation is read once and written once.
+  check(in_place ? "cross_entropy (in place)" : "cross_entropy", to_string(strategy),
+        dtype_name<T>(), shape_of(rows, cols), moved, {{logits.data(), bytes}}, {{dlogits, bytes}},
+        passes, 1.0);
+}
+
+TEST(Traffic, CrossEntropyReadsTheLogitsOnceAndWritesTheGradientOnce) {
+  cross_entropy_case<float>(64, 1024, SoftmaxStrategy::warp, false);
+  cross_entropy_case<float>(16, 4096, SoftmaxStrategy::block, false);
+  cross_entropy_case<float>(16, 4096, SoftmaxStrategy::block, true);
+  cross_entropy_case<float>(16, 4096, SoftmaxStrategy::online, false);
+  cross_entropy_case<__nv_bfloat16>(64, 1024, SoftmaxStrategy::warp, true);
+  cross_entropy_case<__nv_bfloat16>(16, 8192, SoftmaxStrategy::block, false);
+}
+
+// --- activations
+// -----------------------------------------------------------------------------------
+
+template <class T>
+void bias_activation_case(std::int64_t rows, std::int64_t cols) {
+  const std::size_t n = static_cast<std::size_t>(rows * cols);
+  DeviceBuffer<T> x = random_buffer<T>(n, 4), y(n), pre(n);
+  DeviceBuffer<T> bias = random_buffer<T>(static_cast<std::size_t>(cols), 5);
+  ActivationParams params;
+  params.kind = Activation::gelu;
+  const Moved moved = measure([&] {
+    bias_activation_forward(
+        MatrixView<const T>(x.data(), rows, cols), VectorView<const T>(bias.data(), cols),
+        MatrixView<T>(y.data(), rows, cols), params, MatrixView<T>(pre.data(), rows, cols));
+  });
+  const std::uint64_t bytes = n * sizeof(T);
+  check("bias_gelu_forward", "tiled", dtype_name<T>(), shape_of(rows, cols), moved,
+        {{x.data(), bytes}}, {{y.data(), bytes}, {pre.data(), bytes}}, 1.0, 1.0);
+  // The bias is read once per thread of a tile (8 per column and chunk of >= 64 rows), not once
+  // per element of x as a flat traversal does: at most an eighth of x's bytes.
+  const std::uint64_t bias_read = moved.read.count(bias.data()) ? moved.read.at(bias.data()) : 0;
+  EXPECT_GT(bias_read, 0u);
+  EXPECT_LE(bias_read, bytes / 8) << "bias read more than once per tile thread";
+}
+
+/// Rows that start one element past a 16-byte boundary: a scalar head and tail per row, 128-bit
+/// accesses for the rest.
+template <class T>
+void unaligned_activation_case(std::int64_t rows, std::int64_t cols) {
+  constexpr std::int64_t kPack = 16 / sizeof(T);
+  const std::int64_t ld = cols + kPack;
+  const std::size_t n = static_cast<std::size_t>(rows * ld + kPack);
+  DeviceBuffer<T> x = random_buffer<T>(n, 8), y = random_buffer<T>(n, 9);
+  ActivationParams params;
+  params.kind = Activation::silu;
+  const Moved moved = measure([&] {
+    activation_forward(MatrixView<const T>(x.data() + 1, rows, cols, ld),
+                       MatrixView<T>(y.data() + 1, rows, cols, ld), params);
+  });
+  const std::uint64_t bytes = static_cast<std::uint64_t>(rows * cols) * sizeof(T);
+  // Head: kPack - 1 elements; tail: (cols - head) % kPack.
+  const std::int64_t head = kPack - 1, tail = (cols - head) % kPack;
+  const double narrow = static_cast<double>(head + tail) / static_cast<double>(cols);
+  check("silu_forward (offset 1)", "flat", dtype_name<T>(), shape_of(rows, cols), moved,
+        {{x.data(), bytes}}, {{y.data(), bytes}}, 1.0, 1.0 - narrow - 1e-9);
+}
+
+TEST(Traffic, BiasActivationReadsXOnceAndWritesYAndPreOnce) {
+  bias_activation_case<float>(64, 1024);
+  bias_activation_case<__nv_bfloat16>(64, 1024);
+  unaligned_activation_case<float>(32, 1000);
+  unaligned_activation_case<__nv_bfloat16>(32, 1000);
+}
+
+// --- elementwise losses
+// ---------------------------------------------------------------------------
+
+template <class T>
+void mse_case(std::int64_t rows, std::int64_t cols) {
+  const std::size_t n = static_cast<std::size_t>(rows * cols);
+  DeviceBuffer<T> pred = random_buffer<T>(n, 6), target = random_buffer<T>(n, 7), dpred(n);
+  DeviceBuffer<float> loss(1);
+  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
+  ElementwiseLossOutputs<T> outputs;
+  outputs.loss = MatrixView<float>(loss.data(), 1, 1);
+  outputs.dpred = MatrixView<T>(dpred.data(), rows, cols);
+  const Moved moved = measure([&] {
+    mse_loss(MatrixView<const T>(pred.data(), rows, cols),
+             MatrixView<const T>(target.data(), rows, cols), outputs,
+             LossWorkspace{workspace.data(), workspace.size()});
+  });
+  const std::uint64_t bytes = n * sizeof(T);
+  check("mse_loss", "automatic", dtype_name<T>(), shape_of(rows, cols), moved,
+        {{pred.data(), bytes}, {target.data(), bytes}}, {{dpred.data(), bytes}}, 1.0, 1.0);
+}
+
+TEST(Traffic, ElementwiseLossReadsBothInputsOnce) {
+  mse_case<float>(64, 1024);
+  mse_case<__nv_bfloat16>(16, 8192);
+}
+
+/// Prints the table of ratios after the tests that filled it (ctest runs them one per process,
+/// scripts/test all together).
+class TrafficTable : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (table().empty()) return;
+    std::printf("\n%-26s %-10s %-5s %-10s %10s %11s %14s\n", "op", "strategy", "dtype", "shape",
+                "read/min", "written/min", "128-bit bytes");
+    for (const Row& row : table()) {
+      std::printf("%-26s %-10s %-5s %-10s %10.3f %11.3f %13.1f%%\n", row.op.c_str(),
+                  row.strategy.c_str(), row.dtype.c_str(), row.shape.c_str(), row.read_ratio,
+                  row.write_ratio, 100.0 * row.vector_share);
+    }
+  }
+};
+const ::testing::Environment* const kTrafficTable =
+    ::testing::AddGlobalTestEnvironment(new TrafficTable);
+
+}  // namespace
+}  // namespace warpfuse
