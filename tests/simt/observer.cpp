@@ -585,6 +585,7 @@ void observe_atomic(const void* ptr, std::size_t bytes) {
 }  // namespace detail
 }  // namespace simt
 
+#if defined(SIMT_OBSERVE)
 // --- the instrumentation's entry points
 // ----------------------------------------------------------- GCC's -fsanitize=thread calls these
 // around every memory access of instrumented code; without ThreadSanitizer's runtime linked, they
@@ -684,3 +685,5 @@ SIMT_ATOMIC_HOOKS(8, unsigned char)
 SIMT_ATOMIC_HOOKS(16, unsigned short)
 SIMT_ATOMIC_HOOKS(32, unsigned int)
 SIMT_ATOMIC_HOOKS(64, unsigned long long)
+
+#endif  // SIMT_OBSERVE
