@@ -194,24 +194,57 @@ WF_DEVICE float probability_or_zero(const CrossEntropyArgs<T, Targets>& args, st
   return col < cols ? probability_at(args, row, col) : 0.0f;
 }
 
+/// w_t of row `r` when it counts toward the mean's denominator (neither ignored nor bad), else 0.
+template <class Index>
+WF_DEVICE float counted_weight(const Index* targets, std::int64_t r, std::int64_t cols,
+                               long long ignore_index, const float* weight) {
+  const long long target = static_cast<long long>(targets[r]);
+  if (target == ignore_index || target < 0 || target >= cols) return 0.0f;
+  return weight != nullptr ? weight[target] : 1.0f;
+}
+
+/// First stage of the denominator for many rows (reduce_blocks(rows) > 1): block b writes the sum
+/// of counted_weight over its chunk of rows (reduce_chunk(rows), kernels/loss.cuh) to
+/// block_denominators[b]. Launch: reduce_blocks(rows) blocks of kLossReduceThreads threads.
+template <class Index>
+__global__ void __launch_bounds__(kLossReduceThreads)
+    cross_entropy_denominator_kernel(const Index* targets, std::int64_t rows, std::int64_t cols,
+                                     long long ignore_index, const float* weight,
+                                     float* block_denominators) {
+  const std::int64_t chunk = reduce_chunk(rows);
+  const std::int64_t begin = static_cast<std::int64_t>(blockIdx.x) * chunk;
+  const std::int64_t end = begin + chunk < rows ? begin + chunk : rows;
+  float denominator = 0.0f;
+  for (std::int64_t r = begin + threadIdx.x; r < end; r += blockDim.x) {
+    denominator += counted_weight(targets, r, cols, ignore_index, weight);
+  }
+  denominator = block_all_reduce_sum(denominator);
+  if (threadIdx.x == 0) block_denominators[blockIdx.x] = denominator;
+}
+
 /// One block over the targets, before the main kernel (index targets): W = sum_c w_c and the
-/// mean's denominator, the sum of w_t over rows neither ignored nor bad. Both with fixed-order
-/// block reductions. Launch: one block of kLossReduceThreads threads.
+/// mean's denominator, the sum of w_t over rows neither ignored nor bad: directly over the rows,
+/// or (block_denominators not null) over the first stage's reduce_blocks(rows) block sums. Both
+/// with fixed-order block reductions. Launch: one block of kLossReduceThreads threads.
 template <class Index>
 __global__ void __launch_bounds__(kLossReduceThreads)
     cross_entropy_prepare_kernel(const Index* targets, std::int64_t rows, std::int64_t cols,
                                  long long ignore_index, const float* weight, float grad_scale,
-                                 LossHeader* header) {
+                                 const float* block_denominators, LossHeader* header) {
   float weight_sum = 0.0f;
   for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
     weight_sum += weight != nullptr ? weight[c] : 1.0f;
   }
   weight_sum = block_all_reduce_sum(weight_sum);
   float denominator = 0.0f;
-  for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
-    const long long target = static_cast<long long>(targets[r]);
-    if (target != ignore_index && target >= 0 && target < cols) {
-      denominator += weight != nullptr ? weight[target] : 1.0f;
+  if (block_denominators != nullptr) {
+    const std::int64_t blocks = reduce_blocks(rows);
+    for (std::int64_t b = threadIdx.x; b < blocks; b += blockDim.x) {
+      denominator += block_denominators[b];
+    }
+  } else {
+    for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+      denominator += counted_weight(targets, r, cols, ignore_index, weight);
     }
   }
   denominator = block_all_reduce_sum(denominator);

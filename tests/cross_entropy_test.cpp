@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "test_util.h"
@@ -367,35 +368,57 @@ TEST_F(CrossEntropyEdges, InfinitiesAndHugeLogits) {
   }
 }
 
+// Past kReduceItemsPerBlock (4096) rows the mean's denominator and the final reduction take two
+// stages (first-stage blocks over fixed chunks of rows, kernels/loss.cuh): just past it, and many
+// blocks with a short last chunk, with weights and ignored rows in the denominator.
+TYPED_TEST(CrossEntropy, ManyRowsTakeTheTwoStageReductions) {
+  using T = TypeParam;
+  CeCase just_past{4097, 10, SoftmaxStrategy::automatic, Reduction::sum};
+  check_ce<T, std::int32_t>(just_past, 700);
+  CeCase many{70001, 10, SoftmaxStrategy::automatic, Reduction::mean};
+  many.weights = true;
+  many.ignored_every = 3;
+  check_ce<T, std::int64_t>(many, 701);
+  many.probabilities = true;
+  many.ignored_every = 0;
+  many.rows = 9000;
+  check_ce<T, std::int64_t>(many, 702);
+}
+
 TYPED_TEST(CrossEntropy, MeanLossIsBitwiseReproducible) {
   using T = TypeParam;
-  const std::int64_t rows = 96, classes = 1500;
-  DeviceBuffer<T> logits = to_device(random_values<T>(rows * classes, 77, -4.0, 4.0));
-  DeviceBuffer<std::int32_t> targets =
-      to_device(random_values<std::int32_t>(rows, 78, 0, classes - 1));
-  DeviceBuffer<float> loss(1);
-  DeviceBuffer<T> grad(rows * classes);
-  Workspace workspace(rows);
-  std::vector<float> first;
-  std::vector<T> first_grad;
-  for_each_schedule([&](const std::string& schedule) {
-    for (int repeat = 0; repeat < 2; ++repeat) {
-      CrossEntropyOutputs<T> outputs;
-      outputs.loss = loss.data();
-      outputs.dlogits = grad.view(rows, classes);
-      CrossEntropyOptions options;
-      options.label_smoothing = 0.05f;
-      cross_entropy(logits.view(rows, classes), targets.vector(), outputs, workspace.get(),
-                    options);
-      if (first.empty()) {
-        first = loss.to_host();
-        first_grad = grad.to_host();
-      } else {
-        EXPECT_TRUE(bitwise_equal(loss.to_host(), first)) << schedule;
-        EXPECT_TRUE(bitwise_equal(grad.to_host(), first_grad)) << schedule;
+  // 96 x 1500: one-stage reductions; 5000 x 40: the mean's denominator and the loss both take
+  // the two-stage reductions.
+  for (const auto& [rows, classes] :
+       {std::pair<std::int64_t, std::int64_t>{96, 1500}, {5000, 40}}) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(classes));
+    DeviceBuffer<T> logits = to_device(random_values<T>(rows * classes, 77, -4.0, 4.0));
+    DeviceBuffer<std::int32_t> targets =
+        to_device(random_values<std::int32_t>(rows, 78, 0, classes - 1));
+    DeviceBuffer<float> loss(1);
+    DeviceBuffer<T> grad(rows * classes);
+    Workspace workspace(rows);
+    std::vector<float> first;
+    std::vector<T> first_grad;
+    for_each_schedule([&](const std::string& schedule) {
+      for (int repeat = 0; repeat < 2; ++repeat) {
+        CrossEntropyOutputs<T> outputs;
+        outputs.loss = loss.data();
+        outputs.dlogits = grad.view(rows, classes);
+        CrossEntropyOptions options;
+        options.label_smoothing = 0.05f;
+        cross_entropy(logits.view(rows, classes), targets.vector(), outputs, workspace.get(),
+                      options);
+        if (first.empty()) {
+          first = loss.to_host();
+          first_grad = grad.to_host();
+        } else {
+          EXPECT_TRUE(bitwise_equal(loss.to_host(), first)) << schedule;
+          EXPECT_TRUE(bitwise_equal(grad.to_host(), first_grad)) << schedule;
+        }
       }
-    }
-  });
+    });
+  }
 }
 
 // --- bad arguments -------------------------------------------------------------------------------

@@ -404,6 +404,10 @@ TEST(ElementwiseLossWide, GridStrideLoopsAndLongRows) {
   check_case<float>(Case{Kind::bce_with_logits, Reduction::mean, 8500, 33, 33, 0}, 11);
   check_case<float>(Case{Kind::mse, Reduction::per_sample, 600, 1025, 1025, 0}, 12);
   check_case<__half>(Case{Kind::huber, Reduction::per_sample_sum, 2, 9000, 9000, 0}, 13);
+  // Past kReduceItemsPerBlock (4096) rows the final reduction takes two stages (kernels/loss.cuh):
+  // just past it, and many first-stage blocks with a short last chunk.
+  check_case<float>(Case{Kind::mse, Reduction::mean, 4097, 3, 3, 0}, 14);
+  check_case<__nv_bfloat16>(Case{Kind::bce_with_logits, Reduction::sum, 70001, 4, 4, 0}, 15);
 }
 
 // --- Keras's published example -------------------------------------------------------------------
@@ -544,7 +548,8 @@ TYPED_TEST(ElementwiseLoss, RunsAreBitwiseIdentical) {
   using T = TypeParam;
   const Case cases[] = {Case{Kind::bce_with_logits, Reduction::mean, 1100, 37, 37, 0},
                         Case{Kind::huber, Reduction::per_sample, 300, 20, 20, 0},
-                        Case{Kind::mse, Reduction::sum, 3, 3000, 3000, 0}};
+                        Case{Kind::mse, Reduction::sum, 3, 3000, 3000, 0},
+                        Case{Kind::mae, Reduction::mean, 9000, 2, 2, 0}};  // two stages
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name());
     std::vector<T> pred_host, target_host;

@@ -115,14 +115,16 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
     launch_main(args, strategy, vectorized, stream);
   }
   if (options.reduction == Reduction::sum) {
-    detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, nullptr, outputs.loss, stream);
+    detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, nullptr, scratch.block_sums,
+                               outputs.loss, stream);
   } else if (options.reduction == Reduction::mean) {
     if constexpr (Targets::kProbabilities) {
       const float scale = rows > 0 ? 1.0f / static_cast<float>(rows) : 0.0f;
-      detail::launch_loss_reduce(scratch.row_partials, rows, scale, nullptr, outputs.loss, stream);
+      detail::launch_loss_reduce(scratch.row_partials, rows, scale, nullptr, scratch.block_sums,
+                                 outputs.loss, stream);
     } else {
       detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, &scratch.header->denominator,
-                                 outputs.loss, stream);
+                                 scratch.block_sums, outputs.loss, stream);
     }
   }
   static_cast<void>(workspace);
@@ -173,11 +175,22 @@ void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
   }
   const detail::LossScratch scratch =
       check_common(op, logits, outputs, workspace, options, weight, stream);
+  // The mean's denominator: over many rows, a first stage spread over reduce_blocks(rows) blocks
+  // (the same fixed chunking as the loss reduction), then the one-block prepare kernel.
+  const float* class_weight = weight.size > 0 ? weight.data : nullptr;
+  const auto ignore_index = static_cast<long long>(options.ignore_index);
+  const std::int64_t blocks = detail::reduce_blocks(logits.rows);
+  if (blocks > 1) {
+    detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
+                                dim3(detail::kLossReduceThreads), 0, stream},
+                   "cross_entropy_denominator_kernel",
+                   detail::cross_entropy_denominator_kernel<Index>, targets.data, logits.rows,
+                   logits.cols, ignore_index, class_weight, scratch.block_sums);
+  }
   detail::launch(LaunchConfig{dim3(1), dim3(detail::kLossReduceThreads), 0, stream},
                  "cross_entropy_prepare_kernel", detail::cross_entropy_prepare_kernel<Index>,
-                 targets.data, logits.rows, logits.cols,
-                 static_cast<long long>(options.ignore_index),
-                 weight.size > 0 ? weight.data : nullptr, options.grad_scale, scratch.header);
+                 targets.data, logits.rows, logits.cols, ignore_index, class_weight,
+                 options.grad_scale, blocks > 1 ? scratch.block_sums : nullptr, scratch.header);
   run(op, logits, detail::IndexTargets<Index>{targets.data, options.ignore_index}, outputs,
       workspace, options, weight, scratch, stream);
 }

@@ -264,7 +264,7 @@ void run_elementwise_loss(const char* op, MatrixView<const T> pred, MatrixView<c
   }
   if (through_workspace) {
     detail::launch_loss_reduce(scratch.row_partials, rows, static_cast<float>(weight), nullptr,
-                               loss.data, stream);
+                               scratch.block_sums, loss.data, stream);
   }
 }
 

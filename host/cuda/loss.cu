@@ -2,6 +2,7 @@
 // (include/warpfuse/loss.h, kernels/loss.cuh).
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -32,7 +33,8 @@ const char* to_string(Reduction reduction) {
 std::size_t loss_workspace_bytes(std::int64_t rows) {
   const std::int64_t partials = rows > 0 ? rows : 0;
   const std::int64_t bytes =
-      detail::kLossHeaderBytes + partials * static_cast<std::int64_t>(sizeof(float));
+      detail::block_sums_offset_bytes(partials) +
+      detail::reduce_blocks(partials) * static_cast<std::int64_t>(sizeof(float));
   return static_cast<std::size_t>((bytes + 255) / 256 * 256);
 }
 
@@ -77,12 +79,25 @@ LossScratch prepare_loss_workspace(const char* op, const LossWorkspace& workspac
   WARPFUSE_CUDA_CHECK(cudaMemsetAsync(header, 0, sizeof(LossHeader), stream));
   WARPFUSE_CUDA_CHECK(
       cudaMemsetAsync(&header->first_bad_row, 0xFF, sizeof(header->first_bad_row), stream));
-  return LossScratch{
-      header, reinterpret_cast<float*>(static_cast<char*>(workspace.data) + kLossHeaderBytes)};
+  char* base = static_cast<char*>(workspace.data);
+  return LossScratch{header, reinterpret_cast<float*>(base + kLossHeaderBytes),
+                     reinterpret_cast<float*>(base + block_sums_offset_bytes(rows))};
+}
+
+std::int64_t block_sums_offset_bytes(std::int64_t rows) {
+  const std::int64_t partials = (std::max<std::int64_t>(rows, 0) + 63) / 64 * 64;
+  return kLossHeaderBytes + partials * static_cast<std::int64_t>(sizeof(float));
 }
 
 void launch_loss_reduce(const float* partials, std::int64_t n, float scale, const float* divisor,
-                        float* out, cudaStream_t stream) {
+                        float* block_sums, float* out, cudaStream_t stream) {
+  const std::int64_t blocks = reduce_blocks(n);
+  if (blocks > 1) {
+    launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)), dim3(kLossReduceThreads), 0, stream},
+           "loss_block_sums_kernel", loss_block_sums_kernel<float>, partials, n, block_sums);
+    partials = block_sums;
+    n = blocks;
+  }
   launch(LaunchConfig{dim3(1), dim3(kLossReduceThreads), 0, stream}, "loss_reduce_kernel",
          loss_reduce_kernel<float>, partials, n, scale, divisor, out);
 }
