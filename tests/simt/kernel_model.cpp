@@ -41,6 +41,7 @@ struct Model {
   std::map<std::string, KernelResources> report;
   std::map<std::string, int> reported_warps;
   std::map<const void*, KernelResources> overrides;
+  std::map<const void*, KernelResources> by_address;  // report entries found so far
   std::map<std::string, LaunchRecord> launches;
 };
 
@@ -122,9 +123,14 @@ KernelResources kernel_resources(const void* kernel) {
   std::lock_guard<std::mutex> lock(m.mutex);
   const auto overridden = m.overrides.find(kernel);
   if (overridden != m.overrides.end()) return overridden->second;
+  // Every launch asks: the symbol lookup (dladdr, then the report by name) is done once per kernel.
+  const auto cached = m.by_address.find(kernel);
+  if (cached != m.by_address.end()) return cached->second;
   load_report(m);
   const auto found = m.report.find(kernel_symbol(kernel));
-  return found == m.report.end() ? KernelResources{} : found->second;
+  const KernelResources resources = found == m.report.end() ? KernelResources{} : found->second;
+  m.by_address.emplace(kernel, resources);
+  return resources;
 }
 
 void set_kernel_resources(const void* kernel, const KernelResources& resources) {

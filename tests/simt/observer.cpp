@@ -79,7 +79,6 @@ struct Allocation {
 
 struct Observer {
   // The running launch.
-  bool in_launch = false;
   std::string kernel;
   dim3 grid{};
   dim3 block_dim{};
@@ -465,7 +464,6 @@ void observe_launch_begin(const char* name, dim3 grid, dim3 block, const void* d
                           std::size_t dynamic_shared_bytes) {
   if (!kObserving) return;
   Observer& o = observer();
-  o.in_launch = true;
   o.kernel = name;
   o.grid = grid;
   o.block_dim = block;
@@ -524,7 +522,6 @@ std::string observe_launch_end() {
   t_in_kernel = false;
   if (!kObserving) return {};
   Observer& o = observer();
-  o.in_launch = false;
   o.global_pages.clear();
   o.history.push_back(o.traffic);
   return o.first_race.empty() ? o.first_report : o.first_race;
