@@ -383,8 +383,13 @@ std::string case_name(const std::string& op, DType dtype, const std::string& imp
 }
 
 std::vector<std::int64_t> sweep_cols() {
-  std::vector<std::int64_t> cols;
+  // Powers of two, plus the row engine's shapes: MoE routers (8, 10 columns: many rows per warp)
+  // and GPT-2's vocabulary 50257 beside its padded 50304 (rows off 16-byte boundaries).
+  std::vector<std::int64_t> cols = {8, 10};
   for (std::int64_t c = 32; c <= 262144; c *= 2) cols.push_back(c);
+  cols.push_back(50257);
+  cols.push_back(50304);
+  std::sort(cols.begin(), cols.end());
   return cols;
 }
 

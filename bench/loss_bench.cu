@@ -2,11 +2,11 @@
 // elementwise MSE and BCE-with-logits (the method of measuring is in bench_common.h).
 //
 // cross_entropy/<dtype>/<impl>/<C>: forward + backward of the mean cross-entropy with int64 class
-// targets over rows x C logits, C = 10, 1000, 32000, 50257, 128256, 256000, rows such that a launch
-// moves >= --min-mib. Bytes moved = logits read once + dlogits written once, 2 rows C sizeof(T)
-// (the rows int64 targets and the fp32 loss are not counted). Implementations:
+// targets over rows x C logits, C = 8, 10, 1000, 32000, 50257, 50304, 128256, 256000, rows such
+// that a launch moves >= --min-mib. Bytes moved = logits read once + dlogits written once, 2 rows C
+// sizeof(T) (the rows int64 targets and the fp32 loss are not counted). Implementations:
 //   warp, block, online  warpfuse with that strategy forced, where it can hold the row (warp up
-//                        to kSoftmaxWarpMaxCols, block up to softmax_block_max_cols)
+//                        to kSoftmaxWarpMaxCols, block up to cross_entropy_block_max_cols)
 //   automatic            warpfuse's own choice; dlogits a separate buffer
 //   inplace              warpfuse's own choice with dlogits == logits (no logits-sized buffer
 //                        besides the logits themselves)
@@ -85,7 +85,7 @@ SoftmaxStrategy strategy_of(Impl impl) {
   }
 }
 
-constexpr std::int64_t kClasses[] = {10, 1000, 32000, 50257, 128256, 256000};
+constexpr std::int64_t kClasses[] = {8, 10, 1000, 32000, 50257, 50304, 128256, 256000};
 
 /// The loss values are fp32 whatever the dtype; the row sums run over up to 2^18 classes.
 constexpr Tolerance kLossTolerance{1e-5, 1e-4};
@@ -295,7 +295,7 @@ bool applicable(Impl impl, std::int64_t classes) {
     case Impl::warp:
       return classes <= kSoftmaxWarpMaxCols;
     case Impl::block:
-      return classes <= softmax_block_max_cols(dtype_of<T>());
+      return classes <= cross_entropy_block_max_cols(dtype_of<T>());
     default:
       return true;
   }

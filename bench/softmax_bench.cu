@@ -425,8 +425,8 @@ bool applicable(Op op, Impl impl, std::int64_t cols) {
     case Impl::warp:
       return cols <= kSoftmaxWarpMaxCols;
     case Impl::block: {
-      const std::int64_t limit = softmax_block_max_cols(dtype_of<T>());
-      return cols <= (is_backward(op) ? limit / 2 : limit);
+      return cols <= softmax_block_max_cols(dtype_of<T>(), is_backward(op) ? SoftmaxPass::backward
+                                                                           : SoftmaxPass::forward);
     }
     case Impl::cudnn:
 #if defined(WARPFUSE_BENCH_HAVE_CUDNN)

@@ -1,20 +1,22 @@
 // warpfuse kernels — cross-entropy from logits fused with softmax and its gradient (the math and
 // semantics are documented in include/warpfuse/cross_entropy.h).
 //
-// Every strategy reduces, per row, four fp32 quantities in one pass over the logits:
-//   max and Z = sum exp(z - max)     (lse = max + log Z)
+// The op is a policy of the row engine (kernels/common/row_engine.cuh: the traversals, vector
+// access for any alignment and the strategies). Per row it reduces, in one pass over the logits,
+//   max and Z = sum exp(z - max)     (lse = max + log Z; formed by the engine)
 //   a = sum_c a_c, b = sum_c b_c     index targets: a = z_t, b = sum_c w_c z_c (smoothing only)
 //                                    probability targets: a = sum_c w_c q'_c, b = sum_c w_c q'_c
 //                                    z_c
 // then writes the row's loss, its lse, and (optionally) the gradient
 //   dz_c = g (p_c A - B_c),   A = row factor (see gradient_factor), B_c = w_c q'_c.
-// Strategies mirror softmax's: warp (row in registers, kLanes lanes per row), block (logits cached
-// in shared memory), online (max and Z together with the online normaliser, a second pass for the
-// gradient). In-place dlogits == logits is safe in all three: every logit is read before the
-// thread that read it overwrites it.
+// Probability targets are the engine's second input (read once, by 128-bit accesses when they
+// share the logits' address phase). The target logit z_t: in the warp and block strategies it is
+// picked up by comparing columns while the row is in registers or shared memory; in the online
+// strategy the row's leader reads it once, before the row's first barrier (so an in-place
+// gradient store cannot overtake it). In-place dlogits == logits is safe in every strategy.
 //
 // A row whose target is ignore_index gets loss 0 and a zero gradient; a target outside [0, C)
-// gets loss NaN and a zero gradient, and is reported once (by the row's first thread) through the
+// gets loss NaN and a zero gradient, and is reported once (by the row's leader) through the
 // workspace header with integer atomics.
 #pragma once
 
@@ -24,7 +26,7 @@
 #include "kernels/common/dialect.cuh"
 #include "kernels/common/math.cuh"
 #include "kernels/common/reduce.cuh"
-#include "kernels/common/rows.cuh"
+#include "kernels/common/row_engine.cuh"
 #include "kernels/loss.cuh"
 
 namespace warpfuse::detail {
@@ -102,24 +104,6 @@ WF_DEVICE float target_mass(const CrossEntropyArgs<T, Targets>& args, const Cros
   }
 }
 
-/// Adds logit z of class `col` to the row's linear sums a and b.
-template <class T, class Targets>
-WF_DEVICE void accumulate_linear(const CrossEntropyArgs<T, Targets>& args,
-                                 const CrossEntropyRow& row, std::int64_t col, float z, float q,
-                                 float* a, float* b) {
-  if constexpr (Targets::kProbabilities) {
-    const float mass = target_mass(args, row, col, q);
-    *a += mass;
-    if (mass != 0.0f) *b += mass * z;  // a class with no mass adds nothing, even at z = -inf
-  } else {
-    if (col == row.target) *a += z;
-    if (args.smoothing > 0.0f) {
-      const float weight = args.weight != nullptr ? args.weight[col] : 1.0f;
-      if (weight != 0.0f) *b += weight * z;
-    }
-  }
-}
-
 /// The row's loss from lse = shift + log_sum and its linear sums; W is the sum of the class
 /// weights. The target term is formed as (shift - z_t) + log_sum, exact when z_t is the row
 /// maximum, instead of lse - z_t, which loses everything to rounding when |z| is large.
@@ -174,24 +158,6 @@ WF_DEVICE void finish_row(const CrossEntropyArgs<T, Targets>& args, const CrossE
   }
   args.row_loss[index] = loss;
   if (args.logsumexp != nullptr) args.logsumexp[index] = shift + log_sum;
-}
-
-/// The probability target of (row, col), or 0 for index targets.
-template <class T, class Targets>
-WF_DEVICE float probability_at(const CrossEntropyArgs<T, Targets>& args, std::int64_t row,
-                               std::int64_t col) {
-  if constexpr (Targets::kProbabilities) {
-    return to_float(args.targets.probabilities[row * args.targets.ld + col]);
-  } else {
-    return 0.0f;
-  }
-}
-
-/// The probability target of (row, col), or 0 past the row's end or for index targets.
-template <class T, class Targets>
-WF_DEVICE float probability_or_zero(const CrossEntropyArgs<T, Targets>& args, std::int64_t row,
-                                    std::int64_t col, std::int64_t cols) {
-  return col < cols ? probability_at(args, row, col) : 0.0f;
 }
 
 /// w_t of row `r` when it counts toward the mean's denominator (neither ignored nor bad), else 0.
@@ -255,203 +221,96 @@ __global__ void __launch_bounds__(kLossReduceThreads)
   }
 }
 
-/// Warp strategy. Grid: 1-D, grid-stride over rows; block: kWarpRowBlockThreads-style whole
-/// warps; kLanes lanes per row, kPerLane logits per lane in registers (probability targets are read
-/// from global memory in both passes, the second from cache). Requires cols <= kLanes * kPerLane.
-template <class T, class Targets, int kLanes, int kPerLane, int kPack>
-__global__ void __launch_bounds__(kWarpRowBlockThreads)
-    cross_entropy_warp_kernel(CrossEntropyArgs<T, Targets> args) {
-  constexpr int kRowsPerWarp = kWarpSize / kLanes;
-  constexpr int kChunks = kPerLane / kPack;
-  constexpr bool kProb = Targets::kProbabilities;
-  const int lane_in_row = static_cast<int>(lane_index()) % kLanes;
-  const int group = static_cast<int>(lane_index()) / kLanes;
-  std::int64_t first_row, row_stride;
-  warp_rows<kRowsPerWarp>(&first_row, &row_stride);
-  for (std::int64_t warp_row = first_row; warp_row < args.rows; warp_row += row_stride) {
-    const std::int64_t row = warp_row + group;
-    const bool active = row < args.rows;
-    const std::int64_t cols = active ? args.cols : 0;
-    const CrossEntropyRow info =
-        active ? cross_entropy_row(args, row) : CrossEntropyRow{0, 0.0f, true, false};
-    float z[kPerLane];
-#pragma unroll
-    for (int k = 0; k < kChunks; ++k) {
-      const std::int64_t col = (static_cast<std::int64_t>(k) * kLanes + lane_in_row) * kPack;
-      load_scaled<kPack>(args.logits + (active ? row : 0) * args.ld, col, cols, 1.0f,
-                         negative_infinity(), z + k * kPack);
-    }
-    float max = negative_infinity();
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) max = fmaxf(max, z[i]);
-    max = warp_all_reduce_max<kLanes>(max);
-    const float shift = max == negative_infinity() ? 0.0f : max;
-    float sum = 0.0f, a = 0.0f, b = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kChunks; ++k) {
-#pragma unroll
-      for (int i = 0; i < kPack; ++i) {
-        const std::int64_t col = (static_cast<std::int64_t>(k) * kLanes + lane_in_row) * kPack + i;
-        if (col < cols) {
-          sum += fast_exp(z[k * kPack + i] - shift);
-          // Probability targets are read where they are used (scalar: they need not share the
-          // logits' alignment) rather than kept beside the logits, which doubled the registers
-          // (208-234 per thread, 8 resident warps per SM).
-          accumulate_linear(args, info, col, z[k * kPack + i],
-                            probability_or_zero(args, row, col, cols), &a, &b);
-        }
-      }
-    }
-    sum = warp_all_reduce_sum<kLanes>(sum);
-    a = warp_all_reduce_sum<kLanes>(a);
-    b = warp_all_reduce_sum<kLanes>(b);
-    if (!active) continue;
-    // Read per row, not kept from the kernel's start: with 32 logits per lane held, two more
-    // values live across the whole loop were what spilled to local memory.
-    const float weight_sum = kProb ? 0.0f : args.header->weight_sum;
-    const float log_sum = exact_log(sum);
-    const float lse = shift + log_sum;
-    if (lane_in_row == 0) finish_row(args, info, row, shift, log_sum, a, b, weight_sum);
-    if (args.grad == nullptr) continue;
-    const bool zero = info.ignored || info.bad;
-    const float g = row_gradient_scale(args);
-    const float factor = gradient_factor(args, info, lse, a, weight_sum);
-#pragma unroll
-    for (int k = 0; k < kChunks; ++k) {
-      const std::int64_t col = (static_cast<std::int64_t>(k) * kLanes + lane_in_row) * kPack;
-      float out[kPack];
-#pragma unroll
-      for (int i = 0; i < kPack; ++i) {
-        const float p = fast_exp((z[k * kPack + i] - shift) - log_sum);
-        const float mass =
-            col + i < args.cols
-                ? target_mass(args, info, col + i, probability_or_zero(args, row, col + i, cols))
-                : 0.0f;
-        out[i] = zero ? 0.0f : g * (p * factor - mass);
-      }
-      store_converted<kPack>(args.grad + row * args.ld_grad, col, args.cols, out);
-    }
-  }
-}
+/// The row-engine policy: one or two inputs (logits; probability targets), the gradient as the
+/// output (or none), two per-row sums (a, b above).
+template <class T_, class Targets>
+struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
+  using T = T_;
+  using Args = CrossEntropyArgs<T_, Targets>;
+  static constexpr bool kProb = Targets::kProbabilities;
+  static constexpr int kInputs = kProb ? 2 : 1;
+  static constexpr bool kNormalize = true;
+  static constexpr bool kStoreUsesExp = true;
+  static constexpr int kSums = 2;
+  struct Row {
+    CrossEntropyRow target;
+    float target_logit;  // z_t, read by the leader (online strategy), else from the sums
+    bool has_target_logit;
+    float weight_sum;  // W (index targets; warp and block strategies), see begin_row
+    bool weight_sum_read;
+  };
+  struct Result {
+    float inv_sum;
+    float g;       // the gradient's scale
+    float factor;  // gradient_factor
+    bool zero;     // ignored and bad rows get a zero gradient
+  };
 
-/// Block strategy. Grid: 1-D, grid-stride over rows, one row per block at a time; block: whole
-/// warps. Dynamic shared memory: the row's logits in T, rounded up to whole packs; each thread
-/// reads back only the packs it cached. Probability targets are read from global memory in both
-/// passes.
-template <class T, class Targets, int kPack>
-__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
-    cross_entropy_block_kernel(CrossEntropyArgs<T, Targets> args) {
-  WF_DYNAMIC_SHARED(T, cache);
-  constexpr bool kProb = Targets::kProbabilities;
-  const std::int64_t packs = (args.cols + kPack - 1) / kPack;
-  const std::int64_t thread = linear_thread_index();
-  const std::int64_t threads = threads_per_block();
-  const float weight_sum = kProb ? 0.0f : args.header->weight_sum;
-  const float g = row_gradient_scale(args);
-  for (std::int64_t row = blockIdx.x; row < args.rows; row += gridDim.x) {
-    const CrossEntropyRow info = cross_entropy_row(args, row);
-    const T* logits = args.logits + row * args.ld;
-    float max = negative_infinity();
-    for (std::int64_t p = thread; p < packs; p += threads) {
-      float values[kPack];
-      load_scaled<kPack>(logits, p * kPack, args.cols, 1.0f, negative_infinity(), values);
-#pragma unroll
-      for (int i = 0; i < kPack; ++i) {
-        cache[p * kPack + i] = from_float<T>(values[i]);
-        max = fmaxf(max, values[i]);
-      }
+  WF_DEVICE const T* input(int i, std::int64_t row) const {
+    if constexpr (kProb) {
+      if (i == 1) return this->targets.probabilities + row * this->targets.ld;
     }
-    max = block_all_reduce_max(max);
-    const float shift = max == negative_infinity() ? 0.0f : max;
-    float sum = 0.0f, a = 0.0f, b = 0.0f;
-    for (std::int64_t p = thread; p < packs; p += threads) {
-#pragma unroll
-      for (int i = 0; i < kPack; ++i) {
-        const std::int64_t col = p * kPack + i;
-        if (col < args.cols) {
-          const float z = to_float(cache[col]);
-          sum += fast_exp(z - shift);
-          accumulate_linear(args, info, col, z, probability_at(args, row, col), &a, &b);
-        }
-      }
-    }
-    sum = block_all_reduce_sum(sum);
-    a = block_all_reduce_sum(a);
-    b = block_all_reduce_sum(b);
-    const float log_sum = exact_log(sum);
-    const float lse = shift + log_sum;
-    if (thread == 0) finish_row(args, info, row, shift, log_sum, a, b, weight_sum);
-    if (args.grad == nullptr) continue;
-    const bool zero = info.ignored || info.bad;
-    const float factor = gradient_factor(args, info, lse, a, weight_sum);
-    for (std::int64_t p = thread; p < packs; p += threads) {
-      float out[kPack];
-#pragma unroll
-      for (int i = 0; i < kPack; ++i) {
-        const std::int64_t col = p * kPack + i;
-        const float prob = fast_exp((to_float(cache[col]) - shift) - log_sum);
-        const float mass =
-            col < args.cols ? target_mass(args, info, col, probability_at(args, row, col)) : 0.0f;
-        out[i] = zero ? 0.0f : g * (prob * factor - mass);
-      }
-      store_converted<kPack>(args.grad + row * args.ld_grad, p * kPack, args.cols, out);
-    }
+    return this->logits + row * this->ld;
   }
-}
+  WF_DEVICE T* output(std::int64_t row) const {
+    return this->grad == nullptr ? nullptr : this->grad + row * this->ld_grad;
+  }
+  WF_DEVICE float logit_scale() const { return 1.0f; }
 
-/// Online strategy. Grid: 1-D, grid-stride over rows, one row per block; block: whole warps; no
-/// dynamic shared memory. Pass 1 reads the logits once for the online normaliser and the linear
-/// sums; pass 2 (only with a gradient) reads them again and writes dlogits. Any C.
-template <class T, class Targets, int kPack>
-__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
-    cross_entropy_online_kernel(CrossEntropyArgs<T, Targets> args) {
-  constexpr bool kProb = Targets::kProbabilities;
-  const std::int64_t packs = (args.cols + kPack - 1) / kPack;
-  const std::int64_t thread = linear_thread_index();
-  const std::int64_t threads = threads_per_block();
-  const float weight_sum = kProb ? 0.0f : args.header->weight_sum;
-  const float g = row_gradient_scale(args);
-  for (std::int64_t row = blockIdx.x; row < args.rows; row += gridDim.x) {
-    const CrossEntropyRow info = cross_entropy_row(args, row);
-    const T* logits = args.logits + row * args.ld;
-    OnlineNormalizer norm = OnlineNormalizerOp::identity<float>();
-    float a = 0.0f, b = 0.0f;
-    for (std::int64_t p = thread; p < packs; p += threads) {
-      float values[kPack];
-      load_scaled<kPack>(logits, p * kPack, args.cols, 1.0f, negative_infinity(), values);
-#pragma unroll
-      for (int i = 0; i < kPack; ++i) {
-        const std::int64_t col = p * kPack + i;
-        if (col < args.cols) {
-          norm = online_normalizer_add(norm, values[i]);
-          accumulate_linear(args, info, col, values[i], probability_at(args, row, col), &a, &b);
-        }
+  template <bool kStreamed>
+  WF_DEVICE Row begin_row(std::int64_t row, bool leader) const {
+    // The warp and block strategies read W here (a float held through the pass beats a pointer
+    // held, which spilled in the warp kernels); the online one in finish (a float held through
+    // its register blocks spilled there, under the 64 registers of 1024 threads).
+    Row r{cross_entropy_row(static_cast<const Args&>(*this), row), 0.0f, false,
+          kProb || kStreamed ? 0.0f : this->header->weight_sum, !kProb && !kStreamed};
+    if constexpr (kStreamed && !kProb) {
+      if (leader && !r.target.ignored && !r.target.bad) {
+        r.target_logit = to_float(this->logits[row * this->ld + r.target.target]);
+        r.has_target_logit = true;
       }
     }
-    norm = block_all_reduce(norm, OnlineNormalizerOp{});
-    a = block_all_reduce_sum(a);
-    b = block_all_reduce_sum(b);
-    const float shift = norm.max == negative_infinity() ? 0.0f : norm.max;
-    const float log_sum = exact_log(norm.sum);
-    const float lse = shift + log_sum;
-    if (thread == 0) finish_row(args, info, row, shift, log_sum, a, b, weight_sum);
-    if (args.grad == nullptr) continue;
-    const bool zero = info.ignored || info.bad;
-    const float factor = gradient_factor(args, info, lse, a, weight_sum);
-    for (std::int64_t p = thread; p < packs; p += threads) {
-      float values[kPack];
-      load_scaled<kPack>(logits, p * kPack, args.cols, 1.0f, negative_infinity(), values);
-#pragma unroll
-      for (int i = 0; i < kPack; ++i) {
-        const std::int64_t col = p * kPack + i;
-        const float prob = fast_exp((values[i] - shift) - log_sum);
-        const float mass =
-            col < args.cols ? target_mass(args, info, col, probability_at(args, row, col)) : 0.0f;
-        values[i] = zero ? 0.0f : g * (prob * factor - mass);
+    return r;
+  }
+
+  template <bool kStreamed>
+  WF_DEVICE void accumulate(const Row& r, std::int64_t col, const float* in, float* sums) const {
+    const float z = in[0];
+    if constexpr (kProb) {
+      const float mass = target_mass(static_cast<const Args&>(*this), r.target, col, in[1]);
+      sums[0] += mass;
+      if (mass != 0.0f) sums[1] += mass * z;  // a class with no mass adds nothing, even at -inf
+    } else {
+      if constexpr (!kStreamed) {
+        if (col == r.target.target) sums[0] += z;
       }
-      store_converted<kPack>(args.grad + row * args.ld_grad, p * kPack, args.cols, values);
+      if (this->smoothing > 0.0f) {
+        const float weight = this->weight != nullptr ? this->weight[col] : 1.0f;
+        if (weight != 0.0f) sums[1] += weight * z;
+      }
     }
   }
-}
+
+  WF_DEVICE Result finish(const Row& r, std::int64_t row, const RowStats& stats, const float* sums,
+                          bool leader) const {
+    const Args& args = *this;
+    const float weight_sum =
+        kProb ? 0.0f : (r.weight_sum_read ? r.weight_sum : args.header->weight_sum);
+    const float a = r.has_target_logit ? r.target_logit : sums[0];
+    if (leader) finish_row(args, r.target, row, stats.shift, stats.log_sum, a, sums[1], weight_sum);
+    const bool zero = r.target.ignored || r.target.bad;
+    const float lse = stats.shift + stats.log_sum;
+    return Result{stats.inv_sum, row_gradient_scale(args),
+                  gradient_factor(args, r.target, lse, a, weight_sum), zero};
+  }
+
+  WF_DEVICE float store_value(const Row& r, const Result& res, std::int64_t col, const float* in,
+                              float e) const {
+    if (res.zero) return 0.0f;
+    const float mass =
+        target_mass(static_cast<const Args&>(*this), r.target, col, kProb ? in[1] : 0.0f);
+    return res.g * (e * res.inv_sum * res.factor - mass);
+  }
+};
 
 }  // namespace warpfuse::detail

@@ -200,7 +200,7 @@ std::vector<SoftmaxStrategy> strategies_for(std::int64_t classes, std::size_t el
   std::vector<SoftmaxStrategy> result;
   if (classes <= kSoftmaxWarpMaxCols) result.push_back(SoftmaxStrategy::warp);
   const DType dtype = element_bytes == 4 ? DType::f32 : DType::f16;
-  if (classes <= softmax_block_max_cols(dtype)) result.push_back(SoftmaxStrategy::block);
+  if (classes <= cross_entropy_block_max_cols(dtype)) result.push_back(SoftmaxStrategy::block);
   result.push_back(SoftmaxStrategy::online);
   return result;
 }
@@ -227,6 +227,47 @@ TYPED_TEST(CrossEntropy, EveryClassCountAndStrategyMatchesTheReference) {
       c.ignored_every = 3;
       check_ce<T, std::int32_t>(c, ++seed);
     }
+  }
+}
+
+/// The shapes the row engine was built for: GPT-2's 50257 vocabulary (rows off 16-byte
+/// boundaries) beside the padded 50304, in place and with probability targets; MoE-router rows of
+/// 8 and 10 classes (many rows per warp, whole packs; 1M rows on a GPU).
+TYPED_TEST(CrossEntropy, VocabularyAndRouterShapes) {
+  using T = TypeParam;
+  std::uint64_t seed = 900;
+#if defined(WARPFUSE_SIMT)
+  const std::int64_t vocab_rows = 3, router_rows = 5003;
+#else
+  const std::int64_t vocab_rows = 41, router_rows = 1 << 20;
+#endif
+  for (std::int64_t classes : {50257, 50304}) {
+    for (SoftmaxStrategy strategy : strategies_for(classes, sizeof(T))) {
+      CeCase c{vocab_rows, classes, strategy};
+      check_ce<T, std::int64_t>(c, ++seed);
+      c.in_place = true;
+      c.smoothing = 0.1f;
+      check_ce<T, std::int32_t>(c, ++seed);
+      const bool block_holds_two =
+          classes <=
+          cross_entropy_block_max_cols(dtype_of<T>(), CrossEntropyTargets::probabilities);
+      if (strategy != SoftmaxStrategy::block || block_holds_two) {
+        CeCase p{vocab_rows, classes, strategy, Reduction::sum};
+        p.probabilities = true;
+        p.ld_pad = 3;
+        check_ce<T, std::int32_t>(p, ++seed);
+      }
+    }
+  }
+  for (std::int64_t classes : {8, 10}) {
+    CeCase c{router_rows, classes};
+    c.ignored_every = 7;
+    check_ce<T, std::int32_t>(c, ++seed);
+    CeCase p{router_rows / 4, classes, SoftmaxStrategy::warp, Reduction::none};
+    p.probabilities = true;
+    p.in_place = true;
+    p.ld_pad = 1;
+    check_ce<T, std::int64_t>(p, ++seed);
   }
 }
 

@@ -245,6 +245,41 @@ TYPED_TEST(Softmax, AutomaticStrategy) {
   }
 }
 
+/// The shapes the row engine was built for, every strategy that holds them: GPT-2's vocabulary
+/// (50257: every row but the first starts off a 16-byte boundary) beside its padded 50304, one
+/// of 262144 (online), MoE-router rows of 8 and 10 columns (many rows per warp, whole packs), and
+/// views one element into the allocation.
+TYPED_TEST(Softmax, VocabularyAndRouterShapes) {
+  using T = TypeParam;
+  std::uint64_t seed = 7000;
+#if defined(WARPFUSE_SIMT)
+  const std::int64_t vocab_rows = 2, router_rows = 4099;
+#else
+  const std::int64_t vocab_rows = 37, router_rows = 1 << 20;
+#endif
+  for (std::int64_t cols : {50257, 50304}) {
+    for (SoftmaxStrategy strategy : {SoftmaxStrategy::block, SoftmaxStrategy::online}) {
+      for (Op op : kOps) {
+        const bool backward = is_backward(op);
+        const std::int64_t limit = softmax_block_max_cols(
+            dtype_of<T>(), backward ? SoftmaxPass::backward : SoftmaxPass::forward);
+        if (strategy == SoftmaxStrategy::block && cols > limit) continue;
+        check_case<T>(op, Case{vocab_rows, cols, cols, 0, 1.0f, strategy}, ++seed);
+        check_case<T>(op, Case{vocab_rows, cols, cols, 1, 1.0f, strategy, true}, ++seed);
+      }
+    }
+  }
+  for (Op op : kOps) {
+    check_case<T>(op, Case{1, 262144, 262144, 3, 1.0f, SoftmaxStrategy::online}, ++seed);
+  }
+  for (std::int64_t cols : {8, 10}) {
+    for (Op op : kOps) {
+      check_case<T>(op, Case{router_rows, cols, cols, 0, 1.0f, SoftmaxStrategy::automatic}, ++seed);
+      check_case<T>(op, Case{257, cols, cols, 1, 0.5f, SoftmaxStrategy::warp, true}, ++seed);
+    }
+  }
+}
+
 TEST(SoftmaxOnline, VocabularySizedRow) {
   if (const auto reason = device_unavailable()) GTEST_SKIP() << "no CUDA device: " << *reason;
   for (Op op : kOps) {
@@ -352,6 +387,15 @@ TEST_F(SoftmaxApi, AutomaticStrategyThresholds) {
   EXPECT_EQ(softmax_strategy_for(f32_limit + 1, DType::f32), SoftmaxStrategy::online);
   EXPECT_EQ(softmax_strategy_for(f32_limit + 1, DType::f16), SoftmaxStrategy::block);
   EXPECT_STREQ(to_string(SoftmaxStrategy::online), "online");
+  // The backward caches y and dy: half the forward's block limit, and its automatic choice follows.
+  const std::int64_t f32_backward = softmax_block_max_cols(DType::f32, SoftmaxPass::backward);
+  EXPECT_LE(f32_backward, f32_limit / 2);
+  EXPECT_GT(f32_backward, f32_limit / 2 - 8);
+  EXPECT_EQ(softmax_strategy_for(f32_backward, DType::f32, SoftmaxPass::backward),
+            SoftmaxStrategy::block);
+  EXPECT_EQ(softmax_strategy_for(f32_backward + 1, DType::f32, SoftmaxPass::backward),
+            SoftmaxStrategy::online);
+  EXPECT_EQ(softmax_strategy_for(f32_backward + 1, DType::f32), SoftmaxStrategy::block);
 }
 
 /// The InvalidArgument or Unsupported message of `body`, checking the kind.

@@ -5,7 +5,7 @@
 //   1. reset the workspace status (two memsets);
 //   2. index targets: cross_entropy_prepare_kernel (one block) sums the class weights and the
 //      mean's denominator, which the main kernel needs before it writes any gradient;
-//   3. the main kernel (warp, block or online; chosen as for softmax, host/cuda/rows.h): per-row
+//   3. the row engine with CrossEntropyPolicy (warp, block or online; host/cuda/rows.h): per-row
 //      loss, lse, and the gradient in the same pass;
 //   4. mean or sum: loss_reduce_kernel sums the per-row losses in a fixed order.
 #include <cuda_runtime_api.h>
@@ -47,30 +47,7 @@ void check_options(const char* op, const CrossEntropyOptions& options) {
                           std::string("reduction = ") + to_string(options.reduction) +
                               " is not one of none, mean, sum");
   }
-  const int strategy = static_cast<int>(options.strategy);
-  if (strategy < 0 || strategy > static_cast<int>(SoftmaxStrategy::online)) {
-    throw InvalidArgument(op, "options.strategy",
-                          "strategy = " + std::to_string(strategy) + " is not a SoftmaxStrategy");
-  }
-}
-
-template <class T, class Targets>
-void launch_main(const detail::CrossEntropyArgs<T, Targets>& args, SoftmaxStrategy strategy,
-                 bool vectorized, cudaStream_t stream) {
-  detail::launch_rows<detail::kPackElements<T>>(
-      {"cross_entropy_warp_kernel", "cross_entropy_block_kernel", "cross_entropy_online_kernel"},
-      strategy, vectorized, args.rows, args.cols, sizeof(T), 1, args, stream,
-      [](auto lanes, auto per_lane, auto pack) {
-        return &detail::cross_entropy_warp_kernel<T, Targets, decltype(lanes)::value,
-                                                  decltype(per_lane)::value, decltype(pack)::value>;
-      },
-      [](auto pack, auto block) {
-        if constexpr (decltype(block)::value) {
-          return &detail::cross_entropy_block_kernel<T, Targets, decltype(pack)::value>;
-        } else {
-          return &detail::cross_entropy_online_kernel<T, Targets, decltype(pack)::value>;
-        }
-      });
+  detail::check_row_strategy(op, options.strategy);
 }
 
 /// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.
@@ -83,12 +60,6 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
   const bool gradient = outputs.dlogits.data != nullptr;
   float* row_loss = options.reduction == Reduction::none ? outputs.loss : scratch.row_partials;
   if (rows > 0) {
-    const SoftmaxStrategy strategy =
-        detail::resolve_row_strategy(op, options.strategy, logits.cols, sizeof(T), 1);
-    constexpr int P = detail::kPackElements<T>;
-    const bool vectorized =
-        detail::can_use_packs<P>(logits.data, logits.ld) &&
-        (!gradient || detail::can_use_packs<P>(outputs.dlogits.data, outputs.dlogits.ld));
     // The divisions the kernels need, done once (as the device would: IEEE fp32).
     const float uniform_mass = options.label_smoothing / static_cast<float>(logits.cols);
     const bool mean = options.reduction == Reduction::mean;
@@ -96,6 +67,8 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
     const float grad_scale = mean && Targets::kProbabilities
                                  ? options.grad_scale / static_cast<float>(rows)
                                  : options.grad_scale;
+    using Policy = detail::CrossEntropyPolicy<T, Targets>;
+    const detail::RowPlan plan = detail::row_plan<Policy>(op, options.strategy, logits.cols);
     const detail::CrossEntropyArgs<T, Targets> args{logits.data,
                                                     rows,
                                                     logits.cols,
@@ -112,7 +85,7 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
                                                     gradient ? outputs.dlogits.data : nullptr,
                                                     outputs.dlogits.ld,
                                                     scratch.header};
-    launch_main(args, strategy, vectorized, stream);
+    detail::launch_rows(op, plan, Policy{args}, stream);
   }
   if (options.reduction == Reduction::sum) {
     detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, nullptr, scratch.block_sums,
@@ -160,6 +133,17 @@ detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
 }
 
 }  // namespace
+
+RowStrategy cross_entropy_strategy_for(std::int64_t classes, DType dtype,
+                                       CrossEntropyTargets targets) {
+  return detail::choose_row_strategy(classes, detail::dtype_bytes(dtype),
+                                     targets == CrossEntropyTargets::index ? 1 : 2);
+}
+
+std::int64_t cross_entropy_block_max_cols(DType dtype, CrossEntropyTargets targets) {
+  return detail::block_max_cols(detail::dtype_bytes(dtype),
+                                targets == CrossEntropyTargets::index ? 1 : 2);
+}
 
 template <class T, class Index>
 void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,

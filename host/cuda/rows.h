@@ -1,21 +1,36 @@
-// warpfuse host — launch helpers shared by the row-wise op families (softmax, cross-entropy):
-// which strategy holds a row, the warp-strategy shape dispatch, block-per-row launch shapes and the
-// shared-memory opt-in. The thresholds and their reasons are documented in host/cuda/softmax.cu.
+// warpfuse host — the one launcher of the row engine (kernels/common/row_engine.cuh): which
+// strategy holds a row, the warp strategy's team shape, block sizes, the shared-memory cache and
+// the opt-in. Every row-wise op (softmax and its backward, cross-entropy) calls row_plan, then
+// launch_rows, with its policy.
+//
+// Strategy choice (row_plan), and why each threshold sits where it does (no GPU measurement yet:
+// bench/RESULTS.md; the crossovers are to be moved where the benchmark sweeps put them):
+//   cols <= 1024          warp: at most 32 fp32 values per lane and input stay in registers
+//                         (kChunks <= 8 packs per lane); the row is read once, no shared memory,
+//                         no block barrier. Beyond 1024 the per-lane arrays would spill.
+//   cols <= block limit   block: the row is read from DRAM once and re-read from shared memory.
+//                         The limit is the device's opt-in shared memory per block, less 1 KiB
+//                         for the reductions' static slots, over the policy's cached arrays: on
+//                         H100/H200 57 K fp32 / 115 K fp16 columns for one array (softmax,
+//                         cross-entropy with index targets), half that for two (the backwards,
+//                         probability targets). The exponentials are cached in fp32 where they
+//                         fit (every fp32 row; 16-bit rows up to 57 K columns), else recomputed.
+//   longer rows           online: no cache; one pass for max and denominator together, one for
+//                         the output, so 3 row transfers instead of 2, but any length.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
 
 #include "host/cuda/common.h"
 #include "host/cuda/launch.h"
-#include "kernels/common/rows.cuh"
+#include "kernels/common/row_engine.cuh"
 #include "warpfuse/dtype.h"
 #include "warpfuse/error.h"
-#include "warpfuse/softmax.h"
+#include "warpfuse/row_strategy.h"
 
 namespace warpfuse::detail {
 
@@ -26,20 +41,86 @@ inline std::size_t dtype_bytes(DType dtype) {
   return dtype == DType::f32 ? 4 : 2;
 }
 
+/// Shared memory a block may use for the row cache on the current device.
+inline std::int64_t row_cache_capacity() {
+  return static_cast<std::int64_t>(current_device_info().shared_memory_per_block_optin) -
+         kReservedSharedBytes;
+}
+
 /// Longest row the block strategy caches: `arrays` row-sized arrays of `element_bytes` each.
 inline std::int64_t block_max_cols(std::size_t element_bytes, int arrays) {
-  const auto shared =
-      static_cast<std::int64_t>(current_device_info().shared_memory_per_block_optin);
   const std::int64_t cols =
-      (shared - kReservedSharedBytes) / (static_cast<std::int64_t>(element_bytes) * arrays);
+      row_cache_capacity() / (static_cast<std::int64_t>(element_bytes) * arrays);
   return cols / 8 * 8;  // whole 16-byte packs for every dtype
 }
 
-inline SoftmaxStrategy choose_row_strategy(std::int64_t cols, std::size_t element_bytes,
-                                           int arrays) {
-  if (cols <= kSoftmaxWarpMaxCols) return SoftmaxStrategy::warp;
-  if (cols <= block_max_cols(element_bytes, arrays)) return SoftmaxStrategy::block;
-  return SoftmaxStrategy::online;
+/// The strategy `automatic` picks for a row of `cols` with `arrays` cached arrays.
+inline RowStrategy choose_row_strategy(std::int64_t cols, std::size_t element_bytes, int arrays) {
+  if (cols <= kRowWarpMaxCols) return RowStrategy::warp;
+  if (cols <= block_max_cols(element_bytes, arrays)) return RowStrategy::block;
+  return RowStrategy::online;
+}
+
+/// Throws InvalidArgument unless `strategy` is a RowStrategy.
+inline void check_row_strategy(const char* op, RowStrategy strategy) {
+  const int value = static_cast<int>(strategy);
+  if (value < 0 || value > static_cast<int>(RowStrategy::online)) {
+    throw InvalidArgument(op, "options.strategy",
+                          "strategy = " + std::to_string(value) + " is not a RowStrategy");
+  }
+}
+
+/// A resolved strategy: never automatic.
+struct RowPlan {
+  RowStrategy strategy;
+  bool exp_cache;  // block: input 0 cached in fp32 and overwritten by its exponentials
+};
+
+/// Resolves `requested` for rows of `cols` under Policy, throwing Unsupported when a forced
+/// strategy cannot hold the row.
+template <class Policy>
+RowPlan row_plan(const char* op, RowStrategy requested, std::int64_t cols) {
+  using T = typename Policy::T;
+  constexpr int kArrays = Policy::kInputs;
+  RowStrategy strategy = requested;
+  if (strategy == RowStrategy::automatic) strategy = choose_row_strategy(cols, sizeof(T), kArrays);
+  if (strategy == RowStrategy::warp && cols > kRowWarpMaxCols) {
+    throw Unsupported(op, "strategy warp holds rows of at most " + std::to_string(kRowWarpMaxCols) +
+                              " columns; cols = " + std::to_string(cols));
+  }
+  const std::int64_t block_limit = block_max_cols(sizeof(T), kArrays);
+  if (strategy == RowStrategy::block && cols > block_limit) {
+    throw Unsupported(
+        op, "strategy block caches rows of at most " + std::to_string(block_limit) +
+                " columns in this device's shared memory; cols = " + std::to_string(cols));
+  }
+  const bool exp_cache = strategy == RowStrategy::block && Policy::kNormalize &&
+                         Policy::kStoreUsesExp &&
+                         row_cache_bytes<Policy>(cols, true) <= row_cache_capacity();
+  return RowPlan{strategy, exp_cache};
+}
+
+template <int N>
+using Int = std::integral_constant<int, N>;
+
+/// Calls f(Int<lanes>, Int<chunks>) for the warp strategy's team over a row of `cols` (<= 1024)
+/// elements of P per pack: about one pack per lane for short rows (several rows per warp, an
+/// 8-column bf16 row one pack of one lane), 32 lanes with 2..1024 / (32 P) packs each beyond.
+/// Powers of two bound the instantiations; a row that does not fill its team leaves lanes idle.
+template <int P, class F>
+void dispatch_row_warp_shape(std::int64_t cols, F&& f) {
+  const std::int64_t packs = (cols + P - 1) / P;  // >= the body packs of any row of cols
+  if (packs <= 1) return f(Int<1>{}, Int<1>{});
+  if (packs <= 2) return f(Int<2>{}, Int<1>{});
+  if (packs <= 4) return f(Int<4>{}, Int<1>{});
+  if (packs <= 8) return f(Int<8>{}, Int<1>{});
+  if (packs <= 16) return f(Int<16>{}, Int<1>{});
+  if (packs <= 32) return f(Int<32>{}, Int<1>{});
+  if (packs <= 64) return f(Int<32>{}, Int<2>{});
+  if constexpr (kRowWarpMaxCols / (32 * P) >= 8) {
+    if (packs > 128) return f(Int<32>{}, Int<8>{});
+  }
+  return f(Int<32>{}, Int<4>{});
 }
 
 /// Threads per row for the block and online strategies: about four packs per thread, between 128
@@ -51,62 +132,6 @@ inline unsigned row_block_threads(std::int64_t cols, int pack) {
   return threads;
 }
 
-/// Resolves `requested` for a row of `cols`, throwing Unsupported when a forced strategy cannot
-/// hold the row.
-inline SoftmaxStrategy resolve_row_strategy(const char* op, SoftmaxStrategy requested,
-                                            std::int64_t cols, std::size_t element_bytes,
-                                            int arrays) {
-  if (requested == SoftmaxStrategy::automatic)
-    return choose_row_strategy(cols, element_bytes, arrays);
-  if (requested == SoftmaxStrategy::warp && cols > kSoftmaxWarpMaxCols) {
-    throw Unsupported(op, "strategy warp holds rows of at most " +
-                              std::to_string(kSoftmaxWarpMaxCols) +
-                              " columns; cols = " + std::to_string(cols));
-  }
-  if (requested == SoftmaxStrategy::block && cols > block_max_cols(element_bytes, arrays)) {
-    throw Unsupported(
-        op, "strategy block caches rows of at most " +
-                std::to_string(block_max_cols(element_bytes, arrays)) +
-                " columns in this device's shared memory; cols = " + std::to_string(cols));
-  }
-  return requested;
-}
-
-template <int N>
-using Int = std::integral_constant<int, N>;
-
-/// Calls f(lanes, per_lane, pack) with compile-time constants for a warp-strategy row of `cols`
-/// (<= 1024) columns: vectorised (32 lanes, whole packs per lane) when the rows are pack-aligned
-/// and long enough to give every lane a pack; otherwise scalar, with 1..32 lanes per row for short
-/// rows so several rows share a warp. Per-lane counts are powers of two, which bounds the number
-/// of instantiations; a row that does not fill them is padded (-inf forward, 0 backward).
-template <int P, class F>
-void dispatch_warp_shape(std::int64_t cols, bool vectorized, F&& f) {
-  if (vectorized && cols >= 32 * P) {
-    if (cols <= 32 * P) return f(Int<32>{}, Int<P>{}, Int<P>{});
-    if constexpr (2 * P <= 32) {
-      if (cols <= 64 * P) return f(Int<32>{}, Int<2 * P>{}, Int<P>{});
-    }
-    if constexpr (4 * P <= 32) {
-      if (cols <= 128 * P) return f(Int<32>{}, Int<4 * P>{}, Int<P>{});
-    }
-    if constexpr (8 * P <= 32) {
-      if (cols <= 256 * P) return f(Int<32>{}, Int<8 * P>{}, Int<P>{});
-    }
-  }
-  if (cols <= 1) return f(Int<1>{}, Int<1>{}, Int<1>{});
-  if (cols <= 2) return f(Int<2>{}, Int<1>{}, Int<1>{});
-  if (cols <= 4) return f(Int<4>{}, Int<1>{}, Int<1>{});
-  if (cols <= 8) return f(Int<8>{}, Int<1>{}, Int<1>{});
-  if (cols <= 16) return f(Int<16>{}, Int<1>{}, Int<1>{});
-  if (cols <= 32) return f(Int<32>{}, Int<1>{}, Int<1>{});
-  if (cols <= 64) return f(Int<32>{}, Int<2>{}, Int<1>{});
-  if (cols <= 128) return f(Int<32>{}, Int<4>{}, Int<1>{});
-  if (cols <= 256) return f(Int<32>{}, Int<8>{}, Int<1>{});
-  if (cols <= 512) return f(Int<32>{}, Int<16>{}, Int<1>{});
-  return f(Int<32>{}, Int<32>{}, Int<1>{});
-}
-
 /// Launch shape of a block-per-row `kernel` over `rows` rows: one block per row up to one full
 /// wave at the kernel's real occupancy with `shared_bytes` of row cache per block.
 template <class Kernel>
@@ -115,54 +140,40 @@ LaunchConfig row_block_config(Kernel kernel, std::int64_t rows, unsigned threads
   return wave_config(kernel, rows, dim3(threads), shared_bytes, stream);
 }
 
-/// Kernel names for launch errors, one per strategy.
-struct RowKernelNames {
-  const char* warp;
-  const char* block;
-  const char* online;
-};
-
-/// Launches a row-wise op under `strategy` (resolved: not automatic) with the kernel argument
-/// `args`. The warp kernel is warp_kernel(lanes, per_lane, pack) for the shape dispatch_warp_shape
-/// picks; the others are row_kernel(pack, std::true_type) for block and row_kernel(pack,
-/// std::false_type) for online, with pack = P when `vectorized`, else 1. The block strategy gets
-/// `arrays` row-sized arrays of `element_bytes`-byte elements of dynamic shared memory, each
-/// rounded up to whole packs. The one launch sequence shared by softmax, its backward and
-/// cross-entropy.
-template <int P, class Args, class WarpKernel, class RowKernel>
-void launch_rows(const RowKernelNames& names, SoftmaxStrategy strategy, bool vectorized,
-                 std::int64_t rows, std::int64_t cols, std::size_t element_bytes, int arrays,
-                 const Args& args, cudaStream_t stream, WarpKernel&& warp_kernel,
-                 RowKernel&& row_kernel) {
-  if (strategy == SoftmaxStrategy::warp) {
-    dispatch_warp_shape<P>(cols, vectorized, [&](auto lanes, auto per_lane, auto pack) {
-      constexpr int kRowsPerBlock = kWarpRowBlockThreads / decltype(lanes)::value;
-      const auto kernel = warp_kernel(lanes, per_lane, pack);
-      launch(wave_config(kernel, (rows + kRowsPerBlock - 1) / kRowsPerBlock,
+/// Launches the row engine for `policy` under `plan` (row_plan's). `op` names the kernels in
+/// launch errors ("<op> row_warp_kernel").
+template <class Policy>
+void launch_rows(const char* op, const RowPlan& plan, const Policy& policy, cudaStream_t stream) {
+  using T = typename Policy::T;
+  constexpr int P = kRowPack<T>;
+  const std::string name = std::string(op) + " row_" + to_string(plan.strategy) + "_kernel";
+  if (plan.strategy == RowStrategy::warp) {
+    dispatch_row_warp_shape<P>(policy.cols, [&](auto lanes, auto chunks) {
+      constexpr int kLanes = decltype(lanes)::value;
+      constexpr int kRowsPerBlock = kWarpRowBlockThreads / kLanes;
+      const auto kernel = &row_warp_kernel<Policy, kLanes, decltype(chunks)::value>;
+      launch(wave_config(kernel, (policy.rows + kRowsPerBlock - 1) / kRowsPerBlock,
                          dim3(kWarpRowBlockThreads), 0, stream),
-             names.warp, kernel, args);
+             name.c_str(), kernel, policy);
     });
     return;
   }
-  const auto launch_block_or_online = [&](auto pack) {
-    constexpr int kP = decltype(pack)::value;
-    const unsigned threads = row_block_threads(cols, kP);
-    if (strategy == SoftmaxStrategy::block) {
-      const std::size_t bytes = static_cast<std::size_t>(arrays) *
-                                static_cast<std::size_t>((cols + kP - 1) / kP * kP) * element_bytes;
-      const auto kernel = row_kernel(pack, std::true_type{});
+  const unsigned threads = row_block_threads(policy.cols, P);
+  if (plan.strategy == RowStrategy::block) {
+    const auto bytes =
+        static_cast<std::size_t>(row_cache_bytes<Policy>(policy.cols, plan.exp_cache));
+    const auto run = [&](auto kernel) {
       allow_dynamic_shared(kernel_handle(kernel), bytes);
-      launch(row_block_config(kernel, rows, threads, bytes, stream), names.block, kernel, args);
-    } else {
-      const auto kernel = row_kernel(pack, std::false_type{});
-      launch(row_block_config(kernel, rows, threads, 0, stream), names.online, kernel, args);
+      launch(row_block_config(kernel, policy.rows, threads, bytes, stream), name.c_str(), kernel,
+             policy);
+    };
+    if constexpr (Policy::kNormalize && Policy::kStoreUsesExp) {
+      if (plan.exp_cache) return run(&row_block_kernel<Policy, true>);
     }
-  };
-  if (vectorized) {
-    launch_block_or_online(Int<P>{});
-  } else {
-    launch_block_or_online(Int<1>{});
+    return run(&row_block_kernel<Policy, false>);
   }
+  const auto kernel = &row_online_kernel<Policy>;
+  launch(row_block_config(kernel, policy.rows, threads, 0, stream), name.c_str(), kernel, policy);
 }
 
 }  // namespace warpfuse::detail

@@ -27,10 +27,12 @@
 // label smoothing the smoothed term is +inf, as the math says); a row of all -inf gives NaN. Large
 // magnitudes (+-1e4) are handled by subtracting the row maximum.
 //
-// Strategies (SoftmaxOptions's meaning): warp (C <= 1024, the row in registers), block (the row
-// cached in shared memory), online (two passes over global memory, any C); automatic picks as
-// softmax does. With warp or block the logits are read once; dlogits may alias logits (in place,
-// no logits-sized temporary). Asynchronous on `stream`; scratch comes from the caller's workspace.
+// Strategies (RowStrategy, the row engine's): warp (C <= 1024, the row in registers), block (the
+// row cached in shared memory; probability targets are cached beside the logits, so the limit is
+// half), online (two passes over global memory, any C); see cross_entropy_strategy_for. With warp
+// or block the logits are read once; dlogits may alias logits (in place, no logits-sized
+// temporary). Any alignment and row stride keep 128-bit accesses for every row's body (e.g.
+// C = ld = 50257). Asynchronous on `stream`; scratch comes from the caller's workspace.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -38,7 +40,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "warpfuse/dtype.h"
 #include "warpfuse/loss.h"
+#include "warpfuse/row_strategy.h"
 #include "warpfuse/softmax.h"
 #include "warpfuse/view.h"
 
@@ -50,8 +54,20 @@ struct CrossEntropyOptions {
   float z_loss = 0.0f;               ///< coefficient of lse^2, >= 0
   Reduction reduction = Reduction::mean;  ///< none, mean or sum
   float grad_scale = 1.0f;                ///< upstream gradient of the op's output
-  SoftmaxStrategy strategy = SoftmaxStrategy::automatic;
+  RowStrategy strategy = RowStrategy::automatic;
 };
+
+/// Which targets a strategy query is about: class indices, or a probability matrix (a second
+/// cached row array in the block strategy).
+enum class CrossEntropyTargets { index, probabilities };
+
+/// The strategy `automatic` picks for rows of `classes` logits of `dtype` on the current device.
+RowStrategy cross_entropy_strategy_for(std::int64_t classes, DType dtype,
+                                       CrossEntropyTargets targets = CrossEntropyTargets::index);
+
+/// The longest row the block strategy holds on the current device.
+std::int64_t cross_entropy_block_max_cols(DType dtype,
+                                          CrossEntropyTargets targets = CrossEntropyTargets::index);
 
 /// Where cross_entropy writes. Only `loss` is required.
 template <class T>

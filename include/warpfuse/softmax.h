@@ -19,7 +19,9 @@
 //
 // Every call validates its arguments (warpfuse::InvalidArgument naming the op and argument),
 // allocates nothing, launches on `stream` and returns without synchronising; it is safe under CUDA
-// Graph capture. y may alias x (dx may alias dy) exactly: the same pointer and row stride.
+// Graph capture. y may alias x (dx may alias dy) exactly: the same pointer and row stride. Any
+// pointer alignment and row stride keep 128-bit accesses for the body of every row (a scalar head
+// and tail per row), e.g. cols = ld = 50257.
 // rows == 0 (or cols == 0) does nothing.
 #pragma once
 
@@ -28,37 +30,35 @@
 #include <cstdint>
 
 #include "warpfuse/dtype.h"
+#include "warpfuse/row_strategy.h"
 #include "warpfuse/view.h"
 
 namespace warpfuse {
 
-/// How the rows are mapped onto the GPU. `automatic` (the default) picks by row length and dtype,
-/// see softmax_strategy_for. The others force one, for benchmarks and tests.
-enum class SoftmaxStrategy {
-  automatic,
-  warp,    ///< 1..32 lanes per row, the row in registers: rows up to kSoftmaxWarpMaxCols
-  block,   ///< a block per row, the row cached in shared memory: rows that fit on chip
-  online,  ///< a block per row, one pass for max and sum (online normaliser), any row length
-};
-
-/// "automatic", "warp", "block" or "online".
-const char* to_string(SoftmaxStrategy strategy);
+/// The strategies of the row engine (warpfuse/row_strategy.h); the name softmax's options had
+/// before cross-entropy shared them.
+using SoftmaxStrategy = RowStrategy;
 
 struct SoftmaxOptions {
   float scale = 1.0f;  ///< multiplies x before the softmax (inverse temperature, 1/sqrt(d))
-  SoftmaxStrategy strategy = SoftmaxStrategy::automatic;
+  RowStrategy strategy = RowStrategy::automatic;
 };
 
 /// The longest row the warp strategy handles: 32 lanes x 32 values held in registers.
-constexpr std::int64_t kSoftmaxWarpMaxCols = 1024;
+constexpr std::int64_t kSoftmaxWarpMaxCols = kRowWarpMaxCols;
+
+/// Which of softmax's passes a query is about: the backward caches two row arrays (y and dy), so
+/// its block strategy holds rows half as long.
+enum class SoftmaxPass { forward, backward };
 
 /// The strategy `automatic` picks for rows of `cols` elements of `dtype` on the current device
-/// (the block strategy's limit depends on the device's shared memory). Throws CudaError when the
-/// device cannot be queried.
-SoftmaxStrategy softmax_strategy_for(std::int64_t cols, DType dtype);
+/// (the block strategy's limit depends on the device's shared memory), for the forward or the
+/// backward (softmax and log_softmax alike). Throws CudaError when the device cannot be queried.
+RowStrategy softmax_strategy_for(std::int64_t cols, DType dtype,
+                                 SoftmaxPass pass = SoftmaxPass::forward);
 
 /// The longest row the block strategy can hold in shared memory on the current device.
-std::int64_t softmax_block_max_cols(DType dtype);
+std::int64_t softmax_block_max_cols(DType dtype, SoftmaxPass pass = SoftmaxPass::forward);
 
 template <class T>
 void softmax(MatrixView<const T> x, MatrixView<T> y, const SoftmaxOptions& options = {},

@@ -58,6 +58,17 @@ namespace detail {
 /// The single argument check of every op: non-negative sizes, ld >= cols, rows * ld addressable in
 /// 64 bits, and a non-null pointer whenever the matrix holds an element. Throws InvalidArgument
 /// naming `op` and `arg` with the offending values.
+/// Throws InvalidArgument unless `data` is aligned to its element type (a misaligned typed
+/// pointer would fault on the GPU, cudaErrorMisalignedAddress, and poison the context).
+template <class T>
+void check_element_aligned(const char* op, const char* arg, const T* data) {
+  if (reinterpret_cast<std::uintptr_t>(data) % alignof(T) != 0) {
+    throw InvalidArgument(
+        op, arg,
+        "data is not aligned to its element size (" + std::to_string(alignof(T)) + " bytes)");
+  }
+}
+
 template <class T>
 void check_view(const char* op, const char* arg, const MatrixView<T>& view) {
   const auto value = [](const char* name, std::int64_t v) {
@@ -81,6 +92,7 @@ void check_view(const char* op, const char* arg, const MatrixView<T>& view) {
                           "data is null but the matrix has " + value("rows", view.rows) + ", " +
                               value("cols", view.cols));
   }
+  check_element_aligned(op, arg, view.data);
 }
 
 template <class T>
@@ -91,6 +103,7 @@ void check_view(const char* op, const char* arg, const VectorView<T>& view) {
   if (view.data == nullptr && view.size > 0) {
     throw InvalidArgument(op, arg, "data is null but size = " + std::to_string(view.size));
   }
+  check_element_aligned(op, arg, view.data);
 }
 
 /// Throws InvalidArgument naming `op` and `arg` unless `view` has the shape of `reference`.

@@ -7,8 +7,12 @@
 //   WF_DYNAMIC_SHARED(T, name)   T* name = the block's dynamic shared memory (16-byte aligned)
 //   WF_CHECK_ALIGNED(p, n, what) the emulator faults on a vector access at a misaligned address,
 //                                as the GPU would (cudaErrorMisalignedAddress); free under nvcc
+//   ex2_approx_ftz(x)            2^x by the hardware's MUFU.EX2 (PTX ex2.approx.ftz.f32: relative
+//                                error <= 2^-22, results below 2^-126 flushed to 0, no fix-up
+//                                code); the emulator computes 2^x exactly and flushes the same way
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(WARPFUSE_SIMT)
@@ -35,6 +39,18 @@ WF_DEVICE void store_word(Word* ptr, const Word& word) {
   *ptr = word;
 #else
   __stwb(ptr, word);
+#endif
+}
+
+/// 2^x, the hardware approximation with subnormal results flushed to zero (see the header).
+WF_DEVICE float ex2_approx_ftz(float x) {
+#if defined(WARPFUSE_SIMT)
+  const float r = exp2f(x);
+  return r < 1.17549435e-38f ? 0.0f : r;  // FLT_MIN: the flush the hardware does
+#else
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
 #endif
 }
 

@@ -46,23 +46,39 @@ struct MaxOp {
   }
 };
 
-/// The running (maximum, sum of exp(x - maximum)) of a set of values: the online softmax normaliser
-/// (Milakov and Gimelshein, 2018). Two partial normalisers combine exactly into the normaliser of
-/// the union, so one pass over a row yields both its maximum and its softmax denominator.
+/// The exponent base the row kernels work in: e^(s x) = 2^(x * s log2(e)), so one FMA forms the
+/// exponent of every element and MUFU.EX2 takes it directly (kernels/common/row_engine.cuh).
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+/// The offset subtracted in the exponent for a row (or partial) whose maximum raw value is `max`:
+/// fl(max * scale2), scale2 = s log2(e); 0 for an empty or all -inf partial (so -inf elements give
+/// 2^-inf = 0, never -inf - -inf).
+WF_DEVICE float exp2_offset(float max, float scale2) {
+  return max == -std::numeric_limits<float>::infinity() ? 0.0f : max * scale2;
+}
+
+/// A running (maximum raw value, sum of 2^((x - maximum) scale2)) of a set of values: the online
+/// softmax normaliser (Milakov and Gimelshein, 2018) in base 2. Two partials combine
+/// exactly into the normaliser of the union, so one pass over a row yields its maximum and its
+/// denominator together.
 struct OnlineNormalizer {
   float max;
   float sum;
 };
 
-/// Combines OnlineNormalizer partials. An empty partial (max = -inf, sum = 0) is the identity. The
-/// rescale exp(max - top) is skipped when a partial already has the top maximum, so a NaN or +inf
-/// element makes the sum NaN (the whole row NaN), exactly as the two-pass formula does.
+/// Combines OnlineNormalizer partials formed with the same scale2. An empty partial (max = -inf,
+/// sum = 0) is the identity. The rescale is skipped when a partial already has the top maximum, so
+/// a NaN or +inf element makes the sum NaN (the whole row NaN), exactly as the two-pass formula
+/// does.
 struct OnlineNormalizerOp {
-  WF_HOST_DEVICE static float rescaled(OnlineNormalizer part, float top) {
+  float scale2;
+  WF_DEVICE float rescaled(OnlineNormalizer part, float top) const {
     if (part.max == top) return part.sum;
-    return part.sum == 0.0f ? 0.0f : part.sum * expf(part.max - top);
+    if (part.sum == 0.0f) return 0.0f;
+    return part.sum * ex2_approx_ftz((part.max - top) * scale2);
   }
-  WF_HOST_DEVICE OnlineNormalizer operator()(OnlineNormalizer a, OnlineNormalizer b) const {
+  WF_DEVICE OnlineNormalizer operator()(OnlineNormalizer a, OnlineNormalizer b) const {
     const float top = fmaxf(a.max, b.max);
     return OnlineNormalizer{top, rescaled(a, top) + rescaled(b, top)};
   }
@@ -71,14 +87,6 @@ struct OnlineNormalizerOp {
     return OnlineNormalizer{-std::numeric_limits<float>::infinity(), 0.0f};
   }
 };
-
-/// Adds one value to a running normaliser: one exponential per value, two when the maximum moves.
-/// A -inf value contributes exp(-inf) = 0 and is skipped (it would otherwise meet -inf - -inf).
-WF_DEVICE OnlineNormalizer online_normalizer_add(OnlineNormalizer acc, float value) {
-  if (value == -std::numeric_limits<float>::infinity()) return acc;
-  const float top = fmaxf(acc.max, value);
-  return OnlineNormalizer{top, OnlineNormalizerOp::rescaled(acc, top) + expf(value - top)};
-}
 
 /// The warp shuffle every reduction goes through: the CUDA intrinsic for arithmetic types, one
 /// shuffle per member for the structs above (the intrinsics take built-in types only).
@@ -136,6 +144,47 @@ WF_DEVICE T block_all_reduce(T value, Op op) {
   }
   __syncthreads();
   return block_result;
+}
+
+/// N sums reduced together over each group of Width lanes: one shuffle per value per round, the
+/// rounds shared (more independent shuffles in flight than N separate butterflies).
+template <int Width, int N>
+WF_DEVICE void warp_all_reduce_sums(float (&values)[N], unsigned mask = kFullMask) {
+#pragma unroll
+  for (int offset = Width / 2; offset > 0; offset /= 2) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) values[i] += __shfl_xor_sync(mask, values[i], offset, Width);
+  }
+}
+
+/// N sums over the whole block, every thread gets them; the contract of block_all_reduce (every
+/// thread calls it; back-to-back calls need no extra barrier).
+template <int N>
+WF_DEVICE void block_all_reduce_sums(float (&values)[N]) {
+  __shared__ float warp_partials[N][kWarpSize];
+  __shared__ float block_result[N];
+  const unsigned lane = lane_index();
+  const unsigned warp = warp_index();
+  const unsigned warps = threads_per_block() / kWarpSize;
+  warp_all_reduce_sums<kWarpSize>(values);
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) warp_partials[i][warp] = values[i];
+  }
+  __syncthreads();
+  if (warp == 0) {
+    float partial[N];
+#pragma unroll
+    for (int i = 0; i < N; ++i) partial[i] = lane < warps ? warp_partials[i][lane] : 0.0f;
+    warp_all_reduce_sums<kWarpSize>(partial);
+    if (lane == 0) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) block_result[i] = partial[i];
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < N; ++i) values[i] = block_result[i];
 }
 
 template <class T>

@@ -1,6 +1,8 @@
 // Planted defects for the kernel gate (scripts/kernel-report --gate): each kernel breaks exactly
 // one rule, so that tests/kernel_gate/planted_test.py can show every rule fires, and the control
 // kernel breaks none. Compiled for sm_90 by the test, never linked into anything.
+#include <cuda_fp16.h>
+
 #include <cstdint>
 
 namespace planted {
@@ -106,3 +108,48 @@ __global__ void __launch_bounds__(1024)
 }
 
 }  // namespace planted
+
+// --- row-engine families: the op is a policy (the first template argument), the pack comes from
+// the policy's storage dtype and the chunks per lane from a template argument (chunks_arg).
+
+template <class T>
+struct PlantedPolicy {
+  const float4* x;
+  float4* y;
+};
+template <class T>
+struct UnlistedPolicy {
+  const float4* x;
+  float4* y;
+};
+
+/// Control: kChunks 128-bit loads and stores per thread, as the family asks of kChunks chunks.
+template <class Policy, int kChunks>
+__global__ void __launch_bounds__(128) planted_row_clean_kernel(Policy policy) {
+  float4 v[kChunks];
+#pragma unroll
+  for (int k = 0; k < kChunks; ++k) v[k] = policy.x[k * 128 + threadIdx.x];
+#pragma unroll
+  for (int k = 0; k < kChunks; ++k) {
+    v[k].x += 1.0f;
+    policy.y[k * 128 + threadIdx.x] = v[k];
+  }
+}
+template __global__ void planted_row_clean_kernel<PlantedPolicy<float>, 2>(PlantedPolicy<float>);
+
+/// vector-access: a __half policy (pack 8) claiming 4 chunks but moving a single 128-bit pack.
+template <class Policy, int kChunks>
+__global__ void __launch_bounds__(128) planted_row_short_kernel(Policy policy) {
+  float4 v = policy.x[threadIdx.x];
+  v.x += 1.0f;
+  policy.y[threadIdx.x] = v;
+}
+template __global__ void planted_row_short_kernel<PlantedPolicy<__half>, 4>(PlantedPolicy<__half>);
+
+/// unknown-family: the kernel's name matches a family, its policy none.
+template <class Policy, int kChunks>
+__global__ void __launch_bounds__(128) planted_row_unlisted_kernel(Policy policy) {
+  policy.y[threadIdx.x] = policy.x[threadIdx.x];
+}
+template __global__ void planted_row_unlisted_kernel<UnlistedPolicy<float>, 1>(
+    UnlistedPolicy<float>);

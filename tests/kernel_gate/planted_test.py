@@ -23,6 +23,9 @@ EXPECTED = {
     "planted_unbounded_kernel": {"launch-bounds"},
     "planted_heavy_kernel": {"occupancy"},
     "planted_over_bounds_kernel": {"register-limit"},
+    "planted_row_clean_kernel": set(),
+    "planted_row_short_kernel": {"vector-access"},
+    "planted_row_unlisted_kernel": {"unknown-family"},
 }
 
 

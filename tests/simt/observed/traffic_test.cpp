@@ -82,14 +82,15 @@ DeviceBuffer<T> random_buffer(std::size_t n, std::uint32_t seed, float low = -4.
   return buffer;
 }
 
-/// Records the row and checks reads == reads_min * reads_factor exactly per input, writes ==
-/// minimum per output, and the share of the row arrays' bytes (inputs and outputs) moved by 128-bit
-/// accesses at least `min_vector_share` (1 for aligned rows without heads or tails).
+/// Records the row and checks reads == reads_min * reads_factor exactly per input (plus
+/// `extra_first_read` bytes of the first), writes == minimum per output, and the share of the row
+/// arrays' bytes (inputs and outputs) moved by 128-bit accesses at least `min_vector_share` (1 for
+/// aligned rows without heads or tails).
 void check(const std::string& op, const std::string& strategy, const std::string& dtype,
            const std::string& shape, const Moved& moved,
            const std::vector<std::pair<const void*, std::uint64_t>>& inputs,
            const std::vector<std::pair<const void*, std::uint64_t>>& outputs, double reads_factor,
-           double min_vector_share) {
+           double min_vector_share, std::uint64_t extra_first_read = 0) {
   std::uint64_t min_read = 0, min_written = 0, read = 0, written = 0, vector = 0, all = 0;
   std::map<const void*, bool> counted;
   const auto count_widths = [&](const void* base) {
@@ -103,7 +104,9 @@ void check(const std::string& op, const std::string& strategy, const std::string
     const std::uint64_t got = moved.read.count(base) ? moved.read.at(base) : 0;
     read += got;
     count_widths(base);
-    EXPECT_EQ(static_cast<double>(got), reads_factor * static_cast<double>(bytes))
+    const std::uint64_t extra = base == inputs.front().first ? extra_first_read : 0;
+    EXPECT_EQ(static_cast<double>(got),
+              reads_factor * static_cast<double>(bytes) + static_cast<double>(extra))
         << op << " " << strategy << " " << dtype << " " << shape << ": bytes read of an input";
   }
   for (const auto& [base, bytes] : outputs) {
@@ -128,28 +131,50 @@ std::string shape_of(std::int64_t rows, std::int64_t cols) {
 
 // --- softmax -------------------------------------------------------------------------------------
 
+/// The share of a row's bytes its body moves (the rest is the scalar head and tail): the rows of a
+/// matrix at element `offset` of a 16-byte aligned allocation with row stride ld, every array of
+/// the op laid out alike.
 template <class T>
-void softmax_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy strategy) {
-  const std::size_t n = static_cast<std::size_t>(rows * cols);
+double body_share(std::int64_t rows, std::int64_t cols, std::int64_t ld, std::int64_t offset) {
+  constexpr std::int64_t kPack = 16 / sizeof(T);
+  std::int64_t body = 0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t start = offset + r * ld;
+    std::int64_t head = (kPack - start % kPack) % kPack;
+    if (head > cols) head = cols;
+    body += (cols - head) / kPack * kPack;
+  }
+  return static_cast<double>(body) / static_cast<double>(rows * cols);
+}
+
+template <class T>
+void softmax_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy strategy,
+                  std::int64_t ld = 0, std::int64_t offset = 0) {
+  if (ld == 0) ld = cols;
+  const std::size_t n = static_cast<std::size_t>(offset + rows * ld);
   DeviceBuffer<T> x = random_buffer<T>(n, 1), y(n), dy = random_buffer<T>(n, 2), dx(n);
   SoftmaxOptions options;
   options.strategy = strategy;
-  const std::uint64_t bytes = n * sizeof(T);
+  const std::uint64_t bytes = static_cast<std::uint64_t>(rows * cols) * sizeof(T);
   const double passes = strategy == SoftmaxStrategy::online ? 2.0 : 1.0;
+  const double share = body_share<T>(rows, cols, ld, offset) - 1e-9;
+  std::string shape = shape_of(rows, cols);
+  if (ld != cols || offset != 0)
+    shape += " ld " + std::to_string(ld) + " +" + std::to_string(offset);
   const Moved forward = measure([&] {
-    softmax(MatrixView<const T>(x.data(), rows, cols), MatrixView<T>(y.data(), rows, cols),
-            options);
+    softmax(MatrixView<const T>(x.data() + offset, rows, cols, ld),
+            MatrixView<T>(y.data() + offset, rows, cols, ld), options);
   });
-  check("softmax", to_string(strategy), dtype_name<T>(), shape_of(rows, cols), forward,
-        {{x.data(), bytes}}, {{y.data(), bytes}}, passes, 1.0);
+  check("softmax", to_string(strategy), dtype_name<T>(), shape, forward, {{x.data(), bytes}},
+        {{y.data(), bytes}}, passes, share);
   const Moved backward = measure([&] {
-    softmax_backward(MatrixView<const T>(y.data(), rows, cols),
-                     MatrixView<const T>(dy.data(), rows, cols),
-                     MatrixView<T>(dx.data(), rows, cols), options);
+    softmax_backward(MatrixView<const T>(y.data() + offset, rows, cols, ld),
+                     MatrixView<const T>(dy.data() + offset, rows, cols, ld),
+                     MatrixView<T>(dx.data() + offset, rows, cols, ld), options);
   });
   // The online backward reads y and dy for the row's dot product, then both again for dx.
-  check("softmax_backward", to_string(strategy), dtype_name<T>(), shape_of(rows, cols), backward,
-        {{y.data(), bytes}, {dy.data(), bytes}}, {{dx.data(), bytes}}, passes, 1.0);
+  check("softmax_backward", to_string(strategy), dtype_name<T>(), shape, backward,
+        {{y.data(), bytes}, {dy.data(), bytes}}, {{dx.data(), bytes}}, passes, share);
 }
 
 TEST(Traffic, SoftmaxReadsOnceWritesOnce) {
@@ -162,16 +187,29 @@ TEST(Traffic, SoftmaxReadsOnceWritesOnce) {
   softmax_case<__nv_bfloat16>(16, 4096, SoftmaxStrategy::online);
 }
 
+/// Rows whose start is not 16-byte aligned (odd ld, a view one element in, GPT-2's 50257
+/// vocabulary) keep 128-bit accesses for every row's body; short rows move whole packs.
+TEST(Traffic, SoftmaxAnyAlignmentAndShortRowsKeepTheVectorPath) {
+  softmax_case<__nv_bfloat16>(6, 50257, SoftmaxStrategy::block);  // the backward caches two rows
+  softmax_case<float>(6, 50257, SoftmaxStrategy::online);
+  softmax_case<float>(16, 1000, SoftmaxStrategy::warp, 1003, 1);
+  softmax_case<__half>(16, 777, SoftmaxStrategy::warp, 777, 3);
+  softmax_case<__nv_bfloat16>(256, 8, SoftmaxStrategy::warp);  // one pack per row
+  softmax_case<float>(256, 10, SoftmaxStrategy::warp);         // 1M x 10 in miniature: 80% body
+  softmax_case<float>(8, 4099, SoftmaxStrategy::block, 4099, 2);
+}
+
 // --- cross-entropy -------------------------------------------------------------------------------
 
 template <class T>
 void cross_entropy_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy strategy,
-                        bool in_place) {
-  const std::size_t n = static_cast<std::size_t>(rows * cols);
+                        bool in_place, std::int64_t ld = 0, std::int64_t offset = 0) {
+  if (ld == 0) ld = cols;
+  const std::size_t n = static_cast<std::size_t>(offset + rows * ld);
   DeviceBuffer<T> logits = random_buffer<T>(n, 3), grad(n);
   std::vector<int> host_targets(static_cast<std::size_t>(rows));
   for (std::int64_t r = 0; r < rows; ++r)
-    host_targets[static_cast<std::size_t>(r)] = (r * 7) % cols;
+    host_targets[static_cast<std::size_t>(r)] = static_cast<int>((r * 7) % cols);
   DeviceBuffer<int> targets(host_targets.size());
   WARPFUSE_CUDA_CHECK(cudaMemcpy(targets.data(), host_targets.data(),
                                  host_targets.size() * sizeof(int), cudaMemcpyHostToDevice));
@@ -181,20 +219,56 @@ void cross_entropy_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy st
   options.strategy = strategy;
   CrossEntropyOutputs<T> outputs;
   outputs.loss = loss.data();
-  T* dlogits = in_place ? logits.data() : grad.data();
-  outputs.dlogits = MatrixView<T>(dlogits, rows, cols);
+  T* dlogits = (in_place ? logits.data() : grad.data()) + offset;
+  outputs.dlogits = MatrixView<T>(dlogits, rows, cols, ld);
   const Moved moved = measure([&] {
-    cross_entropy(MatrixView<const T>(logits.data(), rows, cols),
+    cross_entropy(MatrixView<const T>(logits.data() + offset, rows, cols, ld),
                   VectorView<const int>(targets.data(), rows), outputs,
                   LossWorkspace{workspace.data(), workspace.size()}, options);
   });
-  const std::uint64_t bytes = n * sizeof(T);
-  const double passes = strategy == SoftmaxStrategy::online ? 2.0 : 1.0;
+  const std::uint64_t bytes = static_cast<std::uint64_t>(rows * cols) * sizeof(T);
+  const bool online = strategy == SoftmaxStrategy::online;
+  const double passes = online ? 2.0 : 1.0;
   // The targets (one index per row) and the workspace's per-row partials are the other traffic;
-  // in place, the logits' allocation is read once and written once.
+  // in place, the logits' allocation is read once and written once. The online strategy's row
+  // leader reads the target logit once per row (the others pick it up from the row as it passes).
+  std::string shape = shape_of(rows, cols);
+  if (ld != cols || offset != 0)
+    shape += " ld " + std::to_string(ld) + " +" + std::to_string(offset);
+  const std::uint64_t extra = online ? static_cast<std::uint64_t>(rows) * sizeof(T) : 0;
+  // Bytes of the row arrays' accesses (reads of every pass, the write), for the scalar target
+  // reads' dilution of the 128-bit share.
+  const double moved_bytes = (passes + 1.0) * static_cast<double>(bytes);
   check(in_place ? "cross_entropy (in place)" : "cross_entropy", to_string(strategy),
-        dtype_name<T>(), shape_of(rows, cols), moved, {{logits.data(), bytes}}, {{dlogits, bytes}},
-        passes, 1.0);
+        dtype_name<T>(), shape, moved, {{logits.data(), bytes}},
+        {{in_place ? logits.data() : grad.data(), bytes}}, passes,
+        body_share<T>(rows, cols, ld, offset) * moved_bytes / (moved_bytes + extra) - 1e-9, extra);
+}
+
+/// Probability targets are the engine's second input: read once (twice online) by 128-bit
+/// accesses like the logits.
+template <class T>
+void cross_entropy_probability_case(std::int64_t rows, std::int64_t cols,
+                                    SoftmaxStrategy strategy) {
+  const std::size_t n = static_cast<std::size_t>(rows * cols);
+  DeviceBuffer<T> logits = random_buffer<T>(n, 11), probs = random_buffer<T>(n, 12, 0.0f, 1.0f),
+                  grad(n);
+  DeviceBuffer<float> loss(1);
+  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
+  CrossEntropyOptions options;
+  options.strategy = strategy;
+  CrossEntropyOutputs<T> outputs;
+  outputs.loss = loss.data();
+  outputs.dlogits = MatrixView<T>(grad.data(), rows, cols);
+  const Moved moved = measure([&] {
+    cross_entropy(MatrixView<const T>(logits.data(), rows, cols),
+                  MatrixView<const T>(probs.data(), rows, cols), outputs,
+                  LossWorkspace{workspace.data(), workspace.size()}, options);
+  });
+  const std::uint64_t bytes = n * sizeof(T);
+  check("cross_entropy (probabilities)", to_string(strategy), dtype_name<T>(), shape_of(rows, cols),
+        moved, {{logits.data(), bytes}, {probs.data(), bytes}}, {{grad.data(), bytes}},
+        strategy == SoftmaxStrategy::online ? 2.0 : 1.0, 1.0);
 }
 
 TEST(Traffic, CrossEntropyReadsTheLogitsOnceAndWritesTheGradientOnce) {
@@ -204,6 +278,19 @@ TEST(Traffic, CrossEntropyReadsTheLogitsOnceAndWritesTheGradientOnce) {
   cross_entropy_case<float>(16, 4096, SoftmaxStrategy::online, false);
   cross_entropy_case<__nv_bfloat16>(64, 1024, SoftmaxStrategy::warp, true);
   cross_entropy_case<__nv_bfloat16>(16, 8192, SoftmaxStrategy::block, false);
+  cross_entropy_case<__nv_bfloat16>(16, 8192, SoftmaxStrategy::online, true);
+  cross_entropy_probability_case<float>(32, 1024, SoftmaxStrategy::warp);
+  cross_entropy_probability_case<__nv_bfloat16>(8, 4096, SoftmaxStrategy::block);
+  cross_entropy_probability_case<__half>(8, 4096, SoftmaxStrategy::online);
+}
+
+TEST(Traffic, CrossEntropyAnyAlignmentAndShortRowsKeepTheVectorPath) {
+  cross_entropy_case<__nv_bfloat16>(4, 50257, SoftmaxStrategy::block, true);
+  cross_entropy_case<float>(4, 50257, SoftmaxStrategy::block, false);
+  cross_entropy_case<__nv_bfloat16>(3, 50257, SoftmaxStrategy::online, false);
+  cross_entropy_case<float>(512, 10, SoftmaxStrategy::warp, false);  // 1M x 10 in miniature
+  cross_entropy_case<__nv_bfloat16>(512, 8, SoftmaxStrategy::warp, true);
+  cross_entropy_case<__half>(16, 999, SoftmaxStrategy::warp, true, 1001, 5);
 }
 
 // --- activations
