@@ -30,7 +30,7 @@
 
 /// One recorded operation of a captured stream.
 struct GraphNode {
-  const char* what;
+  std::string what;  // owned: a captured node outlives the caller's string
   std::function<cudaError_t()> run;
 };
 

@@ -228,8 +228,11 @@ void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, c
       return;
     }
     auto context = std::make_shared<Context>(Context{kernel, Packed(std::forward<Args>(args)...)});
+    // The graph outlives the caller's name string (a launcher may build it per launch): own a copy.
+    auto owned_name = std::make_shared<const std::string>(name);
     detail::record(stream, name, [=] {
-      return detail::run_grid(name, kernel_id, grid, block, shared_bytes, body, context.get());
+      return detail::run_grid(owned_name->c_str(), kernel_id, grid, block, shared_bytes, body,
+                              context.get());
     });
     return;
   }
