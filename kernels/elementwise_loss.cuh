@@ -19,7 +19,8 @@
 //
 // Outputs, by ElementwiseLossArgs::mode (the host maps warpfuse::Reduction onto it):
 //   elements      loss[row, col] = L                        (reduction none)
-//   row_means     loss[row * ld_loss] = sum_col L / cols    (per_sample; 0 when cols == 0)
+//   row_means     loss[row * ld_loss] = sum_col L * fl(1 / cols)   (per_sample; 0 when cols is 0;
+//                 one rounding more than a division, and no division subroutine in the kernel)
 //   row_partials  row_partials[row] = sum_col L             (mean, sum, per_sample_sum)
 // row_partials are finished by loss_reduce_kernel (kernels/loss.cuh) with the reduction's scale.
 // In every mode, when dpred is not null, dpred = grad_factor * dL/dp (grad_factor: the upstream
@@ -28,20 +29,15 @@
 // Layout: row-major, element (row, col) of each matrix at ptr[row * ld + col], 64-bit offsets.
 //
 // Numerics: storage float, __half or __nv_bfloat16 (pred, target, dpred), fp32 arithmetic with the
-// accurate functions (expf, logf, log1pf), fp32 losses. A row's sum is fixed in order: each lane
-// (thread) adds its columns in increasing order, then a xor butterfly over the row's lanes (warp)
+// accurate functions (expf, logf, log1pf), fp32 losses. A row's sum is fixed in order: each member
+// of the row's team adds its columns in a fixed order, then a xor butterfly over the team (warp)
 // or block_all_reduce (block) combines them: bitwise reproducible, no atomics.
 //
-// Strategies (chosen in host/cuda/elementwise_loss.cu, choose_elementwise_loss_shape):
-//   warp   elementwise_loss_warp_kernel: kLanes lanes per row (1..32), 32 / kLanes rows per warp,
-//          each lane striding over its row's columns kPack at a time; no shared memory, no block
-//          barrier. For rows up to kElementwiseLossWarpMaxCols.
-//   block  elementwise_loss_block_kernel: one block per row, for longer rows, so a few long rows
-//          still spread over many threads; block_all_reduce for the row sum.
-// Rows are distributed grid-stride. 16-byte packs are used when every row of every matrix the
-// kernel touches starts pack-aligned (the host checks pointers and strides); the fp32 loss of
-// reduction none is then stored as 16-byte packs of 4 floats. A partial pack at the end of a row
-// falls back to scalar accesses.
+// Traversal: ElementwiseLossPolicy is a stream policy of the row engine
+// (kernels/common/row_engine.cuh): one pass over pred and target with per-row scalar head, 128-bit
+// body and scalar tail for every alignment, dpred and the per-element fp32 loss stored as they are
+// computed (16-byte stores in the body). The host (host/cuda/rows.h, launch_stream_rows) gives a
+// team of 1..32 lanes to rows of up to kRowWarpMaxCols columns and a block to longer rows.
 #pragma once
 
 #include <cstdint>
@@ -51,12 +47,9 @@
 #include "kernels/common/math.cuh"
 #include "kernels/common/pack.cuh"
 #include "kernels/common/reduce.cuh"
-#include "kernels/common/rows.cuh"
+#include "kernels/common/row_engine.cuh"
 
 namespace warpfuse::detail {
-
-/// The longest row the warp strategy takes; longer rows get a block each.
-constexpr std::int64_t kElementwiseLossWarpMaxCols = 1024;
 
 /// One element's loss and its derivative with respect to the prediction.
 struct ElementwiseLossTerm {
@@ -139,115 +132,40 @@ struct ElementwiseLossArgs {
   float grad_factor;
 };
 
-/// Stores kPack fp32 losses at row[col..], skipping positions at or past `cols`: 16-byte packs of
-/// 4 floats when the whole pack is in the row (the caller guarantees 16-byte aligned rows when
-/// kPack > 1; kPack is then a multiple of 4), scalar stores otherwise.
-template <int kPack>
-WF_DEVICE void elementwise_loss_store_values(float* row, std::int64_t col, std::int64_t cols,
-                                             const float* values) {
-  if (kPack > 1 && col + kPack <= cols) {
-    constexpr int kFloats = kPack < 4 ? kPack : 4;
-#pragma unroll
-    for (int start = 0; start < kPack; start += kFloats) {
-      Pack<float, kFloats> pack;
-#pragma unroll
-      for (int i = 0; i < kFloats; ++i) pack.elem[i] = values[start + i];
-      store_pack<kFloats>(row + col + start, pack);
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < kPack; ++i) {
-      if (col + i < cols) row[col + i] = values[i];
-    }
-  }
-}
+/// The row-engine stream policy of an elementwise loss: inputs pred and target, the output dpred
+/// (or none), the fp32 loss per element (reduction none) as the values, the row's sum otherwise.
+template <class T_, class Loss>
+struct ElementwiseLossPolicy : ElementwiseLossArgs<T_> {
+  using T = T_;
+  static constexpr bool kStream = true;
+  static constexpr int kInputs = 2;
+  Loss loss_fn;
 
-/// Loss and gradient of the kPack elements of `row` from `col` on; returns the sum of their
-/// losses (positions past the row contribute 0). In place is safe: each element is read and then
-/// written by the same thread.
-template <int kPack, class T, class Loss>
-WF_DEVICE float elementwise_loss_pack(const ElementwiseLossArgs<T>& args, const Loss& loss,
-                                      std::int64_t row, std::int64_t col) {
-  float pred[kPack], target[kPack], value[kPack], grad[kPack];
-  load_scaled<kPack>(args.pred + row * args.ld_pred, col, args.cols, 1.0f, 0.0f, pred);
-  load_scaled<kPack>(args.target + row * args.ld_target, col, args.cols, 1.0f, 0.0f, target);
-  float sum = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kPack; ++i) {
-    // Positions past the row are skipped, not computed on padding: pos_weight has cols entries.
-    const ElementwiseLossTerm term =
-        col + i < args.cols ? loss(pred[i], target[i], col + i) : ElementwiseLossTerm{0.0f, 0.0f};
-    value[i] = term.value;
-    grad[i] = args.grad_factor * term.grad;
-    sum += term.value;
+  WF_DEVICE const T* input(int j, std::int64_t row) const {
+    return j == 0 ? this->pred + row * this->ld_pred : this->target + row * this->ld_target;
   }
-  if (args.dpred != nullptr) {
-    store_converted<kPack>(args.dpred + row * args.ld_dpred, col, args.cols, grad);
+  WF_DEVICE T* output(std::int64_t row) const {
+    return this->dpred == nullptr ? nullptr : this->dpred + row * this->ld_dpred;
   }
-  if (args.mode == ElementwiseLossMode::elements) {
-    elementwise_loss_store_values<kPack>(args.loss + row * args.ld_loss, col, args.cols, value);
+  WF_DEVICE float* values(std::int64_t row) const {
+    return this->mode == ElementwiseLossMode::elements ? this->loss + row * this->ld_loss
+                                                       : nullptr;
   }
-  return sum;
-}
-
-/// Writes a row's reduced loss: its mean (row_means) or its sum (row_partials).
-template <class T>
-WF_DEVICE void elementwise_loss_store_row(const ElementwiseLossArgs<T>& args, std::int64_t row,
-                                          float sum) {
-  if (args.mode == ElementwiseLossMode::row_means) {
-    args.loss[row * args.ld_loss] =
-        args.cols == 0 ? 0.0f : exact_div(sum, static_cast<float>(args.cols));
-  } else {
-    args.row_partials[row] = sum;
+  WF_DEVICE float element(std::int64_t col, const float* in, float* grad) const {
+    const ElementwiseLossTerm term = loss_fn(in[0], in[1], col);
+    *grad = this->grad_factor * term.grad;
+    return term.value;
   }
-}
-
-/// Warp strategy. Grid: 1-D, grid-stride over groups of rows. Block:
-/// kWarpRowBlockThreads (whole warps). Each group of kLanes lanes owns one row; lane j
-/// handles columns (k * kLanes + j) * kPack + i. No shared memory. kPack > 1 only with pack-aligned
-/// rows.
-template <class T, class Loss, int kLanes, int kPack>
-__global__ void __launch_bounds__(kWarpRowBlockThreads)
-    elementwise_loss_warp_kernel(ElementwiseLossArgs<T> args, Loss loss) {
-  constexpr int kRowsPerWarp = kWarpSize / kLanes;
-  const int lane_in_row = static_cast<int>(lane_index()) % kLanes;
-  const int group = static_cast<int>(lane_index()) / kLanes;
-  std::int64_t first_row, row_stride;
-  warp_rows<kRowsPerWarp>(&first_row, &row_stride);
-  // Every lane of the warp runs the same iterations, so the butterfly always has all 32 lanes.
-  for (std::int64_t warp_row = first_row; warp_row < args.rows; warp_row += row_stride) {
-    const std::int64_t row = warp_row + group;
-    const bool active = row < args.rows;
-    float sum = 0.0f;
-    if (active) {
-      for (std::int64_t col = static_cast<std::int64_t>(lane_in_row) * kPack; col < args.cols;
-           col += static_cast<std::int64_t>(kLanes) * kPack) {
-        sum += elementwise_loss_pack<kPack>(args, loss, row, col);
-      }
+  WF_DEVICE bool reduces() const { return this->mode != ElementwiseLossMode::elements; }
+  /// A row's reduced loss: its mean (row_means) or its sum (row_partials).
+  WF_DEVICE void finish_row(std::int64_t row, float sum) const {
+    if (this->mode == ElementwiseLossMode::row_means) {
+      this->loss[row * this->ld_loss] =
+          this->cols == 0 ? 0.0f : sum * (1.0f / static_cast<float>(this->cols));
+    } else {
+      this->row_partials[row] = sum;
     }
-    if (args.mode == ElementwiseLossMode::elements) continue;
-    sum = warp_all_reduce_sum<kLanes>(sum);
-    if (active && lane_in_row == 0) elementwise_loss_store_row(args, row, sum);
   }
-}
-
-/// Block strategy. Grid: 1-D, grid-stride over rows, one row per block at a time. Block: any whole
-/// number of warps (up to 1024 threads); thread t handles columns (k * blockDim + t) * kPack + i.
-/// No dynamic shared memory. kPack > 1 only with pack-aligned rows.
-template <class T, class Loss, int kPack>
-__global__ void __launch_bounds__(kRowBlockMaxThreads, 1)
-    elementwise_loss_block_kernel(ElementwiseLossArgs<T> args, Loss loss) {
-  const std::int64_t thread = linear_thread_index();
-  const std::int64_t threads = threads_per_block();
-  for (std::int64_t row = blockIdx.x; row < args.rows; row += gridDim.x) {
-    float sum = 0.0f;
-    for (std::int64_t col = thread * kPack; col < args.cols; col += threads * kPack) {
-      sum += elementwise_loss_pack<kPack>(args, loss, row, col);
-    }
-    if (args.mode == ElementwiseLossMode::elements) continue;
-    sum = block_all_reduce_sum(sum);
-    if (thread == 0) elementwise_loss_store_row(args, row, sum);
-  }
-}
+};
 
 }  // namespace warpfuse::detail

@@ -1,21 +1,13 @@
 // warpfuse host — elementwise losses (binary cross-entropy from logits and from probabilities,
-// MSE, MAE, Huber): validation, reduction and shape choice, launches. The math and the kernels are
+// MSE, MAE, Huber): validation, the reduction, launches. The math and the kernels are
 // in kernels/elementwise_loss.cuh, the API in include/warpfuse/elementwise_loss.h.
 //
 // One pass reads pred and target once and writes the loss (reduction none: per element;
 // per_sample: per row) and, when asked, dpred. mean, sum and per_sample_sum write each row's sum
-// into the workspace and finish with loss_reduce_kernel (one block, fixed order).
+// into the workspace and finish with launch_loss_reduce (fixed order, two stages over many rows).
 //
-// Shape choice (choose_elementwise_loss_shape). No GPU measurement exists yet; these follow the
-// softmax warp strategy's reasoning (host/cuda/softmax.cu) and are to be revisited with the
-// Benchmarks issue's sweeps:
-//   cols <= 1024           warp: kLanes = the smallest power of two >= cols (at most 32) lanes per
-//                          row, so short rows share a warp (a 1-column regression target packs 32
-//                          rows into a warp) and no lane idles on padding; rows of 32 packs or
-//                          more, when every row is pack-aligned, use 32 lanes and 16-byte packs.
-//   cols > 1024            block: a block per row, row_block_threads(cols) threads (about four
-//                          packs each, 128..1024), so a few long rows still fill the GPU; one
-//                          block all-reduce per row is small against the row's traffic.
+// The traversal is the row engine's stream strategy (host/cuda/rows.h, launch_stream_rows): a
+// team of 1..32 lanes per row up to 1024 columns, a block per row beyond, any alignment.
 #include <cuda_runtime_api.h>
 
 #include <cmath>
@@ -36,8 +28,6 @@ namespace warpfuse {
 namespace {
 
 using detail::ElementwiseLossMode;
-using detail::Int;
-using detail::LaunchConfig;
 
 /// A float as printf's %g writes it: 1e-09, not to_string's 0.000000.
 std::string format_float(float value) {
@@ -92,77 +82,6 @@ void check_disjoint(const char* op, const char* out_arg, ByteSpan out, const cha
   if (out.begin < other.end && other.begin < out.end) {
     throw InvalidArgument(op, out_arg,
                           std::string("overlaps '") + other_arg + "' (it must not share memory)");
-  }
-}
-
-/// How the rows map onto the GPU: the strategy, lanes per row (warp) and elements per access.
-struct ElementwiseLossShape {
-  bool block;  // a block per row; otherwise kLanes lanes of a warp per row
-  int lanes;
-  bool packed;  // 16-byte packs (every row of every matrix is pack-aligned)
-};
-
-/// The one place the shape is chosen; the thresholds and their reasons are at the top of the file.
-template <int P>
-ElementwiseLossShape choose_elementwise_loss_shape(std::int64_t cols, bool pack_aligned) {
-  if (cols > detail::kElementwiseLossWarpMaxCols) return {true, 0, pack_aligned};
-  if (pack_aligned && cols >= 32 * P) return {false, 32, true};
-  int lanes = 1;
-  while (lanes < 32 && lanes < cols) lanes *= 2;
-  return {false, lanes, false};
-}
-
-/// Calls f(Int<lanes>{}) for lanes in {1, 2, 4, 8, 16, 32}.
-template <class F>
-void dispatch_lanes(int lanes, F&& f) {
-  switch (lanes) {
-    case 1:
-      return f(Int<1>{});
-    case 2:
-      return f(Int<2>{});
-    case 4:
-      return f(Int<4>{});
-    case 8:
-      return f(Int<8>{});
-    case 16:
-      return f(Int<16>{});
-    default:
-      return f(Int<32>{});
-  }
-}
-
-template <int P, class T, class Loss>
-void launch_elementwise_loss(const detail::ElementwiseLossArgs<T>& args, const Loss& loss_fn,
-                             bool pack_aligned, cudaStream_t stream) {
-  const ElementwiseLossShape shape = choose_elementwise_loss_shape<P>(args.cols, pack_aligned);
-  if (shape.block) {
-    const auto launch_block = [&](auto pack) {
-      constexpr int kPack = decltype(pack)::value;
-      const unsigned threads = detail::row_block_threads(args.cols, kPack);
-      const auto kernel = detail::elementwise_loss_block_kernel<T, Loss, kPack>;
-      detail::launch(detail::row_block_config(kernel, args.rows, threads, 0, stream),
-                     "elementwise_loss_block_kernel", kernel, args, loss_fn);
-    };
-    if (shape.packed) {
-      launch_block(Int<P>{});
-    } else {
-      launch_block(Int<1>{});
-    }
-    return;
-  }
-  const auto launch_warp = [&](auto lanes, auto pack) {
-    constexpr int kLanes = decltype(lanes)::value;
-    constexpr int kRowsPerBlock = detail::kWarpRowBlockThreads / kLanes;
-    const auto kernel =
-        detail::elementwise_loss_warp_kernel<T, Loss, kLanes, decltype(pack)::value>;
-    detail::launch(detail::wave_config(kernel, (args.rows + kRowsPerBlock - 1) / kRowsPerBlock,
-                                       dim3(detail::kWarpRowBlockThreads), 0, stream),
-                   "elementwise_loss_warp_kernel", kernel, args, loss_fn);
-  };
-  if (shape.packed) {
-    launch_warp(Int<32>{}, Int<P>{});
-  } else {
-    dispatch_lanes(shape.lanes, [&](auto lanes) { launch_warp(lanes, Int<1>{}); });
   }
 }
 
@@ -241,26 +160,12 @@ void run_elementwise_loss(const char* op, MatrixView<const T> pred, MatrixView<c
                                        : ElementwiseLossMode::row_partials;
   const bool row_kernel_needed = rows > 0 && (cols > 0 || mode != ElementwiseLossMode::elements);
   if (row_kernel_needed) {
-    const detail::ElementwiseLossArgs<T> args{pred.data,
-                                              target.data,
-                                              has_grad ? dpred.data : nullptr,
-                                              loss.data,
-                                              scratch.row_partials,
-                                              rows,
-                                              cols,
-                                              pred.ld,
-                                              target.ld,
-                                              dpred.ld,
-                                              loss.ld,
-                                              mode,
-                                              static_cast<float>(grad_scale * weight)};
-    constexpr int P = detail::kPackElements<T>;
-    const bool vectorized =
-        detail::can_use_packs<P>(pred.data, pred.ld) &&
-        detail::can_use_packs<P>(target.data, target.ld) &&
-        (!has_grad || detail::can_use_packs<P>(dpred.data, dpred.ld)) &&
-        (mode != ElementwiseLossMode::elements || detail::can_use_packs<4>(loss.data, loss.ld));
-    launch_elementwise_loss<P>(args, loss_fn, vectorized, stream);
+    const detail::ElementwiseLossPolicy<T, Loss> policy{
+        {pred.data, target.data, has_grad ? dpred.data : nullptr, loss.data, scratch.row_partials,
+         rows, cols, pred.ld, target.ld, dpred.ld, loss.ld, mode,
+         static_cast<float>(grad_scale * weight)},
+        loss_fn};
+    detail::launch_stream_rows(op, policy, stream);
   }
   if (through_workspace) {
     detail::launch_loss_reduce(scratch.row_partials, rows, static_cast<float>(weight), nullptr,

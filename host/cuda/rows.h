@@ -1,7 +1,7 @@
 // warpfuse host — the one launcher of the row engine (kernels/common/row_engine.cuh): which
 // strategy holds a row, the warp strategy's team shape, block sizes, the shared-memory cache and
 // the opt-in. Every row-wise op (softmax and its backward, cross-entropy) calls row_plan, then
-// launch_rows, with its policy.
+// launch_rows, with its policy; the stream policies (elementwise losses) call launch_stream_rows.
 //
 // Strategy choice (row_plan), and why each threshold sits where it does (no GPU measurement yet:
 // bench/RESULTS.md; the crossovers are to be moved where the benchmark sweeps put them):
@@ -174,6 +174,41 @@ void launch_rows(const char* op, const RowPlan& plan, const Policy& policy, cuda
   }
   const auto kernel = &row_online_kernel<Policy>;
   launch(row_block_config(kernel, policy.rows, threads, 0, stream), name.c_str(), kernel, policy);
+}
+
+/// Launches the engine's stream traversal for a stream policy (the elementwise losses): rows of
+/// up to kRowWarpMaxCols columns get a team of lanes, the smallest power of two (at most 32) that
+/// gives each lane at most one register block of packs (a 1-column regression target puts 32
+/// rows in a warp), longer rows a block each of row_block_threads(cols) threads. `op` names the
+/// kernels in launch errors.
+template <class Policy>
+void launch_stream_rows(const char* op, const Policy& policy, cudaStream_t stream) {
+  using T = typename Policy::T;
+  constexpr int P = kRowPack<T>;
+  constexpr int kB = kStreamBlockPacks;
+  if (policy.cols > kRowWarpMaxCols) {
+    const std::string name = std::string(op) + " row_stream_block_kernel";
+    const auto kernel = &row_stream_block_kernel<Policy>;
+    launch(row_block_config(kernel, policy.rows, row_block_threads(policy.cols, P), 0, stream),
+           name.c_str(), kernel, policy);
+    return;
+  }
+  const std::string name = std::string(op) + " row_stream_warp_kernel";
+  const auto run = [&](auto lanes) {
+    constexpr int kLanes = decltype(lanes)::value;
+    constexpr int kRowsPerBlock = kWarpRowBlockThreads / kLanes;
+    const auto kernel = &row_stream_warp_kernel<Policy, kLanes>;
+    launch(wave_config(kernel, (policy.rows + kRowsPerBlock - 1) / kRowsPerBlock,
+                       dim3(kWarpRowBlockThreads), 0, stream),
+           name.c_str(), kernel, policy);
+  };
+  const std::int64_t blocks = (policy.cols + P * kB - 1) / (P * kB);  // register blocks per row
+  if (blocks <= 1) return run(Int<1>{});
+  if (blocks <= 2) return run(Int<2>{});
+  if (blocks <= 4) return run(Int<4>{});
+  if (blocks <= 8) return run(Int<8>{});
+  if (blocks <= 16) return run(Int<16>{});
+  return run(Int<32>{});
 }
 
 }  // namespace warpfuse::detail

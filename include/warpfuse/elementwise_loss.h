@@ -45,8 +45,10 @@
 // other; an infinite logit gives NaN where the formula meets 0 * inf or inf - inf (+inf with
 // t = 1, -inf with any t), as PyTorch's does, and +inf otherwise. Finite logits, however large
 // (+-1e4), give finite losses and gradients. Reductions are deterministic: each row's sum
-// (fp32, a fixed order within the row) goes to the workspace, then one block adds the rows in a
-// fixed order; no atomics, so the same inputs give bitwise the same loss on every run.
+// (fp32, a fixed order within the row) goes to the workspace, then the rows are added in a fixed
+// order (two stages over many rows, chunked by the row count alone); no atomics, so the same
+// inputs give bitwise the same loss on every run. Any alignment and row stride keeps 16-byte
+// accesses for the body of every row (a scalar head and tail per row).
 //
 // The workspace: mean, sum and per_sample_sum need loss_workspace_bytes(rows) bytes of the
 // caller's device memory (they reset its status: elementwise losses report no bad targets); none

@@ -2,8 +2,9 @@
 // which device-side data errors (a class index outside [0, C)) reach the host.
 //
 // Loss values are fp32 whatever the input dtype. Reductions over rows are deterministic: each row's
-// partial loss lands in the workspace, then one block sums them in a fixed order (no atomics), so
-// the same inputs give bitwise the same loss on every run.
+// partial loss lands in the workspace, then they are summed in a fixed order (one block, or two
+// stages over many rows, chunked by the row count alone; no atomics), so the same inputs give
+// bitwise the same loss on every run.
 #pragma once
 
 #include <cuda_runtime_api.h>

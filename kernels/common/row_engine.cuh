@@ -25,6 +25,12 @@
 //                       float e) const;          // the output element (e = exp(s x - shift))
 //   };
 //
+// Stream policies (kStream = true: the elementwise losses) have outputs that do not wait for a
+// row reduction, so the engine moves each element once: a policy reads kInputs arrays, writes the
+// T output (output(row), or null) and fp32 values (values(row), or null), and may reduce the row:
+//   WF_DEVICE float element(std::int64_t col, const float* in, float* out) const;  // the value
+//   bool reduces() const;  void finish_row(std::int64_t row, float sum) const;     // (leader)
+//
 // kStreamed is true in the online traversal, where a policy may read a single element of the row
 // directly in begin_row (before the first barrier, so an in-place store cannot race it) instead
 // of comparing every column against it.
@@ -55,7 +61,8 @@
 //   warp    row_warp_kernel<Policy, kLanes, kChunks>: a team of kLanes lanes (1..32) per row,
 //           32 / kLanes rows per warp, kChunks packs per lane plus its edge slots, the whole row in
 //           registers; every load of the row is issued before any value is used. Reductions are
-//           xor butterflies over the team (several sums per round). Rows up to kWarpMaxCols.
+//           xor butterflies over the team (several sums per round). Rows up to kRowWarpMaxCols
+//           (<warpfuse/row_strategy.h>).
 //   block   row_block_kernel<Policy, kExpCache>: one block per row, the row cached in dynamic
 //           shared memory by 16-byte accesses, each thread re-reading only the packs it wrote (no
 //           barrier for the cache, no bank conflicts: a warp's 16-byte accesses are contiguous).
@@ -64,7 +71,12 @@
 //   online  row_online_kernel<Policy>: one block per row, no cache; pass 1 takes the maximum over
 //           a register block of kOnlineBlockPacks packs per input, rescales the running sum once
 //           per block and adds one exponential per element; pass 2 re-reads and stores. Any length.
-// In place (output == input 0) is safe in all three: every element is stored by the thread that
+//   stream  row_stream_warp_kernel<Policy, kLanes> (a team of kLanes lanes per row, 32 / kLanes
+//           rows per warp) and row_stream_block_kernel<Policy> (a block per row): one pass, each
+//           member loading a register block of kStreamBlockPacks packs per input before using
+//           any, storing its outputs at once (the fp32 values by 16-byte stores too), the row's
+//           sum reduced at the end. Any length; nothing is cached.
+// In place (output == an input) is safe in all of them: every element is stored by the thread that
 // loaded it, after its loads.
 #pragma once
 
@@ -75,16 +87,28 @@
 #include "kernels/common/math.cuh"
 #include "kernels/common/pack.cuh"
 #include "kernels/common/reduce.cuh"
-#include "kernels/common/rows.cuh"
 
 namespace warpfuse::detail {
+
+/// Threads per block of the warp-per-row kernels: 4 warps.
+constexpr int kWarpRowBlockThreads = 128;
+/// Most threads per block of the block-per-row kernels (their __launch_bounds__); the launcher
+/// picks 128..1024 per row length (host/cuda/rows.h, row_block_threads).
+constexpr int kRowBlockMaxThreads = 1024;
+
+/// The first row of this thread's warp and the stride between its rows, for kernels with
+/// kRowsPerWarp rows per warp. Every lane of a warp iterates the same rows, so the warp's
+/// shuffles always have all 32 lanes (a team past the last row joins with identities).
+template <int kRowsPerWarp>
+WF_DEVICE void warp_rows(std::int64_t* first, std::int64_t* stride) {
+  const std::int64_t warps_per_block = threads_per_block() / kWarpSize;
+  *first = (static_cast<std::int64_t>(blockIdx.x) * warps_per_block + warp_index()) * kRowsPerWarp;
+  *stride = static_cast<std::int64_t>(gridDim.x) * warps_per_block * kRowsPerWarp;
+}
 
 /// Elements per 16-byte pack of the row arrays.
 template <class T>
 constexpr int kRowPack = kPackElements<T>;
-
-/// The longest row the warp strategy holds in registers: 32 lanes x 32 fp32 values.
-constexpr std::int64_t kWarpMaxCols = 1024;
 
 /// Packs per input and thread in one register block of the online traversal: 4, or fewer so that
 /// a block holds at most 32 values (two 16-bit inputs: 2), which keeps the 1024-thread kernel in
@@ -669,6 +693,135 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
             from_float<T>(policy.store_value(info, result, edge_col, in, exp(in[0])));
       }
     });
+  }
+}
+
+// --- stream strategy -----------------------------------------------------------------------------
+
+/// P fp32 values stored to ptr: 16-byte stores of 4 when `vector` (P is a multiple of 4), else
+/// element by element.
+template <int P>
+WF_DEVICE void store_fp32_body(float* ptr, bool vector, const float* src) {
+  if (vector) {
+#pragma unroll
+    for (int h = 0; h < P; h += 4) {
+      Pack<float, 4> pack;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) pack.elem[i] = src[h + i];
+      store_pack<4>(ptr + h, pack);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < P; ++i) ptr[i] = src[i];
+  }
+}
+
+/// Packs per input and member in one register block of the stream traversal: two, so that the
+/// accurate functions of the heaviest loss (BCE's log1pf, expf and divisions over 2 x 8 values)
+/// fit the 1024-thread block kernel's 64 registers; 64 bytes in flight per thread.
+constexpr int kStreamBlockPacks = 2;
+
+/// The outputs of kN packs whose inputs are in v (packs q0, q0 + members, ...): stored at once,
+/// their values added to *sum in column order.
+template <int kN, class Policy>
+WF_DEVICE void stream_packs(const Policy& policy, const RowArrays<Policy>& arrays, float* values,
+                            bool values_vector, const float (&v)[kN][Policy::kInputs *
+                                                                     kRowPack<typename Policy::T>],
+                            std::int64_t q0, std::int64_t members, float* sum) {
+  constexpr int kIn = Policy::kInputs;
+  constexpr int P = kRowPack<typename Policy::T>;
+#pragma unroll
+  for (int b = 0; b < kN; ++b) {
+    const std::int64_t col0 = arrays.split.pack_col(q0 + b * members);
+    float in[kIn], out[P], value[P];
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      element_inputs<kIn, P>(v[b], i, in);
+      value[i] = policy.element(col0 + i, in, &out[i]);
+      *sum += value[i];
+    }
+    if (arrays.out != nullptr) store_body<P>(arrays.out + col0, arrays.out_vector, out);
+    if (values != nullptr) store_fp32_body<P>(values + col0, values_vector, value);
+  }
+}
+
+/// One member's share of a stream row (members = the row's team or block): edge elements member,
+/// member + members, ..., then body packs in register blocks of kStreamBlockPacks packs per
+/// input, all loaded before any is used. Returns the sum of the member's values, in column order
+/// within its share.
+template <class Policy>
+WF_DEVICE float stream_row(const Policy& policy, std::int64_t row, std::int64_t member,
+                           std::int64_t members) {
+  static_assert(Policy::kStream, "stream_row takes a stream policy");
+  using T = typename Policy::T;
+  constexpr int kIn = Policy::kInputs;
+  constexpr int P = kRowPack<T>;
+  constexpr int kB = kStreamBlockPacks;
+  const RowArrays<Policy> arrays = RowArrays<Policy>::of(policy, row, policy.cols);
+  const RowSplit<P> split = arrays.split;
+  float* const values = policy.values(row);
+  const bool values_vector = values != nullptr && is_pack_aligned<4>(values + split.head);
+  float sum = 0.0f;
+  for (std::int64_t e = member; e < split.edges(); e += members) {
+    float in[kIn];
+    arrays.load_edge(e, in);
+    const std::int64_t col = split.edge_col(e);
+    float out;
+    const float value = policy.element(col, in, &out);
+    if (arrays.out != nullptr) arrays.out[col] = from_float<T>(out);
+    if (values != nullptr) values[col] = value;
+    sum += value;
+  }
+  // Whole register blocks (every member's kB packs exist): unconditional loads, all issued before
+  // the first is used; then the last packs one at a time.
+  const std::int64_t stride = members * kB;
+  const std::int64_t whole = split.packs / stride * stride;
+  for (std::int64_t base = member; base < whole; base += stride) {
+    float v[kB][kIn * P];
+#pragma unroll
+    for (int b = 0; b < kB; ++b) arrays.load_pack_of(base + b * members, v[b]);
+    stream_packs<kB>(policy, arrays, values, values_vector, v, base, members, &sum);
+  }
+  for (std::int64_t q = whole + member; q < split.packs; q += members) {
+    float v[1][kIn * P];
+    arrays.load_pack_of(q, v[0]);
+    stream_packs<1>(policy, arrays, values, values_vector, v, q, members, &sum);
+  }
+  return sum;
+}
+
+/// Grid: 1-D, grid-stride over groups of 32 / kLanes rows; block: kWarpRowBlockThreads. Lane l of
+/// a row's team handles edge elements l, l + kLanes, ... and body packs l, l + kLanes, ...
+template <class Policy, int kLanes>
+__global__ void __launch_bounds__(kWarpRowBlockThreads) row_stream_warp_kernel(Policy policy) {
+  constexpr int kRowsPerWarp = kWarpSize / kLanes;
+  const int lane = static_cast<int>(lane_index()) % kLanes;
+  const int group = static_cast<int>(lane_index()) / kLanes;
+  std::int64_t first_row, row_stride;
+  warp_rows<kRowsPerWarp>(&first_row, &row_stride);
+  for (std::int64_t warp_row = first_row; warp_row < policy.rows; warp_row += row_stride) {
+    const std::int64_t row = warp_row + group;
+    const bool active = row < policy.rows;
+    float sum = active ? stream_row(policy, row, lane, kLanes) : 0.0f;
+    if (!policy.reduces()) continue;
+    __syncwarp();  // the teams' loops above end here: the butterfly sees a converged warp
+    sum = warp_all_reduce_sum<kLanes>(sum);
+    if (active && lane == 0) policy.finish_row(row, sum);
+  }
+}
+
+/// Grid: 1-D, grid-stride over rows, one row per block; block: whole warps (<= 1024); no shared
+/// memory but the reduction's static slots. Thread t handles edge element t and body packs t,
+/// t + blockDim, ...
+template <class Policy>
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_stream_block_kernel(Policy policy) {
+  const std::int64_t thread = linear_thread_index();
+  const std::int64_t threads = threads_per_block();
+  for (std::int64_t row = blockIdx.x; row < policy.rows; row += gridDim.x) {
+    float sum = stream_row(policy, row, thread, threads);
+    if (!policy.reduces()) continue;
+    sum = block_all_reduce_sum(sum);
+    if (thread == 0) policy.finish_row(row, sum);
   }
 }
 

@@ -350,28 +350,53 @@ TEST(Traffic, BiasActivationReadsXOnceAndWritesYAndPreOnce) {
 // --- elementwise losses
 // ---------------------------------------------------------------------------
 
+/// MSE over rows x cols at element `offset` with row stride ld (0: cols), every array alike: one
+/// read of pred and target, one write of dpred and (reduction none) of the fp32 loss, the bodies
+/// by 128-bit accesses whatever the alignment.
 template <class T>
-void mse_case(std::int64_t rows, std::int64_t cols) {
-  const std::size_t n = static_cast<std::size_t>(rows * cols);
+void mse_case(std::int64_t rows, std::int64_t cols, bool per_element = false, std::int64_t ld = 0,
+              std::int64_t offset = 0) {
+  if (ld == 0) ld = cols;
+  const std::size_t n = static_cast<std::size_t>(offset + rows * ld);
   DeviceBuffer<T> pred = random_buffer<T>(n, 6), target = random_buffer<T>(n, 7), dpred(n);
-  DeviceBuffer<float> loss(1);
+  DeviceBuffer<float> loss(per_element ? n : 1);
   DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
   ElementwiseLossOutputs<T> outputs;
-  outputs.loss = MatrixView<float>(loss.data(), 1, 1);
-  outputs.dpred = MatrixView<T>(dpred.data(), rows, cols);
+  outputs.loss = per_element ? MatrixView<float>(loss.data() + offset, rows, cols, ld)
+                             : MatrixView<float>(loss.data(), 1, 1);
+  outputs.dpred = MatrixView<T>(dpred.data() + offset, rows, cols, ld);
+  ElementwiseLossOptions options;
+  options.reduction = per_element ? Reduction::none : Reduction::mean;
   const Moved moved = measure([&] {
-    mse_loss(MatrixView<const T>(pred.data(), rows, cols),
-             MatrixView<const T>(target.data(), rows, cols), outputs,
-             LossWorkspace{workspace.data(), workspace.size()});
+    mse_loss(MatrixView<const T>(pred.data() + offset, rows, cols, ld),
+             MatrixView<const T>(target.data() + offset, rows, cols, ld), outputs,
+             LossWorkspace{workspace.data(), workspace.size()}, options);
   });
-  const std::uint64_t bytes = n * sizeof(T);
-  check("mse_loss", "automatic", dtype_name<T>(), shape_of(rows, cols), moved,
-        {{pred.data(), bytes}, {target.data(), bytes}}, {{dpred.data(), bytes}}, 1.0, 1.0);
+  const std::uint64_t bytes = static_cast<std::uint64_t>(rows * cols) * sizeof(T);
+  std::vector<std::pair<const void*, std::uint64_t>> written = {{dpred.data(), bytes}};
+  if (per_element) {
+    written.push_back({loss.data(), static_cast<std::uint64_t>(rows * cols) * sizeof(float)});
+  }
+  std::string shape = shape_of(rows, cols) + (per_element ? " none" : " mean");
+  if (ld != cols || offset != 0)
+    shape += " ld " + std::to_string(ld) + " +" + std::to_string(offset);
+  check("mse_loss", "stream", dtype_name<T>(), shape, moved,
+        {{pred.data(), bytes}, {target.data(), bytes}}, written, 1.0,
+        body_share<T>(rows, cols, ld, offset) - 1e-9);
 }
 
 TEST(Traffic, ElementwiseLossReadsBothInputsOnce) {
   mse_case<float>(64, 1024);
   mse_case<__nv_bfloat16>(16, 8192);
+  mse_case<float>(64, 1024, true);
+}
+
+TEST(Traffic, ElementwiseLossAnyAlignmentAndShortRowsKeepTheVectorPath) {
+  mse_case<float>(512, 10);  // 1M x 10 in miniature: rows share a warp, packs across row ends
+  mse_case<__nv_bfloat16>(512, 8, true);  // one pack per row
+  mse_case<float>(19, 300, true, 303, 1);  // odd ld, unaligned start: head, body, tail per row
+  mse_case<__half>(7, 1500, false, 1501, 5);  // block per row
+  mse_case<__nv_bfloat16>(3, 50257, true);    // GPT-2's vocabulary
 }
 
 /// Prints the table of ratios after the tests that filled it (ctest runs them one per process,
