@@ -306,8 +306,9 @@ void run_case(benchmark::State& state, Activation kind, Form form, Impl impl, st
           case Form::bias_backward:
             bias_activation_backward(
                 MatrixView<const T>(matrix(set, 0)), matrix(set, 1), matrix(set, 2),
-                VectorView<T>(vec(set, 2), cols), workspace.data(), workspace_bytes, params,
-                slope(set), prelu ? VectorView<T>(vec(set, 3), cols) : VectorView<T>(), stream());
+                VectorView<T>(vec(set, 2), cols), Workspace{workspace.data(), workspace_bytes},
+                params, slope(set), prelu ? VectorView<T>(vec(set, 3), cols) : VectorView<T>(),
+                stream());
             break;
         }
       };

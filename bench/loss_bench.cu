@@ -88,7 +88,7 @@ SoftmaxStrategy strategy_of(Impl impl) {
 constexpr std::int64_t kClasses[] = {8, 10, 1000, 32000, 50257, 50304, 128256, 256000};
 
 /// The loss values are fp32 whatever the dtype; the row sums run over up to 2^18 classes.
-constexpr Tolerance kLossTolerance{1e-5, 1e-4};
+constexpr Tolerance kLossTolerance = tolerance_for<float>();
 
 // --- the naive baseline ----------------------------------------------------------------------
 
@@ -192,8 +192,8 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
                                  cudaMemcpyHostToDevice));
   DeviceBuffer<float> row_loss(static_cast<std::size_t>(rows));
   DeviceBuffer<float> loss(1);
-  DeviceBuffer<unsigned char> workspace_memory(loss_workspace_bytes(rows));
-  const LossWorkspace workspace{workspace_memory.data(), workspace_memory.size()};
+  DeviceBuffer<unsigned char> workspace_memory(cross_entropy_workspace_bytes(rows));
+  const Workspace workspace{workspace_memory.data(), workspace_memory.size()};
 
   const std::uint64_t seed =
       (static_cast<std::uint64_t>(dtype_of<T>()) + 1) * (std::uint64_t{1} << 40) +
@@ -227,7 +227,7 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
       return;
     }
     CrossEntropyOutputs<T> outputs;
-    outputs.loss = loss.data();
+    outputs.loss = VectorView<float>(loss.data(), 1);
     outputs.dlogits = dlogits(set);
     cross_entropy(logits(set), target_view, outputs, workspace, options, {}, stream());
   };
@@ -243,9 +243,9 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
   if (impl == Impl::inplace) fill_uniform(data.at(0, 0), elements, -4.0f, 4.0f, seed);
   if (impl != Impl::naive) {
     CrossEntropyOptions per_row = options;
-    per_row.reduction = Reduction::none;
+    per_row.reduction = CrossEntropyReduction::none;
     CrossEntropyOutputs<T> outputs;
-    outputs.loss = row_loss.data();
+    outputs.loss = VectorView<float>(row_loss.data(), rows);
     cross_entropy(logits(0), target_view, outputs, workspace, per_row, {}, stream());
   }
   launch(0);
@@ -318,8 +318,8 @@ void run_elementwise(benchmark::State& state, Elementwise kind, std::int64_t col
   const int sets = data.sets();
   DeviceBuffer<float> row_loss(static_cast<std::size_t>(rows));
   DeviceBuffer<float> loss(1);
-  DeviceBuffer<unsigned char> workspace_memory(loss_workspace_bytes(rows));
-  const LossWorkspace workspace{workspace_memory.data(), workspace_memory.size()};
+  DeviceBuffer<unsigned char> workspace_memory(elementwise_loss_workspace_bytes(rows));
+  const Workspace workspace{workspace_memory.data(), workspace_memory.size()};
   const std::uint64_t seed =
       (static_cast<std::uint64_t>(kind) * 8 + static_cast<std::uint64_t>(dtype_of<T>()) + 77) *
           (std::uint64_t{1} << 36) +

@@ -1,7 +1,7 @@
 // warpfuse kernels — the pieces every loss shares: the workspace layout, the status of bad targets,
 // and the deterministic reduction of per-row partial losses.
 //
-// Workspace layout (LossWorkspace::data, 256-byte aligned):
+// Workspace layout (Workspace::data, kWorkspaceAlignment = 256-byte aligned):
 //   [0, 256)        LossHeader: bad-target status, the cross-entropy denominator and weight sum
 //   [256, ...)      float row_partials[rows]: each row's loss (or its contribution to the sum),
 //                   rounded up to 64 floats

@@ -1,11 +1,13 @@
 // Tests of kernels/common/: warp and block reductions, packs, dtype conversion, math wrappers.
 // One body, compiled into the emulated and the GPU test binaries (see test_util.h).
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "host/cuda/launch.h"
@@ -346,6 +348,73 @@ TEST_F(MathWrappers, MatchDoublePrecision) {
   }
   // __expf's error grows with |x| (2 + 1.16|x| ulp): at |x| = 20, about 25 ulp = 3e-6 relative.
   EXPECT_TRUE(all_close(got, expected, Tolerance{1e-6, 4e-6}, 5));
+}
+
+// --- the shared test helpers catch what they are for (planted faults) ----------------------------
+
+TEST(TestHelpers, WrittenOutsideCountsEveryStrayWriteAndNothingElse) {
+  // A 3 x 4 matrix at offset 2 with row stride 6 in a buffer of 24 floats.
+  const std::vector<float> poison = poisoned_host<float>(24);
+  std::vector<float> got = poison;
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c) got[2 + r * 6 + c] = 1.0f;  // the matrix itself: not counted
+  EXPECT_EQ(written_outside(got, poison, 2, 3, 4, 6), 0u);
+  got[2 + 4] = 0.0f;  // the gap after row 0
+  got[1] = 0.0f;      // before the matrix
+  got[23] = -0.0f;    // after it (bitwise, not by value)
+  EXPECT_EQ(written_outside(got, poison, 2, 3, 4, 6), 3u);
+  // In place: the surroundings must hold the input, not the poison.
+  std::vector<float> input(24, 7.0f), out = input;
+  out[2 + 6 + 3] = 0.5f;  // inside
+  EXPECT_EQ(written_outside(out, input, 2, 3, 4, 6), 0u);
+  out[2 + 6 + 4] = 0.5f;  // in the gap
+  EXPECT_EQ(written_outside(out, input, 2, 3, 4, 6), 1u);
+}
+
+/// How many test failures `body` reports (intercepted: they do not fail this test).
+template <class Body>
+int failures_of(Body&& body) {
+  ::testing::TestPartResultArray results;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+    body();
+  }
+  return results.size();
+}
+
+TEST(TestHelpers, ErrorChecksFailOnTheWrongErrorOrNone) {
+  // The right error passes and hands back its message.
+  std::string message;
+  EXPECT_EQ(failures_of([&] {
+              message = expect_invalid([] { throw InvalidArgument("softmax", "x", "bad"); },
+                                       "softmax", "x");
+            }),
+            0);
+  EXPECT_NE(message.find("argument 'x': bad"), std::string::npos) << message;
+  // Planted: no throw, another argument, another op, another kind: each must fail.
+  EXPECT_GE(failures_of([] { expect_invalid([] {}, "softmax", "x"); }), 1);
+  EXPECT_GE(failures_of([] {
+              expect_invalid([] { throw InvalidArgument("softmax", "y", "bad"); }, "softmax", "x");
+            }),
+            1);
+  EXPECT_GE(failures_of([] {
+              expect_invalid([] { throw InvalidArgument("log_softmax", "x", "bad"); }, "softmax",
+                             "x");
+            }),
+            1);
+  EXPECT_GE(failures_of([] {
+              expect_invalid([] { throw Unsupported("softmax", "too long"); }, "softmax", "x");
+            }),
+            1);
+  EXPECT_GE(failures_of([] { error_message([] {}); }), 1);
+  EXPECT_GE(failures_of([] { error_message([] { throw Unsupported("softmax", "too long"); }); }),
+            1);
+  EXPECT_EQ(failures_of([] {
+              error_message([] { throw Unsupported("softmax", "too long"); },
+                            ErrorKind::unsupported);
+            }),
+            0);
 }
 
 }  // namespace

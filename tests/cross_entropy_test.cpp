@@ -25,7 +25,7 @@ struct CeCase {
   std::int64_t rows;
   std::int64_t classes;
   SoftmaxStrategy strategy = SoftmaxStrategy::automatic;
-  Reduction reduction = Reduction::mean;
+  CrossEntropyReduction reduction = CrossEntropyReduction::mean;
   float smoothing = 0.0f;
   float z_loss = 0.0f;
   bool weights = false;
@@ -47,10 +47,10 @@ struct CeCase {
   }
 };
 
-/// A workspace sized for `rows`.
-struct Workspace {
-  explicit Workspace(std::int64_t rows) : buffer(loss_workspace_bytes(rows)) {}
-  LossWorkspace get() { return LossWorkspace{buffer.data(), buffer.size()}; }
+/// Device memory for a workspace sized for `rows`.
+struct ScratchBuffer {
+  explicit ScratchBuffer(std::int64_t rows) : buffer(cross_entropy_workspace_bytes(rows)) {}
+  Workspace get() { return Workspace{buffer.data(), buffer.size()}; }
   DeviceBuffer<unsigned char> buffer;
 };
 
@@ -98,12 +98,12 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   DeviceBuffer<Index> d_targets = to_device(targets_typed);
   DeviceBuffer<T> d_probs = to_device(probs_host);
   DeviceBuffer<float> d_weight = to_device(weight_host);
-  const std::size_t loss_count = c.reduction == Reduction::none ? c.rows : 1;
+  const std::size_t loss_count = c.reduction == CrossEntropyReduction::none ? c.rows : 1;
   DeviceBuffer<float> d_loss = poisoned_buffer<float>(loss_count);
   DeviceBuffer<float> d_lse = poisoned_buffer<float>(static_cast<std::size_t>(c.rows));
   DeviceBuffer<T> d_grad_separate = poisoned_buffer<T>(span);
   DeviceBuffer<T>& d_grad = c.in_place ? d_logits : d_grad_separate;
-  Workspace workspace(c.rows);
+  ScratchBuffer workspace(c.rows);
 
   CrossEntropyOptions options;
   options.label_smoothing = c.smoothing;
@@ -112,8 +112,8 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   options.strategy = c.strategy;
   options.grad_scale = c.grad_scale;
   CrossEntropyOutputs<T> outputs;
-  outputs.loss = d_loss.data();
-  outputs.logsumexp = d_lse.data();
+  outputs.loss = VectorView<float>(d_loss.data(), static_cast<std::int64_t>(loss_count));
+  outputs.logsumexp = VectorView<float>(d_lse.data(), c.rows);
   if (c.gradient) outputs.dlogits = MatrixView<T>(d_grad.data(), c.rows, c.classes, ld);
   const MatrixView<const T> logits_view(d_logits.data(), c.rows, c.classes, ld);
   const VectorView<const float> weight_view(c.weights ? d_weight.data() : nullptr,
@@ -142,7 +142,7 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
                        lse.data(), row_grad.data());
   }
   double divisor = 1.0;
-  if (c.reduction == Reduction::mean) {
+  if (c.reduction == CrossEntropyReduction::mean) {
     divisor = c.probabilities
                   ? static_cast<double>(c.rows)
                   : ref::cross_entropy_mean_denominator(targets.data(), c.rows, c.classes, params);
@@ -152,7 +152,7 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   std::vector<double> expected_loss;
   double magnitude = 0.0;
   for (double v : row_loss) magnitude += std::fabs(v);
-  if (c.reduction == Reduction::none) {
+  if (c.reduction == CrossEntropyReduction::none) {
     expected_loss = row_loss;
   } else {
     double total = 0.0;
@@ -162,7 +162,8 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   }
   EXPECT_TRUE(all_close(
       d_loss.to_host(), expected_loss,
-      Tolerance{1e-5 + loss_rtol * (c.reduction == Reduction::none ? 0.0 : magnitude), loss_rtol}));
+      Tolerance{1e-5 + loss_rtol * (c.reduction == CrossEntropyReduction::none ? 0.0 : magnitude),
+                loss_rtol}));
   EXPECT_TRUE(all_close(d_lse.to_host(), lse, Tolerance{1e-5, loss_rtol}));
 
   if (!c.gradient) return;
@@ -184,11 +185,11 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   }
   EXPECT_TRUE(all_close_scaled(grad_dense, rounded_to<T>(expected_grad), term_scale,
                                tolerance_for<T>(), c.classes));
-  if (c.ld_pad > 0 && !c.in_place) {
-    for (std::int64_t r = 0; r < c.rows; ++r)
-      for (std::int64_t k = c.classes; k < ld; ++k)
-        ASSERT_TRUE(std::isnan(to_double(grad_storage[r * ld + k]))) << "wrote the row gap";
-  }
+  // The row gaps: poison still there, or (in place) the logits untouched.
+  EXPECT_EQ(written_outside(grad_storage, c.in_place ? logits_host : poisoned_host<T>(span), 0,
+                            c.rows, c.classes, ld),
+            0u)
+      << "dlogits elements outside the matrix were written";
 }
 
 template <class T>
@@ -221,7 +222,7 @@ TYPED_TEST(CrossEntropy, EveryClassCountAndStrategyMatchesTheReference) {
     for (SoftmaxStrategy strategy : strategies_for(classes, sizeof(T))) {
       CeCase c{rows_for(classes), classes, strategy};
       check_ce<T, std::int64_t>(c, ++seed);
-      c.reduction = Reduction::sum;
+      c.reduction = CrossEntropyReduction::sum;
       c.smoothing = 0.1f;
       c.weights = true;
       c.ignored_every = 3;
@@ -252,7 +253,7 @@ TYPED_TEST(CrossEntropy, VocabularyAndRouterShapes) {
           classes <=
           cross_entropy_block_max_cols(dtype_of<T>(), CrossEntropyTargets::probabilities);
       if (strategy != SoftmaxStrategy::block || block_holds_two) {
-        CeCase p{vocab_rows, classes, strategy, Reduction::sum};
+        CeCase p{vocab_rows, classes, strategy, CrossEntropyReduction::sum};
         p.probabilities = true;
         p.ld_pad = 3;
         check_ce<T, std::int32_t>(p, ++seed);
@@ -263,7 +264,7 @@ TYPED_TEST(CrossEntropy, VocabularyAndRouterShapes) {
     CeCase c{router_rows, classes};
     c.ignored_every = 7;
     check_ce<T, std::int32_t>(c, ++seed);
-    CeCase p{router_rows / 4, classes, SoftmaxStrategy::warp, Reduction::none};
+    CeCase p{router_rows / 4, classes, SoftmaxStrategy::warp, CrossEntropyReduction::none};
     p.probabilities = true;
     p.in_place = true;
     p.ld_pad = 1;
@@ -276,7 +277,8 @@ TYPED_TEST(CrossEntropy, OptionsReductionsAndLayouts) {
   std::uint64_t seed = 500;
   for (std::int64_t classes : {3, 40, 777, 3000}) {
     for (SoftmaxStrategy strategy : strategies_for(classes, sizeof(T))) {
-      for (Reduction reduction : {Reduction::none, Reduction::mean, Reduction::sum}) {
+      for (CrossEntropyReduction reduction :
+           {CrossEntropyReduction::none, CrossEntropyReduction::mean, CrossEntropyReduction::sum}) {
         CeCase c{23, classes, strategy, reduction};
         c.z_loss = 1e-3f;
         c.grad_scale = 0.5f;
@@ -307,24 +309,25 @@ class CrossEntropyEdges : public DeviceTest {
   // Allocated after DeviceTest::SetUp has skipped the test when there is no device.
   void SetUp() override {
     DeviceTest::SetUp();
-    if (!IsSkipped()) workspace_storage_ = std::make_unique<Workspace>(64);
+    if (!IsSkipped()) workspace_storage_ = std::make_unique<ScratchBuffer>(64);
   }
 
   /// Runs float cross-entropy with index targets; returns per-row (none) losses and the gradient.
   void run(const std::vector<float>& logits, std::int64_t classes,
-           const std::vector<std::int64_t>& targets, Reduction reduction, std::vector<float>* loss,
-           std::vector<float>* grad, SoftmaxStrategy strategy = SoftmaxStrategy::automatic) {
+           const std::vector<std::int64_t>& targets, CrossEntropyReduction reduction,
+           std::vector<float>* loss, std::vector<float>* grad,
+           SoftmaxStrategy strategy = SoftmaxStrategy::automatic) {
     const auto rows = static_cast<std::int64_t>(targets.size());
     DeviceBuffer<float> d_logits = to_device(logits);
     DeviceBuffer<std::int64_t> d_targets = to_device(targets);
     DeviceBuffer<float> d_loss =
-        poisoned_buffer<float>(reduction == Reduction::none ? targets.size() : 1);
+        poisoned_buffer<float>(reduction == CrossEntropyReduction::none ? targets.size() : 1);
     DeviceBuffer<float> d_grad = poisoned_buffer<float>(logits.size());
     CrossEntropyOptions options;
     options.reduction = reduction;
     options.strategy = strategy;
     CrossEntropyOutputs<float> outputs;
-    outputs.loss = d_loss.data();
+    outputs.loss = d_loss.vector();
     outputs.dlogits = d_grad.view(rows, classes);
     cross_entropy(d_logits.view(rows, classes), d_targets.vector(), outputs, workspace_.get(),
                   options);
@@ -332,10 +335,10 @@ class CrossEntropyEdges : public DeviceTest {
     *grad = d_grad.to_host();
   }
   struct WorkspaceRef {
-    std::unique_ptr<Workspace>* owner;
-    LossWorkspace get() { return (*owner)->get(); }
+    std::unique_ptr<ScratchBuffer>* owner;
+    Workspace get() { return (*owner)->get(); }
   };
-  std::unique_ptr<Workspace> workspace_storage_;
+  std::unique_ptr<ScratchBuffer> workspace_storage_;
   WorkspaceRef workspace_{&workspace_storage_};
 };
 
@@ -347,7 +350,7 @@ TEST_F(CrossEntropyEdges, BadTargetsAreCountedReportedAndHarmless) {
     const std::vector<float> logits = random_values<float>(6 * classes, 9, -2.0, 2.0);
     const std::vector<std::int64_t> targets = {1, 7, 0, -1, -100, 4};
     std::vector<float> loss, grad;
-    run(logits, classes, targets, Reduction::none, &loss, &grad, strategy);
+    run(logits, classes, targets, CrossEntropyReduction::none, &loss, &grad, strategy);
     const LossStatus status = read_loss_status(workspace_.get());
     EXPECT_EQ(status.bad_rows, 2);
     EXPECT_EQ(status.first_bad_row, 1);
@@ -368,10 +371,10 @@ TEST_F(CrossEntropyEdges, BadTargetsAreCountedReportedAndHarmless) {
                             "with target 7"));
     }
     // The mean is NaN; later launches with good targets are unaffected and the status clears.
-    run(logits, classes, targets, Reduction::mean, &loss, &grad, strategy);
+    run(logits, classes, targets, CrossEntropyReduction::mean, &loss, &grad, strategy);
     EXPECT_TRUE(std::isnan(loss[0]));
     const std::vector<std::int64_t> good = {1, 2, 0, 3, 4, 4};
-    run(logits, classes, good, Reduction::mean, &loss, &grad, strategy);
+    run(logits, classes, good, CrossEntropyReduction::mean, &loss, &grad, strategy);
     EXPECT_TRUE(std::isfinite(loss[0]));
     EXPECT_EQ(read_loss_status(workspace_.get()).bad_rows, 0);
     DeviceBuffer<std::int64_t> d_good = to_device(good);
@@ -382,7 +385,7 @@ TEST_F(CrossEntropyEdges, BadTargetsAreCountedReportedAndHarmless) {
 TEST_F(CrossEntropyEdges, AllRowsIgnoredWithMeanGivesZeroNotNan) {
   const std::vector<float> logits = random_values<float>(3 * 4, 4, -1.0, 1.0);
   std::vector<float> loss, grad;
-  run(logits, 4, {-100, -100, -100}, Reduction::mean, &loss, &grad);
+  run(logits, 4, {-100, -100, -100}, CrossEntropyReduction::mean, &loss, &grad);
   EXPECT_EQ(loss[0], 0.0f);
   for (float g : grad) EXPECT_EQ(g, 0.0f);
 }
@@ -398,7 +401,7 @@ TEST_F(CrossEntropyEdges, InfinitiesAndHugeLogits) {
         1e4f,  -1e4f, 1e4f,  0.0f,    // row 2: huge magnitudes, target 3: finite
         -1e4f, -1e4f, -1e4f, -1e4f};  // row 3: all equal and huge negative: log 4
     std::vector<float> loss, grad;
-    run(logits, 4, {0, 1, 3, 2}, Reduction::none, &loss, &grad, strategy);
+    run(logits, 4, {0, 1, 3, 2}, CrossEntropyReduction::none, &loss, &grad, strategy);
     EXPECT_EQ(loss[0], inf);
     EXPECT_TRUE(std::isfinite(loss[1]));
     EXPECT_NEAR(loss[1], std::log(std::exp(1.0) + std::exp(0.5)) - 1.0, 1e-5);
@@ -414,9 +417,9 @@ TEST_F(CrossEntropyEdges, InfinitiesAndHugeLogits) {
 // blocks with a short last chunk, with weights and ignored rows in the denominator.
 TYPED_TEST(CrossEntropy, ManyRowsTakeTheTwoStageReductions) {
   using T = TypeParam;
-  CeCase just_past{4097, 10, SoftmaxStrategy::automatic, Reduction::sum};
+  CeCase just_past{4097, 10, SoftmaxStrategy::automatic, CrossEntropyReduction::sum};
   check_ce<T, std::int32_t>(just_past, 700);
-  CeCase many{70001, 10, SoftmaxStrategy::automatic, Reduction::mean};
+  CeCase many{70001, 10, SoftmaxStrategy::automatic, CrossEntropyReduction::mean};
   many.weights = true;
   many.ignored_every = 3;
   check_ce<T, std::int64_t>(many, 701);
@@ -438,13 +441,13 @@ TYPED_TEST(CrossEntropy, MeanLossIsBitwiseReproducible) {
         to_device(random_values<std::int32_t>(rows, 78, 0, classes - 1));
     DeviceBuffer<float> loss(1);
     DeviceBuffer<T> grad(rows * classes);
-    Workspace workspace(rows);
+    ScratchBuffer workspace(rows);
     std::vector<float> first;
     std::vector<T> first_grad;
     for_each_schedule([&](const std::string& schedule) {
       for (int repeat = 0; repeat < 2; ++repeat) {
         CrossEntropyOutputs<T> outputs;
-        outputs.loss = loss.data();
+        outputs.loss = VectorView<float>(loss.data(), 1);
         outputs.dlogits = grad.view(rows, classes);
         CrossEntropyOptions options;
         options.label_smoothing = 0.05f;
@@ -470,15 +473,8 @@ TEST_F(CrossEntropyEdges, BadArgumentsAreTypedErrors) {
   DeviceBuffer<float> loss(4);
   DeviceBuffer<float> weight(10);
   CrossEntropyOutputs<float> outputs;
-  outputs.loss = loss.data();
-  const auto message = [&](auto&& body) -> std::string {
-    try {
-      body();
-    } catch (const InvalidArgument& error) {
-      return error.what();
-    }
-    return "no InvalidArgument";
-  };
+  outputs.loss = VectorView<float>(loss.data(), 1);
+  const auto message = [](auto&& body) { return error_message(body); };
   const auto x = logits.view(4, 10);
   EXPECT_THAT(message([&] {
                 cross_entropy(x, VectorView<const std::int64_t>(targets.data(), 3), outputs,
@@ -500,9 +496,40 @@ TEST_F(CrossEntropyEdges, BadArgumentsAreTypedErrors) {
                 CrossEntropyOutputs<float> bad;
                 cross_entropy(x, targets.vector(), bad, workspace_.get());
               }),
-              HasSubstr("argument 'outputs.loss': is null"));
+              HasSubstr("argument 'outputs.loss': size = 0 is not the 1 that reduction mean "
+                        "writes for 4 rows"));
   EXPECT_THAT(message([&] {
-                cross_entropy(x, targets.vector(), outputs, LossWorkspace{nullptr, 0});
+                CrossEntropyOptions options;
+                options.reduction = CrossEntropyReduction::none;
+                cross_entropy(x, targets.vector(), outputs, workspace_.get(), options);
+              }),
+              HasSubstr("argument 'outputs.loss': size = 1 is not the 4 that reduction none"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.logsumexp = VectorView<float>(loss.data() + 1, 3);
+                cross_entropy(x, targets.vector(), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.logsumexp': size = 3 but logits have 4 rows"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.logsumexp = loss.vector();
+                cross_entropy(x, targets.vector(), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.loss': overlaps 'outputs.logsumexp'"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.loss = VectorView<float>(logits.data() + 3, 1);
+                cross_entropy(x, targets.vector(), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.loss': overlaps 'logits'"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.loss = VectorView<float>(weight.data(), 1);
+                cross_entropy(x, targets.vector(), bad, workspace_.get(), {}, weight.vector());
+              }),
+              HasSubstr("argument 'outputs.loss': overlaps 'weight'"));
+  EXPECT_THAT(message([&] {
+                cross_entropy(x, targets.vector(), outputs, Workspace{nullptr, 0});
               }),
               HasSubstr("argument 'workspace'"));
   EXPECT_THAT(message([&] {
@@ -513,10 +540,10 @@ TEST_F(CrossEntropyEdges, BadArgumentsAreTypedErrors) {
               HasSubstr("'options.label_smoothing'"));
   EXPECT_THAT(message([&] {
                 CrossEntropyOptions options;
-                options.reduction = Reduction::per_sample;
+                options.reduction = static_cast<CrossEntropyReduction>(3);
                 cross_entropy(x, targets.vector(), outputs, workspace_.get(), options);
               }),
-              HasSubstr("'options.reduction': reduction = per_sample"));
+              HasSubstr("'options.reduction': reduction = 3 is not a CrossEntropyReduction"));
   EXPECT_THAT(message([&] { cross_entropy(x, logits.view(4, 9), outputs, workspace_.get()); }),
               HasSubstr("argument 'target_probabilities': shape 4 x 9"));
   EXPECT_THAT(message([&] {

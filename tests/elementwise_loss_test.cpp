@@ -123,7 +123,7 @@ void call(const Case& c, Buffers<T>& b) {
   const MatrixView<const T> target = view_of(b.target, c);
   const MatrixView<float> loss(b.loss.data() + c.offset, c.loss_rows(), c.loss_cols(), c.loss_ld());
   const MatrixView<T> dpred = !c.grad ? MatrixView<T>() : c.in_place ? pred : view_of(b.dpred, c);
-  const LossWorkspace workspace{b.workspace.data(), b.workspace.size()};
+  const Workspace workspace{b.workspace.data(), b.workspace.size()};
   const ElementwiseLossOutputs<T> outputs{loss, dpred};
   switch (c.kind) {
     case Kind::bce_with_logits:
@@ -230,10 +230,12 @@ void check_case(const Case& c, std::uint64_t seed) {
   std::vector<float> weight_host;
   fill_inputs(c, seed, &pred_host, &target_host, &weight_host);
   const std::size_t span = static_cast<std::size_t>(c.span());
-  Buffers<T> b{
-      to_device(pred_host),     to_device(target_host),
-      poisoned_buffer<T>(span), poisoned_buffer<float>(static_cast<std::size_t>(c.loss_span())),
-      to_device(weight_host),   DeviceBuffer<unsigned char>(loss_workspace_bytes(c.rows))};
+  Buffers<T> b{to_device(pred_host),
+               to_device(target_host),
+               poisoned_buffer<T>(span),
+               poisoned_buffer<float>(static_cast<std::size_t>(c.loss_span())),
+               to_device(weight_host),
+               DeviceBuffer<unsigned char>(elementwise_loss_workspace_bytes(c.rows))};
   call(c, b);
 
   const std::vector<double> p = dense(pred_host, c), t = dense(target_host, c);
@@ -285,13 +287,8 @@ void check_case(const Case& c, std::uint64_t seed) {
   EXPECT_TRUE(all_close_scaled(got, expected, term_scale, fp32,
                                c.reduction == Reduction::none ? c.cols : 0))
       << "loss";
-  std::size_t loss_written_outside = 0;
-  for (std::size_t i = 0; i < loss.size(); ++i) {
-    const std::int64_t rel = static_cast<std::int64_t>(i) - c.offset;
-    const bool inside =
-        rel >= 0 && rel / c.loss_ld() < c.loss_rows() && rel % c.loss_ld() < c.loss_cols();
-    if (!inside && !std::isnan(loss[i])) ++loss_written_outside;
-  }
+  const std::size_t loss_written_outside = written_outside(
+      loss, poisoned_host<float>(loss.size()), c.offset, c.loss_rows(), c.loss_cols(), c.loss_ld());
   EXPECT_EQ(loss_written_outside, 0u) << "loss elements outside the output were written";
 
   // The gradient: grad_scale * g * dL/dp, rounded to T.
@@ -311,15 +308,8 @@ void check_case(const Case& c, std::uint64_t seed) {
   EXPECT_TRUE(all_close_scaled(dense(dpred, c), rounded_to<T>(grad), grad_terms, tolerance_for<T>(),
                                c.cols))
       << "dpred";
-  std::size_t grad_written_outside = 0;
-  for (std::size_t i = 0; i < span; ++i) {
-    const std::int64_t rel = static_cast<std::int64_t>(i) - c.offset;
-    const bool inside = rel >= 0 && rel / c.ld < c.rows && rel % c.ld < c.cols;
-    if (inside) continue;
-    const bool untouched = c.in_place ? std::memcmp(&dpred[i], &pred_host[i], sizeof(T)) == 0
-                                      : std::isnan(to_double(dpred[i]));
-    if (!untouched) ++grad_written_outside;
-  }
+  const std::size_t grad_written_outside = written_outside(
+      dpred, c.in_place ? pred_host : poisoned_host<T>(span), c.offset, c.rows, c.cols, c.ld);
   EXPECT_EQ(grad_written_outside, 0u) << "dpred elements outside the matrix were written";
 }
 
@@ -418,12 +408,12 @@ TEST(ElementwiseLossKeras, BinaryCrossEntropyVector) {
   DeviceBuffer<float> y_true = to_device(std::vector<float>{0.0f, 1.0f, 0.0f, 0.0f});
   DeviceBuffer<float> y_pred = to_device(std::vector<float>{0.6f, 0.4f, 0.4f, 0.6f});
   DeviceBuffer<float> out = poisoned_buffer<float>(2);
-  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(2));
-  const LossWorkspace ws{workspace.data(), workspace.size()};
+  DeviceBuffer<unsigned char> workspace(elementwise_loss_workspace_bytes(2));
+  const Workspace ws{workspace.data(), workspace.size()};
   const MatrixView<const float> pred(y_pred.data(), 2, 2), target(y_true.data(), 2, 2);
   const auto run = [&](Reduction reduction) {
     const MatrixView<float> loss(out.data(), reduction == Reduction::per_sample ? 2 : 1, 1);
-    binary_cross_entropy(pred, target, {loss}, ws, {reduction});
+    binary_cross_entropy<float>(pred, target, {loss}, ws, {reduction});
     return out.to_host();
   };
   const auto three_decimals = [](double v) { return std::round(v * 1000.0) / 1000.0; };
@@ -453,7 +443,7 @@ void check_special(Kind kind, const std::vector<std::pair<double, double>>& pair
     DeviceBuffer<T> pred = to_device(pred_host), target = to_device(target_host);
     DeviceBuffer<T> dpred = poisoned_buffer<T>(pairs.size());
     DeviceBuffer<float> loss = poisoned_buffer<float>(pairs.size());
-    DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(1));
+    DeviceBuffer<unsigned char> workspace(elementwise_loss_workspace_bytes(1));
     Buffers<T> b{std::move(pred), std::move(target),      std::move(dpred),
                  std::move(loss), DeviceBuffer<float>(1), std::move(workspace)};
     call(c, b);
@@ -515,26 +505,28 @@ TYPED_TEST(ElementwiseLoss, SpecialValues) {
 TEST(ElementwiseLossEmpty, MeanOfNothingIsZero) {
   if (const auto reason = device_unavailable()) GTEST_SKIP() << "no CUDA device: " << *reason;
   DeviceBuffer<float> pred(8), target(8), dpred(8);
-  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(4));
-  const LossWorkspace ws{workspace.data(), workspace.size()};
+  DeviceBuffer<unsigned char> workspace(elementwise_loss_workspace_bytes(4));
+  const Workspace ws{workspace.data(), workspace.size()};
   for (Reduction reduction : {Reduction::mean, Reduction::sum, Reduction::per_sample_sum}) {
     for (const auto& [rows, cols] : {std::pair<std::int64_t, std::int64_t>{0, 4}, {4, 0}}) {
       DeviceBuffer<float> out = poisoned_buffer<float>(1);
-      mse_loss(MatrixView<const float>(pred.data(), rows, cols),
-               MatrixView<float>(target.data(), rows, cols),
-               {MatrixView<float>(out.data(), 1, 1), MatrixView<float>(dpred.data(), rows, cols)},
-               ws, {reduction});
+      mse_loss<float>(
+          MatrixView<const float>(pred.data(), rows, cols),
+          MatrixView<float>(target.data(), rows, cols),
+          {MatrixView<float>(out.data(), 1, 1), MatrixView<float>(dpred.data(), rows, cols)}, ws,
+          {reduction});
       WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
       EXPECT_EQ(out.to_host()[0], 0.0f) << to_string(reduction) << " " << rows << "x" << cols;
     }
   }
   // per_sample of rows with no columns: 0 per row; none of an empty matrix writes nothing.
   DeviceBuffer<float> out = poisoned_buffer<float>(4);
-  huber_loss(MatrixView<const float>(pred.data(), 3, 0),
-             MatrixView<const float>(target.data(), 3, 0), {MatrixView<float>(out.data(), 3, 1)},
-             LossWorkspace{}, {Reduction::per_sample});
-  mae_loss(MatrixView<const float>(pred.data(), 0, 5), MatrixView<const float>(target.data(), 0, 5),
-           {MatrixView<float>(out.data() + 3, 0, 5)}, LossWorkspace{}, {Reduction::none});
+  huber_loss<float>(MatrixView<const float>(pred.data(), 3, 0),
+                    MatrixView<const float>(target.data(), 3, 0),
+                    {MatrixView<float>(out.data(), 3, 1)}, Workspace{}, {Reduction::per_sample});
+  mae_loss<float>(MatrixView<const float>(pred.data(), 0, 5),
+                  MatrixView<const float>(target.data(), 0, 5),
+                  {MatrixView<float>(out.data() + 3, 0, 5)}, Workspace{}, {Reduction::none});
   WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<float> host = out.to_host();
   EXPECT_EQ(host[0], 0.0f);
@@ -556,10 +548,12 @@ TYPED_TEST(ElementwiseLoss, RunsAreBitwiseIdentical) {
     std::vector<float> weight_host;
     fill_inputs(c, 77, &pred_host, &target_host, &weight_host);
     const std::size_t span = static_cast<std::size_t>(c.span());
-    Buffers<T> b{
-        to_device(pred_host),     to_device(target_host),
-        poisoned_buffer<T>(span), poisoned_buffer<float>(static_cast<std::size_t>(c.loss_span())),
-        to_device(weight_host),   DeviceBuffer<unsigned char>(loss_workspace_bytes(c.rows))};
+    Buffers<T> b{to_device(pred_host),
+                 to_device(target_host),
+                 poisoned_buffer<T>(span),
+                 poisoned_buffer<float>(static_cast<std::size_t>(c.loss_span())),
+                 to_device(weight_host),
+                 DeviceBuffer<unsigned char>(elementwise_loss_workspace_bytes(c.rows))};
     std::vector<float> first_loss;
     std::vector<T> first_grad;
     for_each_schedule([&](const std::string& schedule) {
@@ -579,130 +573,123 @@ TYPED_TEST(ElementwiseLoss, RunsAreBitwiseIdentical) {
 
 // --- bad arguments -------------------------------------------------------------------------------
 
-/// The message of the warpfuse::InvalidArgument `body` throws.
-template <class Body>
-std::string invalid_argument_of(Body&& body) {
-  try {
-    body();
-  } catch (const InvalidArgument& error) {
-    EXPECT_EQ(error.kind(), ErrorKind::invalid_argument);
-    return error.what();
-  } catch (const std::exception& error) {
-    ADD_FAILURE() << "not an InvalidArgument: " << error.what();
-    return "";
-  }
-  ADD_FAILURE() << "no warpfuse::InvalidArgument thrown";
-  return "";
-}
-
 class ElementwiseLossApi : public DeviceTest {};
 
 TEST_F(ElementwiseLossApi, BadArgumentsAreTypedErrorsNamingOpAndArgument) {
   DeviceBuffer<float> buffer(4096);
-  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(4));
+  DeviceBuffer<unsigned char> workspace(elementwise_loss_workspace_bytes(4));
   float* p = buffer.data();
-  const LossWorkspace ws{workspace.data(), workspace.size()};
+  const Workspace ws{workspace.data(), workspace.size()};
   const MatrixView<const float> pred(p, 4, 8), target(p + 100, 4, 8);
   const MatrixView<float> scalar(p + 200, 1, 1), per_row(p + 200, 4, 1);
   const MatrixView<float> dpred(p + 300, 4, 8);
-  const auto message = [&](auto&& body) { return invalid_argument_of(body); };
+  const auto message = [&](auto&& body) { return error_message(body); };
 
-  EXPECT_THAT(message([&] { mse_loss(MatrixView<const float>(p, -1, 8), target, {scalar}, ws); }),
-              HasSubstr("warpfuse::mse_loss: argument 'pred': rows = -1 is negative"));
   EXPECT_THAT(
-      message([&] { mae_loss(MatrixView<const float>(nullptr, 4, 8), target, {scalar}, ws); }),
-      HasSubstr("warpfuse::mae_loss: argument 'pred': data is null"));
-  EXPECT_THAT(
-      message([&] { huber_loss(pred, MatrixView<const float>(p + 100, 4, 8, 6), {scalar}, ws); }),
-      HasSubstr("warpfuse::huber_loss: argument 'target': ld = 6 is less than cols = 8"));
+      message([&] { mse_loss<float>(MatrixView<const float>(p, -1, 8), target, {scalar}, ws); }),
+      HasSubstr("warpfuse::mse_loss: argument 'pred': rows = -1 is negative"));
+  EXPECT_THAT(message([&] {
+                mae_loss<float>(MatrixView<const float>(nullptr, 4, 8), target, {scalar}, ws);
+              }),
+              HasSubstr("warpfuse::mae_loss: argument 'pred': data is null"));
+  EXPECT_THAT(message([&] {
+                huber_loss<float>(pred, MatrixView<const float>(p + 100, 4, 8, 6), {scalar}, ws);
+              }),
+              HasSubstr("warpfuse::huber_loss: argument 'target': ld = 6 is less than cols = 8"));
   EXPECT_THAT(
       message([&] {
-        binary_cross_entropy(pred, MatrixView<const float>(p + 100, 4, 7), {scalar}, ws);
+        binary_cross_entropy<float>(pred, MatrixView<const float>(p + 100, 4, 7), {scalar}, ws);
       }),
       HasSubstr("warpfuse::binary_cross_entropy: argument 'target': shape 4 x 7 does not match "
                 "pred's 4 x 8"));
   // The loss's shape follows the reduction.
-  EXPECT_THAT(message([&] { mse_loss(pred, target, {per_row}, ws); }),
+  EXPECT_THAT(message([&] { mse_loss<float>(pred, target, {per_row}, ws); }),
               HasSubstr("argument 'outputs.loss': shape 4 x 1 is not the 1 x 1 that reduction "
                         "mean writes for pred's 4 x 8"));
-  EXPECT_THAT(message([&] { mse_loss(pred, target, {scalar}, ws, {Reduction::per_sample}); }),
-              HasSubstr("argument 'outputs.loss': shape 1 x 1 is not the 4 x 1 that reduction "
-                        "per_sample"));
-  EXPECT_THAT(message([&] { mse_loss(pred, target, {scalar}, ws, {Reduction::none}); }),
+  EXPECT_THAT(
+      message([&] { mse_loss<float>(pred, target, {scalar}, ws, {Reduction::per_sample}); }),
+      HasSubstr("argument 'outputs.loss': shape 1 x 1 is not the 4 x 1 that reduction "
+                "per_sample"));
+  EXPECT_THAT(message([&] { mse_loss<float>(pred, target, {scalar}, ws, {Reduction::none}); }),
               HasSubstr("argument 'outputs.loss': shape 1 x 1 is not the 4 x 8"));
-  EXPECT_THAT(message([&] { mse_loss(pred, target, {MatrixView<float>(nullptr, 1, 1)}, ws); }),
-              HasSubstr("warpfuse::mse_loss: argument 'outputs.loss': data is null"));
+  EXPECT_THAT(
+      message([&] { mse_loss<float>(pred, target, {MatrixView<float>(nullptr, 1, 1)}, ws); }),
+      HasSubstr("warpfuse::mse_loss: argument 'outputs.loss': data is null"));
   // The gradient and overlaps.
   EXPECT_THAT(message([&] {
-                mse_loss(pred, target, {scalar, MatrixView<float>(p + 300, 4, 9)}, ws);
+                mse_loss<float>(pred, target, {scalar, MatrixView<float>(p + 300, 4, 9)}, ws);
               }),
               HasSubstr("argument 'outputs.dpred': shape 4 x 9 does not match pred's 4 x 8"));
   EXPECT_THAT(message([&] {
-                mse_loss(pred, target, {scalar, MatrixView<float>(p + 3, 4, 8)}, ws);
+                mse_loss<float>(pred, target, {scalar, MatrixView<float>(p + 3, 4, 8)}, ws);
               }),
               HasSubstr("argument 'outputs.dpred': overlaps 'pred'"));
   EXPECT_THAT(message([&] {
-                mse_loss(pred, target, {MatrixView<float>(p + 5, 1, 1), dpred}, ws);
+                mse_loss<float>(pred, target, {MatrixView<float>(p + 5, 1, 1), dpred}, ws);
               }),
               HasSubstr("argument 'outputs.loss': overlaps 'pred'"));
-  EXPECT_THAT(
-      message([&] { mse_loss(pred, target, {MatrixView<float>(p, 4, 8)}, ws, {Reduction::none}); }),
-      HasSubstr("argument 'outputs.loss': overlaps 'pred'"));
   EXPECT_THAT(message([&] {
-                mse_loss(pred, target, {MatrixView<float>(p + 301, 1, 1), dpred}, ws);
+                mse_loss<float>(pred, target, {MatrixView<float>(p, 4, 8)}, ws, {Reduction::none});
+              }),
+              HasSubstr("argument 'outputs.loss': overlaps 'pred'"));
+  EXPECT_THAT(message([&] {
+                mse_loss<float>(pred, target, {MatrixView<float>(p + 301, 1, 1), dpred}, ws);
               }),
               HasSubstr("argument 'outputs.loss': overlaps 'outputs.dpred'"));
   EXPECT_THAT(message([&] {
-                mse_loss(pred, target, {MatrixView<float>(static_cast<float*>(ws.data) + 70, 1, 1)},
-                         ws);
+                mse_loss<float>(pred, target,
+                                {MatrixView<float>(static_cast<float*>(ws.data) + 70, 1, 1)}, ws);
               }),
               HasSubstr("argument 'outputs.loss': overlaps 'workspace'"));
   // The workspace (mean, sum and per_sample_sum only).
-  EXPECT_THAT(message([&] { mse_loss(pred, target, {scalar}, LossWorkspace{}); }),
+  EXPECT_THAT(message([&] { mse_loss<float>(pred, target, {scalar}, Workspace{}); }),
               HasSubstr("warpfuse::mse_loss: argument 'workspace'"));
   EXPECT_THAT(
       message([&] {
-        mse_loss(pred, target, {scalar}, LossWorkspace{workspace.data(), 300}, {Reduction::sum});
+        mse_loss<float>(pred, target, {scalar}, Workspace{workspace.data(), 300}, {Reduction::sum});
       }),
       HasSubstr("argument 'workspace': holds 300 bytes"));
   // Options.
-  EXPECT_THAT(message([&] { mse_loss(pred, target, {scalar}, ws, {static_cast<Reduction>(9)}); }),
-              HasSubstr("argument 'options.reduction': reduction = 9"));
+  EXPECT_THAT(
+      message([&] { mse_loss<float>(pred, target, {scalar}, ws, {static_cast<Reduction>(9)}); }),
+      HasSubstr("argument 'options.reduction': reduction = 9"));
   EXPECT_THAT(message([&] {
-                mae_loss(pred, target, {scalar}, ws, {Reduction::mean, std::nanf("")});
+                mae_loss<float>(pred, target, {scalar}, ws, {Reduction::mean, std::nanf("")});
               }),
               HasSubstr("warpfuse::mae_loss: argument 'options.grad_scale': grad_scale = nan"));
   for (float delta : {0.0f, -1.0f, std::numeric_limits<float>::infinity(), std::nanf("")}) {
     EXPECT_THAT(message([&] {
-                  huber_loss(pred, target, {scalar}, ws, {Reduction::mean, 1.0f, delta});
+                  huber_loss<float>(pred, target, {scalar}, ws, {Reduction::mean, 1.0f, delta});
                 }),
                 HasSubstr("warpfuse::huber_loss: argument 'options.delta'"));
   }
   for (float eps : {0.0f, 0.5f, 0.7f, -1e-7f, std::nanf("")}) {
-    EXPECT_THAT(message([&] {
-                  binary_cross_entropy(pred, target, {scalar}, ws, {Reduction::mean, 1.0f, eps});
-                }),
-                HasSubstr("warpfuse::binary_cross_entropy: argument 'options.eps'"));
+    EXPECT_THAT(
+        message([&] {
+          binary_cross_entropy<float>(pred, target, {scalar}, ws, {Reduction::mean, 1.0f, eps});
+        }),
+        HasSubstr("warpfuse::binary_cross_entropy: argument 'options.eps'"));
   }
-  EXPECT_THAT(message([&] {
-                binary_cross_entropy(pred, target, {scalar}, ws, {Reduction::mean, 1.0f, 0.7f});
-              }),
-              HasSubstr("eps = 0.7 is not in (0, 0.5)"));
+  EXPECT_THAT(
+      message([&] {
+        binary_cross_entropy<float>(pred, target, {scalar}, ws, {Reduction::mean, 1.0f, 0.7f});
+      }),
+      HasSubstr("eps = 0.7 is not in (0, 0.5)"));
   // pos_weight.
   EXPECT_THAT(message([&] {
-                binary_cross_entropy_with_logits(pred, target, {scalar}, ws, {},
-                                                 VectorView<const float>(p + 400, 7));
+                binary_cross_entropy_with_logits<float>(pred, target, {scalar}, ws, {},
+                                                        VectorView<const float>(p + 400, 7));
               }),
               HasSubstr("warpfuse::binary_cross_entropy_with_logits: argument 'pos_weight': "
                         "size = 7 is not pred's cols = 8"));
   EXPECT_THAT(message([&] {
-                binary_cross_entropy_with_logits(pred, target, {scalar, dpred}, ws, {},
-                                                 VectorView<const float>(p + 300, 8));
+                binary_cross_entropy_with_logits<float>(pred, target, {scalar, dpred}, ws, {},
+                                                        VectorView<const float>(p + 300, 8));
               }),
               HasSubstr("argument 'outputs.dpred': overlaps 'pos_weight'"));
   EXPECT_THAT(message([&] {
-                binary_cross_entropy_with_logits(pred, target, {scalar}, ws, {},
-                                                 VectorView<const float>(nullptr, 8));
+                binary_cross_entropy_with_logits<float>(pred, target, {scalar}, ws, {},
+                                                        VectorView<const float>(nullptr, 8));
               }),
               HasSubstr("argument 'pos_weight': data is null"));
   WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
@@ -714,8 +701,8 @@ TEST_F(ElementwiseLossApi, ExactAliasesAreInPlace) {
   DeviceBuffer<float> target = to_device(std::vector<float>{0.0f, 0.0f, 1.0f, 1.0f});
   DeviceBuffer<float> loss = poisoned_buffer<float>(2);
   const MatrixView<float> p(pred.data(), 2, 2), t(target.data(), 2, 2);
-  mse_loss(p, t, {MatrixView<float>(loss.data(), 2, 1), t}, LossWorkspace{},
-           {Reduction::per_sample});
+  mse_loss<float>(p, t, {MatrixView<float>(loss.data(), 2, 1), t}, Workspace{},
+                  {Reduction::per_sample});
   WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
   EXPECT_EQ(loss.to_host(), (std::vector<float>{2.5f, 6.5f}));
   // Gradient of per_sample: 2 d / cols = d, written over the target.

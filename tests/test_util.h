@@ -1,5 +1,6 @@
 // warpfuse tests — shared utilities: the device trait, per-dtype tolerances, seeded random inputs,
-// poisoned outputs, and comparisons that print the first mismatches with their indices.
+// poisoned outputs and the check that nothing around an output was written, comparisons that
+// print the first mismatches with their indices, and the checks of typed errors.
 //
 // Every op-family test file is compiled into two binaries: the emulated one (g++ + SIMT emulator,
 // WARPFUSE_SIMT defined) and the GPU one (nvcc). The device trait below is the only place where
@@ -25,7 +26,9 @@
 
 #include "warpfuse/device.h"
 #include "warpfuse/dtype.h"
+#include "warpfuse/error.h"
 #include "warpfuse/memory.h"
+#include "tolerance.h"
 
 namespace warpfuse::test {
 
@@ -71,29 +74,6 @@ class DeviceTestWithParam : public ::testing::TestWithParam<Param> {
 };
 
 // --- dtypes and tolerances ---------------------------------------------------------------------
-
-/// |actual - expected| <= atol + rtol * |expected|, with expected computed in double.
-struct Tolerance {
-  double atol;
-  double rtol;
-};
-
-/// The per-dtype tolerances, written once. They cover one rounding of the result to the storage
-/// type (half an ulp: 2^-24, 2^-11, 2^-8 relative) plus fp32 arithmetic and the fast intrinsics,
-/// with a margin of a few ulps.
-template <class T>
-constexpr Tolerance tolerance_for() {
-  if constexpr (std::is_same_v<T, float>) {
-    return {1e-6, 2e-5};
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return {1e-4, 2e-3};
-  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return {1e-3, 1.6e-2};
-  } else {
-    static_assert(std::is_same_v<T, double>, "no tolerance for this type");
-    return {1e-12, 1e-12};
-  }
-}
 
 template <class T>
 double to_double(T value) {
@@ -174,6 +154,70 @@ DeviceBuffer<T> poisoned_buffer(std::size_t n) {
   buffer.fill_bytes(0xFF);
   WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
   return buffer;
+}
+
+/// Elements of `got` (a whole buffer) outside the rows x cols matrix at element `offset` with row
+/// stride ld that differ bitwise from `before` (the buffer as it was: its poison, or the input of
+/// an in-place call). 0 when the op wrote nothing around its output.
+template <class T>
+std::size_t written_outside(const std::vector<T>& got, const std::vector<T>& before,
+                            std::int64_t offset, std::int64_t rows, std::int64_t cols,
+                            std::int64_t ld) {
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const std::int64_t rel = static_cast<std::int64_t>(i) - offset;
+    const bool inside = rel >= 0 && ld > 0 && rel / ld < rows && rel % ld < cols;
+    if (inside) continue;
+    if (i >= before.size() || std::memcmp(&got[i], &before[i], sizeof(T)) != 0) ++count;
+  }
+  return count;
+}
+
+/// What poisoned_buffer<T>(n) holds, on the host.
+template <class T>
+std::vector<T> poisoned_host(std::size_t n) {
+  std::vector<T> values(n);
+  if (n > 0) std::memset(static_cast<void*>(values.data()), 0xFF, n * sizeof(T));
+  return values;
+}
+
+// --- typed errors --------------------------------------------------------------------------------
+
+/// The message of the warpfuse::Error `body` throws, expecting it of `kind`; a failure (and "")
+/// when it throws nothing or something else.
+template <class Body>
+std::string error_message(Body&& body, ErrorKind kind = ErrorKind::invalid_argument) {
+  try {
+    body();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), kind) << error.what();
+    return error.what();
+  } catch (const std::exception& error) {
+    ADD_FAILURE() << "not a warpfuse::Error: " << error.what();
+    return "";
+  }
+  ADD_FAILURE() << "no warpfuse::Error thrown";
+  return "";
+}
+
+/// Runs `body`, expecting InvalidArgument from `op` naming `argument` (in op(), argument() and
+/// the message); returns the message for further checks.
+template <class Body>
+std::string expect_invalid(Body&& body, const std::string& op, const std::string& argument) {
+  try {
+    body();
+    ADD_FAILURE() << "expected InvalidArgument for " << op << " argument '" << argument << "'";
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(e.op(), op) << e.what();
+    EXPECT_EQ(e.argument(), argument) << e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::invalid_argument);
+    const std::string prefix = "warpfuse::" + op + ": argument '" + argument + "'";
+    EXPECT_NE(std::string(e.what()).find(prefix), std::string::npos) << e.what();
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not an InvalidArgument: " << e.what();
+  }
+  return "";
 }
 
 // --- comparisons -------------------------------------------------------------------------------

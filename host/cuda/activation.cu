@@ -413,7 +413,7 @@ std::size_t bias_activation_backward_workspace_bytes(std::int64_t rows, std::int
 }
 
 template <class T>
-void activation_forward(VectorView<const T> x, detail::activation_arg_t<VectorView<T>> y,
+void activation_forward(nondeduced_t<VectorView<const T>> x, VectorView<T> y,
                         const ActivationParams& params, cudaStream_t stream) {
   constexpr const char* op = "activation_forward";
   check_params(op, params, Direction::forward);
@@ -426,9 +426,9 @@ void activation_forward(VectorView<const T> x, detail::activation_arg_t<VectorVi
 }
 
 template <class T>
-void activation_forward(MatrixView<const T> x, detail::activation_arg_t<MatrixView<T>> y,
-                        const ActivationParams& params,
-                        detail::activation_arg_t<VectorView<const T>> slope, cudaStream_t stream) {
+void activation_forward(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y,
+                        const ActivationParams& params, nondeduced_t<VectorView<const T>> slope,
+                        cudaStream_t stream) {
   constexpr const char* op = "activation_forward";
   check_params(op, params, Direction::forward);
   detail::check_view(op, "x", x);
@@ -440,13 +440,10 @@ void activation_forward(MatrixView<const T> x, detail::activation_arg_t<MatrixVi
 }
 
 template <class T>
-void bias_activation_forward(MatrixView<const T> x,
-                             detail::activation_arg_t<VectorView<const T>> bias,
-                             detail::activation_arg_t<MatrixView<T>> y,
-                             const ActivationParams& params,
-                             detail::activation_arg_t<MatrixView<T>> pre,
-                             detail::activation_arg_t<VectorView<const T>> slope,
-                             cudaStream_t stream) {
+void bias_activation_forward(nondeduced_t<MatrixView<const T>> x,
+                             nondeduced_t<VectorView<const T>> bias, MatrixView<T> y,
+                             const ActivationParams& params, nondeduced_t<MatrixView<T>> pre,
+                             nondeduced_t<VectorView<const T>> slope, cudaStream_t stream) {
   constexpr const char* op = "bias_activation_forward";
   check_params(op, params, Direction::forward);
   detail::check_view(op, "x", x);
@@ -471,10 +468,9 @@ void bias_activation_forward(MatrixView<const T> x,
 }
 
 template <class T>
-void activation_backward(VectorView<const T> saved,
-                         detail::activation_arg_t<VectorView<const T>> dy,
-                         detail::activation_arg_t<VectorView<T>> dx, const ActivationParams& params,
-                         cudaStream_t stream) {
+void activation_backward(nondeduced_t<VectorView<const T>> saved,
+                         nondeduced_t<VectorView<const T>> dy, VectorView<T> dx,
+                         const ActivationParams& params, cudaStream_t stream) {
   constexpr const char* op = "activation_backward";
   check_params(op, params, Direction::backward);
   check_not_prelu_vector(op, params);
@@ -489,10 +485,10 @@ void activation_backward(VectorView<const T> saved,
 }
 
 template <class T>
-void activation_backward(MatrixView<const T> saved,
-                         detail::activation_arg_t<MatrixView<const T>> dy,
-                         detail::activation_arg_t<MatrixView<T>> dx, const ActivationParams& params,
-                         detail::activation_arg_t<VectorView<const T>> slope, cudaStream_t stream) {
+void activation_backward(nondeduced_t<MatrixView<const T>> saved,
+                         nondeduced_t<MatrixView<const T>> dy, MatrixView<T> dx,
+                         const ActivationParams& params, nondeduced_t<VectorView<const T>> slope,
+                         cudaStream_t stream) {
   constexpr const char* op = "activation_backward";
   check_params(op, params, Direction::backward);
   check_backward_views<T>(op, saved, dy, dx);
@@ -501,13 +497,12 @@ void activation_backward(MatrixView<const T> saved,
 }
 
 template <class T>
-void bias_activation_backward(MatrixView<const T> saved,
-                              detail::activation_arg_t<MatrixView<const T>> dy,
-                              detail::activation_arg_t<MatrixView<T>> dx,
-                              detail::activation_arg_t<VectorView<T>> dbias, void* workspace,
-                              std::size_t workspace_bytes, const ActivationParams& params,
-                              detail::activation_arg_t<VectorView<const T>> slope,
-                              detail::activation_arg_t<VectorView<T>> dslope, cudaStream_t stream) {
+void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
+                              nondeduced_t<MatrixView<const T>> dy, MatrixView<T> dx,
+                              nondeduced_t<VectorView<T>> dbias, const Workspace& workspace,
+                              const ActivationParams& params,
+                              nondeduced_t<VectorView<const T>> slope,
+                              nondeduced_t<VectorView<T>> dslope, cudaStream_t stream) {
   constexpr const char* op = "bias_activation_backward";
   check_params(op, params, Direction::backward);
   check_backward_views<T>(op, saved, dy, dx);
@@ -534,22 +529,15 @@ void bias_activation_backward(MatrixView<const T> saved,
   if (want_dbias || want_dslope) {
     const std::size_t needed =
         bias_activation_backward_workspace_bytes(saved.rows, saved.cols, params.kind);
-    if (workspace == nullptr) {
-      throw InvalidArgument(op, "workspace",
-                            "is null; this call needs " + std::to_string(needed) +
-                                " bytes (bias_activation_backward_workspace_bytes)");
-    }
-    if (workspace_bytes < needed) {
-      throw InvalidArgument(
-          op, "workspace_bytes",
-          "workspace_bytes = " + std::to_string(workspace_bytes) + " is less than the " +
-              std::to_string(needed) +
-              " bytes this call needs (bias_activation_backward_workspace_bytes)");
-    }
-    if (reinterpret_cast<std::uintptr_t>(workspace) % alignof(float) != 0) {
-      throw InvalidArgument(op, "workspace", "is not 4-byte aligned");
-    }
-    partials = static_cast<float*>(workspace);
+    detail::check_workspace(op, workspace, needed, "bias_activation_backward_workspace_bytes");
+    const detail::ByteSpan scratch = detail::span_of(workspace);
+    detail::check_disjoint(op, "workspace", scratch, "saved", detail::span_of(saved));
+    detail::check_disjoint(op, "workspace", scratch, "dy", detail::span_of(dy));
+    detail::check_disjoint(op, "workspace", scratch, "dx", detail::span_of(dx));
+    detail::check_disjoint(op, "workspace", scratch, "dbias", detail::span_of(dbias));
+    detail::check_disjoint(op, "workspace", scratch, "slope", detail::span_of(slope));
+    detail::check_disjoint(op, "workspace", scratch, "dslope", detail::span_of(dslope));
+    partials = static_cast<float*>(workspace.data);
   }
   run_backward<T>(saved, dy, dx, params, slope.data, want_dbias ? dbias.data : nullptr,
                   want_dslope ? dslope.data : nullptr, partials, stream);
@@ -571,7 +559,7 @@ void bias_activation_backward(MatrixView<const T> saved,
                                        const ActivationParams&, VectorView<const T>,               \
                                        cudaStream_t);                                              \
   template void bias_activation_backward<T>(                                                       \
-      MatrixView<const T>, MatrixView<const T>, MatrixView<T>, VectorView<T>, void*, std::size_t,  \
+      MatrixView<const T>, MatrixView<const T>, MatrixView<T>, VectorView<T>, const Workspace&,    \
       const ActivationParams&, VectorView<const T>, VectorView<T>, cudaStream_t);
 
 WARPFUSE_INSTANTIATE_ACTIVATION(float)

@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include "warpfuse/device.h"
+#include "warpfuse/view.h"
+#include "warpfuse/workspace.h"
 
 namespace warpfuse::detail {
 
@@ -29,6 +31,36 @@ std::int64_t wave_blocks(const void* kernel, std::int64_t work_blocks, unsigned 
 /// 48 KiB default) only when `bytes` exceeds what this kernel was already allowed on this device,
 /// so a launch sequence sets the attribute once per kernel, not once per launch. Throws CudaError.
 void allow_dynamic_shared(const void* kernel, std::size_t bytes);
+
+/// [begin, end) of the bytes a view or workspace spans; empty (begin == end) for an empty one.
+struct ByteSpan {
+  std::uintptr_t begin = 0;
+  std::uintptr_t end = 0;
+};
+
+template <class V>
+ByteSpan span_of(const MatrixView<V>& view) {
+  if (view.empty()) return {};
+  return {reinterpret_cast<std::uintptr_t>(view.data),
+          reinterpret_cast<std::uintptr_t>(view.data + ((view.rows - 1) * view.ld + view.cols))};
+}
+template <class V>
+ByteSpan span_of(const VectorView<V>& view) {
+  if (view.empty()) return {};
+  return {reinterpret_cast<std::uintptr_t>(view.data),
+          reinterpret_cast<std::uintptr_t>(view.data + view.size)};
+}
+ByteSpan span_of(const Workspace& workspace);
+
+/// Throws InvalidArgument naming `op` and `out_arg` when the output shares any byte with `other`
+/// (where even an exact alias is wrong: an fp32 loss, a weight vector, the workspace).
+void check_disjoint(const char* op, const char* out_arg, ByteSpan out, const char* other_arg,
+                    ByteSpan other);
+
+/// Throws InvalidArgument naming `op` and 'workspace' unless `workspace` holds at least `needed`
+/// bytes at a non-null, kWorkspaceAlignment-aligned address; `query` names the op's size query.
+void check_workspace(const char* op, const Workspace& workspace, std::size_t needed,
+                     const char* query);
 
 /// Forgets the cached occupancy answers and shared-memory allowances (tests that change what the
 /// emulator reports for a kernel).

@@ -41,11 +41,11 @@ void check_options(const char* op, const CrossEntropyOptions& options) {
   if (!std::isfinite(options.grad_scale)) {
     throw InvalidArgument(op, "options.grad_scale", "grad_scale must be finite");
   }
-  if (options.reduction != Reduction::none && options.reduction != Reduction::mean &&
-      options.reduction != Reduction::sum) {
+  const int reduction = static_cast<int>(options.reduction);
+  if (reduction < 0 || reduction > static_cast<int>(CrossEntropyReduction::sum)) {
     throw InvalidArgument(op, "options.reduction",
-                          std::string("reduction = ") + to_string(options.reduction) +
-                              " is not one of none, mean, sum");
+                          "reduction = " + std::to_string(reduction) +
+                              " is not a CrossEntropyReduction (none, mean, sum)");
   }
   detail::check_row_strategy(op, options.strategy);
 }
@@ -53,62 +53,67 @@ void check_options(const char* op, const CrossEntropyOptions& options) {
 /// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.
 template <class T, class Targets>
 void run(const char* op, MatrixView<const T> logits, Targets targets,
-         const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+         const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
          const CrossEntropyOptions& options, VectorView<const float> weight,
          const detail::LossScratch& scratch, cudaStream_t stream) {
   const std::int64_t rows = logits.rows;
   const bool gradient = outputs.dlogits.data != nullptr;
-  float* row_loss = options.reduction == Reduction::none ? outputs.loss : scratch.row_partials;
+  float* row_loss =
+      options.reduction == CrossEntropyReduction::none ? outputs.loss.data : scratch.row_partials;
   if (rows > 0) {
     // The divisions the kernels need, done once (as the device would: IEEE fp32).
     const float uniform_mass = options.label_smoothing / static_cast<float>(logits.cols);
-    const bool mean = options.reduction == Reduction::mean;
+    const bool mean = options.reduction == CrossEntropyReduction::mean;
     const bool scale_from_header = mean && !Targets::kProbabilities;
     const float grad_scale = mean && Targets::kProbabilities
                                  ? options.grad_scale / static_cast<float>(rows)
                                  : options.grad_scale;
     using Policy = detail::CrossEntropyPolicy<T, Targets>;
     const detail::RowPlan plan = detail::row_plan<Policy>(op, options.strategy, logits.cols);
-    const detail::CrossEntropyArgs<T, Targets> args{logits.data,
-                                                    rows,
-                                                    logits.cols,
-                                                    logits.ld,
-                                                    targets,
-                                                    weight.size > 0 ? weight.data : nullptr,
-                                                    options.label_smoothing,
-                                                    options.z_loss,
-                                                    uniform_mass,
-                                                    grad_scale,
-                                                    scale_from_header,
-                                                    row_loss,
-                                                    outputs.logsumexp,
-                                                    gradient ? outputs.dlogits.data : nullptr,
-                                                    outputs.dlogits.ld,
-                                                    scratch.header};
+    const detail::CrossEntropyArgs<T, Targets> args{
+        logits.data,
+        rows,
+        logits.cols,
+        logits.ld,
+        targets,
+        weight.size > 0 ? weight.data : nullptr,
+        options.label_smoothing,
+        options.z_loss,
+        uniform_mass,
+        grad_scale,
+        scale_from_header,
+        row_loss,
+        outputs.logsumexp.empty() ? nullptr : outputs.logsumexp.data,
+        gradient ? outputs.dlogits.data : nullptr,
+        outputs.dlogits.ld,
+        scratch.header};
     detail::launch_rows(op, plan, Policy{args}, stream);
   }
-  if (options.reduction == Reduction::sum) {
+  if (options.reduction == CrossEntropyReduction::sum) {
     detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, nullptr, scratch.block_sums,
-                               outputs.loss, stream);
-  } else if (options.reduction == Reduction::mean) {
+                               outputs.loss.data, stream);
+  } else if (options.reduction == CrossEntropyReduction::mean) {
     if constexpr (Targets::kProbabilities) {
       const float scale = rows > 0 ? 1.0f / static_cast<float>(rows) : 0.0f;
       detail::launch_loss_reduce(scratch.row_partials, rows, scale, nullptr, scratch.block_sums,
-                                 outputs.loss, stream);
+                                 outputs.loss.data, stream);
     } else {
       detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, &scratch.header->denominator,
-                                 scratch.block_sums, outputs.loss, stream);
+                                 scratch.block_sums, outputs.loss.data, stream);
     }
   }
   static_cast<void>(workspace);
 }
 
 /// Checks shared by both target kinds; returns the prepared workspace.
+/// `targets_arg` and `targets_span`: the targets' name and bytes (the index vector, or the
+/// probability matrix, which dlogits may alias exactly: checked by the caller).
 template <class T>
 detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
-                                 const CrossEntropyOutputs<T>& outputs,
-                                 const LossWorkspace& workspace, const CrossEntropyOptions& options,
-                                 VectorView<const float> weight, cudaStream_t stream) {
+                                 const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
+                                 const CrossEntropyOptions& options, VectorView<const float> weight,
+                                 const char* targets_arg, detail::ByteSpan targets_span,
+                                 bool targets_is_index, cudaStream_t stream) {
   detail::check_view(op, "logits", logits);
   if (logits.rows > 0 && logits.cols == 0) {
     throw InvalidArgument(op, "logits", "cols = 0: there must be at least one class");
@@ -120,16 +125,59 @@ detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
                           "size = " + std::to_string(weight.size) + " but logits have " +
                               std::to_string(logits.cols) + " classes");
   }
-  const bool loss_needed = options.reduction != Reduction::none || logits.rows > 0;
-  if (outputs.loss == nullptr && loss_needed) {
-    throw InvalidArgument(op, "outputs.loss", "is null");
+  // The fp32 outputs: their sizes, and no byte shared with any other argument.
+  const MatrixView<T>& dlogits = outputs.dlogits;
+  const bool gradient = dlogits.data != nullptr || !dlogits.empty();
+  if (gradient) {
+    detail::check_view(op, "outputs.dlogits", dlogits);
+    detail::check_same_shape(op, "outputs.dlogits", dlogits, "logits", logits);
+    detail::check_alias(op, "outputs.dlogits", dlogits, "logits", logits);
   }
-  if (outputs.dlogits.data != nullptr || !outputs.dlogits.empty()) {
-    detail::check_view(op, "outputs.dlogits", outputs.dlogits);
-    detail::check_same_shape(op, "outputs.dlogits", outputs.dlogits, "logits", logits);
-    detail::check_alias(op, "outputs.dlogits", outputs.dlogits, "logits", logits);
+  detail::check_view(op, "outputs.loss", outputs.loss);
+  const std::int64_t loss_size = options.reduction == CrossEntropyReduction::none ? logits.rows : 1;
+  if (outputs.loss.size != loss_size) {
+    throw InvalidArgument(op, "outputs.loss",
+                          "size = " + std::to_string(outputs.loss.size) + " is not the " +
+                              std::to_string(loss_size) + " that reduction " +
+                              to_string(options.reduction) + " writes for " +
+                              std::to_string(logits.rows) + " rows");
   }
-  return detail::prepare_loss_workspace(op, workspace, logits.rows, stream);
+  const bool lse = outputs.logsumexp.data != nullptr || outputs.logsumexp.size != 0;
+  if (lse) {
+    detail::check_view(op, "outputs.logsumexp", outputs.logsumexp);
+    if (outputs.logsumexp.size != logits.rows) {
+      throw InvalidArgument(op, "outputs.logsumexp",
+                            "size = " + std::to_string(outputs.logsumexp.size) +
+                                " but logits have " + std::to_string(logits.rows) + " rows");
+    }
+  }
+  const detail::ByteSpan fp32_outputs[] = {detail::span_of(outputs.loss),
+                                           detail::span_of(outputs.logsumexp)};
+  const char* const fp32_names[] = {"outputs.loss", "outputs.logsumexp"};
+  for (int i = 0; i < 2; ++i) {
+    detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], "logits", detail::span_of(logits));
+    detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], "weight", detail::span_of(weight));
+    detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], "workspace",
+                           detail::span_of(workspace));
+    detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], targets_arg, targets_span);
+    if (gradient) {
+      detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], "outputs.dlogits",
+                             detail::span_of(dlogits));
+    }
+  }
+  detail::check_disjoint(op, "outputs.loss", fp32_outputs[0], "outputs.logsumexp", fp32_outputs[1]);
+  if (gradient) {
+    detail::check_disjoint(op, "outputs.dlogits", detail::span_of(dlogits), "workspace",
+                           detail::span_of(workspace));
+    detail::check_disjoint(op, "outputs.dlogits", detail::span_of(dlogits), "weight",
+                           detail::span_of(weight));
+    if (targets_is_index) {
+      detail::check_disjoint(op, "outputs.dlogits", detail::span_of(dlogits), targets_arg,
+                             targets_span);
+    }
+  }
+  return detail::prepare_loss_workspace(op, "cross_entropy_workspace_bytes", workspace, logits.rows,
+                                        stream);
 }
 
 }  // namespace
@@ -145,11 +193,13 @@ std::int64_t cross_entropy_block_max_cols(DType dtype, CrossEntropyTargets targe
                                 targets == CrossEntropyTargets::index ? 1 : 2);
 }
 
+namespace {
+
 template <class T, class Index>
-void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
-                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
-                   const CrossEntropyOptions& options, VectorView<const float> weight,
-                   cudaStream_t stream) {
+void cross_entropy_index(MatrixView<const T> logits, VectorView<const Index> targets,
+                         const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
+                         const CrossEntropyOptions& options, VectorView<const float> weight,
+                         cudaStream_t stream) {
   const char* op = "cross_entropy";
   detail::check_view(op, "targets", targets);
   if (targets.size != logits.rows) {
@@ -158,7 +208,8 @@ void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
                               std::to_string(logits.rows) + " rows");
   }
   const detail::LossScratch scratch =
-      check_common(op, logits, outputs, workspace, options, weight, stream);
+      check_common(op, logits, outputs, workspace, options, weight, "targets",
+                   detail::span_of(targets), true, stream);
   // The mean's denominator: over many rows, a first stage spread over reduce_blocks(rows) blocks
   // (the same fixed chunking as the loss reduction), then the one-block prepare kernel.
   const float* class_weight = weight.size > 0 ? weight.data : nullptr;
@@ -179,27 +230,9 @@ void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
       workspace, options, weight, scratch, stream);
 }
 
-template <class T>
-void cross_entropy(MatrixView<const T> logits, MatrixView<const T> target_probabilities,
-                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
-                   const CrossEntropyOptions& options, VectorView<const float> weight,
-                   cudaStream_t stream) {
-  const char* op = "cross_entropy";
-  detail::check_view(op, "target_probabilities", target_probabilities);
-  detail::check_same_shape(op, "target_probabilities", target_probabilities, "logits", logits);
-  if (outputs.dlogits.data != nullptr) {
-    detail::check_alias(op, "outputs.dlogits", outputs.dlogits, "target_probabilities",
-                        target_probabilities);
-  }
-  const detail::LossScratch scratch =
-      check_common(op, logits, outputs, workspace, options, weight, stream);
-  run(op, logits, detail::ProbabilityTargets<T>{target_probabilities.data, target_probabilities.ld},
-      outputs, workspace, options, weight, scratch, stream);
-}
-
 template <class Index>
-void check_cross_entropy_targets(const LossWorkspace& workspace, VectorView<const Index> targets,
-                                 std::int64_t num_classes, cudaStream_t stream) {
+void check_targets(const Workspace& workspace, VectorView<const Index> targets,
+                   std::int64_t num_classes, cudaStream_t stream) {
   const LossStatus status = read_loss_status(workspace, stream);
   if (status.bad_rows == 0) return;
   Index target{};
@@ -215,36 +248,90 @@ void check_cross_entropy_targets(const LossWorkspace& workspace, VectorView<cons
           std::to_string(static_cast<long long>(target)));
 }
 
-#define WARPFUSE_INSTANTIATE_CROSS_ENTROPY(T, Index)                               \
-  template void cross_entropy<T, Index>(                                           \
-      MatrixView<const T>, VectorView<const Index>, const CrossEntropyOutputs<T>&, \
-      const LossWorkspace&, const CrossEntropyOptions&, VectorView<const float>, cudaStream_t);
-WARPFUSE_INSTANTIATE_CROSS_ENTROPY(float, std::int32_t)
-WARPFUSE_INSTANTIATE_CROSS_ENTROPY(float, std::int64_t)
-WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__half, std::int32_t)
-WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__half, std::int64_t)
-WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__nv_bfloat16, std::int32_t)
-WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__nv_bfloat16, std::int64_t)
-#undef WARPFUSE_INSTANTIATE_CROSS_ENTROPY
+}  // namespace
 
-template void cross_entropy<float>(MatrixView<const float>, MatrixView<const float>,
-                                   const CrossEntropyOutputs<float>&, const LossWorkspace&,
-                                   const CrossEntropyOptions&, VectorView<const float>,
-                                   cudaStream_t);
-template void cross_entropy<__half>(MatrixView<const __half>, MatrixView<const __half>,
-                                    const CrossEntropyOutputs<__half>&, const LossWorkspace&,
-                                    const CrossEntropyOptions&, VectorView<const float>,
-                                    cudaStream_t);
-template void cross_entropy<__nv_bfloat16>(MatrixView<const __nv_bfloat16>,
-                                           MatrixView<const __nv_bfloat16>,
-                                           const CrossEntropyOutputs<__nv_bfloat16>&,
-                                           const LossWorkspace&, const CrossEntropyOptions&,
-                                           VectorView<const float>, cudaStream_t);
-template void check_cross_entropy_targets<std::int32_t>(const LossWorkspace&,
-                                                        VectorView<const std::int32_t>,
+const char* to_string(CrossEntropyReduction reduction) {
+  switch (reduction) {
+    case CrossEntropyReduction::none:
+      return "none";
+    case CrossEntropyReduction::mean:
+      return "mean";
+    case CrossEntropyReduction::sum:
+      return "sum";
+  }
+  return "unknown";
+}
+
+std::size_t cross_entropy_workspace_bytes(std::int64_t rows) {
+  return detail::loss_workspace_bytes(rows);
+}
+
+template <class T, class Index>
+void cross_entropy(nondeduced_t<MatrixView<const T>> logits, VectorView<Index> targets,
+                   const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
+                   const CrossEntropyOptions& options, VectorView<const float> weight,
+                   cudaStream_t stream) {
+  using I = std::remove_const_t<Index>;
+  static_assert(std::is_same_v<I, std::int32_t> || std::is_same_v<I, std::int64_t>,
+                "cross_entropy: class indices are std::int32_t or std::int64_t");
+  cross_entropy_index<T, I>(logits, VectorView<const I>(targets), outputs, workspace, options,
+                            weight, stream);
+}
+
+template <class T>
+void cross_entropy(nondeduced_t<MatrixView<const T>> logits,
+                   nondeduced_t<MatrixView<const T>> target_probabilities,
+                   const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
+                   const CrossEntropyOptions& options, VectorView<const float> weight,
+                   cudaStream_t stream) {
+  const char* op = "cross_entropy";
+  detail::check_view(op, "target_probabilities", target_probabilities);
+  detail::check_same_shape(op, "target_probabilities", target_probabilities, "logits", logits);
+  if (outputs.dlogits.data != nullptr) {
+    detail::check_alias(op, "outputs.dlogits", outputs.dlogits, "target_probabilities",
+                        target_probabilities);
+  }
+  const detail::LossScratch scratch =
+      check_common(op, logits, outputs, workspace, options, weight, "target_probabilities",
+                   detail::span_of(target_probabilities), false, stream);
+  run(op, logits, detail::ProbabilityTargets<T>{target_probabilities.data, target_probabilities.ld},
+      outputs, workspace, options, weight, scratch, stream);
+}
+
+template <class Index>
+void check_cross_entropy_targets(const Workspace& workspace, VectorView<Index> targets,
+                                 std::int64_t num_classes, cudaStream_t stream) {
+  using I = std::remove_const_t<Index>;
+  check_targets<I>(workspace, VectorView<const I>(targets), num_classes, stream);
+}
+
+#define WARPFUSE_INSTANTIATE_CROSS_ENTROPY_INDEX(T, Index)                                     \
+  template void cross_entropy<T, Index>(                                                       \
+      MatrixView<const T>, VectorView<Index>, const CrossEntropyOutputs<T>&, const Workspace&, \
+      const CrossEntropyOptions&, VectorView<const float>, cudaStream_t);
+#define WARPFUSE_INSTANTIATE_CROSS_ENTROPY(T)                                                    \
+  WARPFUSE_INSTANTIATE_CROSS_ENTROPY_INDEX(T, std::int32_t)                                      \
+  WARPFUSE_INSTANTIATE_CROSS_ENTROPY_INDEX(T, const std::int32_t)                                \
+  WARPFUSE_INSTANTIATE_CROSS_ENTROPY_INDEX(T, std::int64_t)                                      \
+  WARPFUSE_INSTANTIATE_CROSS_ENTROPY_INDEX(T, const std::int64_t)                                \
+  template void cross_entropy<T>(                                                                \
+      MatrixView<const T>, MatrixView<const T>, const CrossEntropyOutputs<T>&, const Workspace&, \
+      const CrossEntropyOptions&, VectorView<const float>, cudaStream_t);
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(float)
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__half)
+WARPFUSE_INSTANTIATE_CROSS_ENTROPY(__nv_bfloat16)
+#undef WARPFUSE_INSTANTIATE_CROSS_ENTROPY
+#undef WARPFUSE_INSTANTIATE_CROSS_ENTROPY_INDEX
+
+template void check_cross_entropy_targets<std::int32_t>(const Workspace&, VectorView<std::int32_t>,
                                                         std::int64_t, cudaStream_t);
-template void check_cross_entropy_targets<std::int64_t>(const LossWorkspace&,
-                                                        VectorView<const std::int64_t>,
+template void check_cross_entropy_targets<const std::int32_t>(const Workspace&,
+                                                              VectorView<const std::int32_t>,
+                                                              std::int64_t, cudaStream_t);
+template void check_cross_entropy_targets<std::int64_t>(const Workspace&, VectorView<std::int64_t>,
                                                         std::int64_t, cudaStream_t);
+template void check_cross_entropy_targets<const std::int64_t>(const Workspace&,
+                                                              VectorView<const std::int64_t>,
+                                                              std::int64_t, cudaStream_t);
 
 }  // namespace warpfuse

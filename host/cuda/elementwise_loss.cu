@@ -48,49 +48,12 @@ bool reduces_rows(Reduction reduction) {
          reduction == Reduction::per_sample_sum;
 }
 
-/// [begin, end) of the bytes a view spans; empty for an empty view.
-struct ByteSpan {
-  std::uintptr_t begin = 0;
-  std::uintptr_t end = 0;
-};
-
-template <class V>
-ByteSpan span_of(const MatrixView<V>& view) {
-  if (view.empty()) return {};
-  return {reinterpret_cast<std::uintptr_t>(view.data),
-          reinterpret_cast<std::uintptr_t>(view.data + ((view.rows - 1) * view.ld + view.cols))};
-}
-
-template <class V>
-ByteSpan span_of(const VectorView<V>& view) {
-  if (view.empty()) return {};
-  return {reinterpret_cast<std::uintptr_t>(view.data),
-          reinterpret_cast<std::uintptr_t>(view.data + view.size)};
-}
-
-ByteSpan span_of(const LossWorkspace& workspace) {
-  if (workspace.data == nullptr || workspace.bytes == 0) return {};
-  const auto begin = reinterpret_cast<std::uintptr_t>(workspace.data);
-  return {begin, begin + workspace.bytes};
-}
-
-/// Throws InvalidArgument naming `op` and `out_arg` when the output shares any byte with `other`
-/// (used where even an exact alias is wrong: the fp32 loss, pos_weight, the workspace).
-void check_disjoint(const char* op, const char* out_arg, ByteSpan out, const char* other_arg,
-                    ByteSpan other) {
-  if (out.begin == out.end || other.begin == other.end) return;
-  if (out.begin < other.end && other.begin < out.end) {
-    throw InvalidArgument(op, out_arg,
-                          std::string("overlaps '") + other_arg + "' (it must not share memory)");
-  }
-}
-
 /// The checks and launches every elementwise loss shares. `pos_weight` is empty but for
 /// binary_cross_entropy_with_logits (checked there); no output may overlap it.
 template <class T, class Loss>
 void run_elementwise_loss(const char* op, MatrixView<const T> pred, MatrixView<const T> target,
                           const ElementwiseLossOutputs<T>& outputs, Reduction reduction,
-                          float grad_scale, const LossWorkspace& workspace,
+                          float grad_scale, const Workspace& workspace,
                           VectorView<const float> pos_weight, const Loss& loss_fn,
                           cudaStream_t stream) {
   const MatrixView<float> loss = outputs.loss;
@@ -128,22 +91,30 @@ void run_elementwise_loss(const char* op, MatrixView<const T> pred, MatrixView<c
     detail::check_same_shape(op, "outputs.dpred", dpred, "pred", pred);
     detail::check_alias(op, "outputs.dpred", dpred, "pred", pred);
     detail::check_alias(op, "outputs.dpred", dpred, "target", target);
-    check_disjoint(op, "outputs.dpred", span_of(dpred), "pos_weight", span_of(pos_weight));
+    detail::check_disjoint(op, "outputs.dpred", detail::span_of(dpred), "pos_weight",
+                           detail::span_of(pos_weight));
   }
-  check_disjoint(op, "outputs.loss", span_of(loss), "pred", span_of(pred));
-  check_disjoint(op, "outputs.loss", span_of(loss), "target", span_of(target));
-  check_disjoint(op, "outputs.loss", span_of(loss), "pos_weight", span_of(pos_weight));
-  if (has_grad) check_disjoint(op, "outputs.loss", span_of(loss), "outputs.dpred", span_of(dpred));
+  detail::check_disjoint(op, "outputs.loss", detail::span_of(loss), "pred", detail::span_of(pred));
+  detail::check_disjoint(op, "outputs.loss", detail::span_of(loss), "target",
+                         detail::span_of(target));
+  detail::check_disjoint(op, "outputs.loss", detail::span_of(loss), "pos_weight",
+                         detail::span_of(pos_weight));
+  if (has_grad)
+    detail::check_disjoint(op, "outputs.loss", detail::span_of(loss), "outputs.dpred",
+                           detail::span_of(dpred));
 
   const std::int64_t rows = pred.rows;
   const std::int64_t cols = pred.cols;
   const bool through_workspace = reduces_rows(reduction);
-  detail::LossScratch scratch{nullptr, nullptr};
+  detail::LossScratch scratch{};
   if (through_workspace) {
-    check_disjoint(op, "outputs.loss", span_of(loss), "workspace", span_of(workspace));
+    detail::check_disjoint(op, "outputs.loss", detail::span_of(loss), "workspace",
+                           detail::span_of(workspace));
     if (has_grad)
-      check_disjoint(op, "outputs.dpred", span_of(dpred), "workspace", span_of(workspace));
-    scratch = detail::prepare_loss_workspace(op, workspace, rows, stream);
+      detail::check_disjoint(op, "outputs.dpred", detail::span_of(dpred), "workspace",
+                             detail::span_of(workspace));
+    scratch = detail::prepare_loss_workspace(op, "elementwise_loss_workspace_bytes", workspace,
+                                             rows, stream);
   }
 
   // g: the weight of one element's loss in the reduced loss.
@@ -175,12 +146,17 @@ void run_elementwise_loss(const char* op, MatrixView<const T> pred, MatrixView<c
 
 }  // namespace
 
+std::size_t elementwise_loss_workspace_bytes(std::int64_t rows) {
+  return detail::loss_workspace_bytes(rows);
+}
+
 template <class T>
-void binary_cross_entropy_with_logits(
-    MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-    const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-    const LossWorkspace& workspace, const ElementwiseLossOptions& options,
-    VectorView<const float> pos_weight, cudaStream_t stream) {
+void binary_cross_entropy_with_logits(nondeduced_t<MatrixView<const T>> pred,
+                                      nondeduced_t<MatrixView<const T>> target,
+                                      const ElementwiseLossOutputs<T>& outputs,
+                                      const Workspace& workspace,
+                                      const ElementwiseLossOptions& options,
+                                      VectorView<const float> pos_weight, cudaStream_t stream) {
   const char* op = "binary_cross_entropy_with_logits";
   detail::check_view(op, "pred", pred);
   detail::check_view(op, "pos_weight", pos_weight);
@@ -196,11 +172,10 @@ void binary_cross_entropy_with_logits(
 }
 
 template <class T>
-void binary_cross_entropy(MatrixView<const T> pred,
-                          detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-                          const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-                          const LossWorkspace& workspace, const BinaryCrossEntropyOptions& options,
-                          cudaStream_t stream) {
+void binary_cross_entropy(nondeduced_t<MatrixView<const T>> pred,
+                          nondeduced_t<MatrixView<const T>> target,
+                          const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
+                          const BinaryCrossEntropyOptions& options, cudaStream_t stream) {
   const char* op = "binary_cross_entropy";
   if (!(options.eps > 0.0f && options.eps < 0.5f)) {
     throw InvalidArgument(op, "options.eps",
@@ -211,29 +186,25 @@ void binary_cross_entropy(MatrixView<const T> pred,
 }
 
 template <class T>
-void mse_loss(MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-              const LossWorkspace& workspace, const ElementwiseLossOptions& options,
-              cudaStream_t stream) {
+void mse_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+              const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
+              const ElementwiseLossOptions& options, cudaStream_t stream) {
   run_elementwise_loss("mse_loss", pred, target, outputs, options.reduction, options.grad_scale,
                        workspace, VectorView<const float>{}, detail::MseLoss{}, stream);
 }
 
 template <class T>
-void mae_loss(MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-              const LossWorkspace& workspace, const ElementwiseLossOptions& options,
-              cudaStream_t stream) {
+void mae_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+              const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
+              const ElementwiseLossOptions& options, cudaStream_t stream) {
   run_elementwise_loss("mae_loss", pred, target, outputs, options.reduction, options.grad_scale,
                        workspace, VectorView<const float>{}, detail::MaeLoss{}, stream);
 }
 
 template <class T>
-void huber_loss(MatrixView<const T> pred,
-                detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-                const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-                const LossWorkspace& workspace, const HuberLossOptions& options,
-                cudaStream_t stream) {
+void huber_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+                const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
+                const HuberLossOptions& options, cudaStream_t stream) {
   const char* op = "huber_loss";
   if (!(std::isfinite(options.delta) && options.delta > 0.0f)) {
     throw InvalidArgument(
@@ -244,21 +215,21 @@ void huber_loss(MatrixView<const T> pred,
                        VectorView<const float>{}, detail::HuberLoss{options.delta}, stream);
 }
 
-#define WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(T)                                                   \
-  template void binary_cross_entropy_with_logits<T>(                                               \
-      MatrixView<const T>, MatrixView<const T>, const ElementwiseLossOutputs<T>&,                  \
-      const LossWorkspace&, const ElementwiseLossOptions&, VectorView<const float>, cudaStream_t); \
-  template void binary_cross_entropy<T>(MatrixView<const T>, MatrixView<const T>,                  \
-                                        const ElementwiseLossOutputs<T>&, const LossWorkspace&,    \
-                                        const BinaryCrossEntropyOptions&, cudaStream_t);           \
-  template void mse_loss<T>(MatrixView<const T>, MatrixView<const T>,                              \
-                            const ElementwiseLossOutputs<T>&, const LossWorkspace&,                \
-                            const ElementwiseLossOptions&, cudaStream_t);                          \
-  template void mae_loss<T>(MatrixView<const T>, MatrixView<const T>,                              \
-                            const ElementwiseLossOutputs<T>&, const LossWorkspace&,                \
-                            const ElementwiseLossOptions&, cudaStream_t);                          \
-  template void huber_loss<T>(MatrixView<const T>, MatrixView<const T>,                            \
-                              const ElementwiseLossOutputs<T>&, const LossWorkspace&,              \
+#define WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(T)                                               \
+  template void binary_cross_entropy_with_logits<T>(                                           \
+      MatrixView<const T>, MatrixView<const T>, const ElementwiseLossOutputs<T>&,              \
+      const Workspace&, const ElementwiseLossOptions&, VectorView<const float>, cudaStream_t); \
+  template void binary_cross_entropy<T>(MatrixView<const T>, MatrixView<const T>,              \
+                                        const ElementwiseLossOutputs<T>&, const Workspace&,    \
+                                        const BinaryCrossEntropyOptions&, cudaStream_t);       \
+  template void mse_loss<T>(MatrixView<const T>, MatrixView<const T>,                          \
+                            const ElementwiseLossOutputs<T>&, const Workspace&,                \
+                            const ElementwiseLossOptions&, cudaStream_t);                      \
+  template void mae_loss<T>(MatrixView<const T>, MatrixView<const T>,                          \
+                            const ElementwiseLossOutputs<T>&, const Workspace&,                \
+                            const ElementwiseLossOptions&, cudaStream_t);                      \
+  template void huber_loss<T>(MatrixView<const T>, MatrixView<const T>,                        \
+                              const ElementwiseLossOutputs<T>&, const Workspace&,              \
                               const HuberLossOptions&, cudaStream_t);
 WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(float)
 WARPFUSE_INSTANTIATE_ELEMENTWISE_LOSS(__half)

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "host/cuda/common.h"
 #include "host/cuda/launch.h"
 #include "host/cuda/loss_internal.h"
 #include "kernels/loss.cuh"
@@ -30,34 +31,9 @@ const char* to_string(Reduction reduction) {
   return "unknown";
 }
 
-std::size_t loss_workspace_bytes(std::int64_t rows) {
-  const std::int64_t partials = rows > 0 ? rows : 0;
-  const std::int64_t bytes =
-      detail::block_sums_offset_bytes(partials) +
-      detail::reduce_blocks(partials) * static_cast<std::int64_t>(sizeof(float));
-  return static_cast<std::size_t>((bytes + 255) / 256 * 256);
-}
-
-namespace {
-
-void check_workspace(const char* op, const LossWorkspace& workspace, std::int64_t rows) {
-  const std::size_t needed = loss_workspace_bytes(rows);
-  if (workspace.data == nullptr || workspace.bytes < needed) {
-    throw InvalidArgument(op, "workspace",
-                          "holds " + std::to_string(workspace.bytes) + " bytes" +
-                              (workspace.data == nullptr ? " at a null pointer" : "") +
-                              " but loss_workspace_bytes(" + std::to_string(rows) +
-                              ") = " + std::to_string(needed) + " are needed");
-  }
-  if (reinterpret_cast<std::uintptr_t>(workspace.data) % 256 != 0) {
-    throw InvalidArgument(op, "workspace", "data must be 256-byte aligned (as cudaMalloc's is)");
-  }
-}
-
-}  // namespace
-
-LossStatus read_loss_status(const LossWorkspace& workspace, cudaStream_t stream) {
-  check_workspace("read_loss_status", workspace, 0);
+LossStatus read_loss_status(const Workspace& workspace, cudaStream_t stream) {
+  detail::check_workspace("read_loss_status", workspace, detail::loss_workspace_bytes(0),
+                          "a loss workspace's size for 0 rows");
   detail::LossHeader header{};
   WARPFUSE_CUDA_CHECK(
       cudaMemcpyAsync(&header, workspace.data, sizeof(header), cudaMemcpyDeviceToHost, stream));
@@ -71,9 +47,18 @@ LossStatus read_loss_status(const LossWorkspace& workspace, cudaStream_t stream)
 
 namespace detail {
 
-LossScratch prepare_loss_workspace(const char* op, const LossWorkspace& workspace,
+std::size_t loss_workspace_bytes(std::int64_t rows) {
+  const std::int64_t partials = rows > 0 ? rows : 0;
+  const std::int64_t bytes = block_sums_offset_bytes(partials) +
+                             reduce_blocks(partials) * static_cast<std::int64_t>(sizeof(float));
+  const auto alignment = static_cast<std::int64_t>(kWorkspaceAlignment);
+  return static_cast<std::size_t>((bytes + alignment - 1) / alignment * alignment);
+}
+
+LossScratch prepare_loss_workspace(const char* op, const char* query, const Workspace& workspace,
                                    std::int64_t rows, cudaStream_t stream) {
-  check_workspace(op, workspace, rows);
+  check_workspace(op, workspace, loss_workspace_bytes(rows),
+                  (std::string(query) + "(" + std::to_string(rows) + ")").c_str());
   auto* header = static_cast<LossHeader*>(workspace.data);
   // Zero counts, and first_bad_row all ones ("none") so atomicMin can only lower it.
   WARPFUSE_CUDA_CHECK(cudaMemsetAsync(header, 0, sizeof(LossHeader), stream));

@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/loss.cuh"
@@ -16,9 +17,14 @@ struct LossScratch {
   float* block_sums;    // reduce_blocks(rows) floats: the reductions' first stage
 };
 
-/// Checks `workspace` for an op over `rows` rows (InvalidArgument naming `op` and 'workspace'),
-/// resets its status on `stream`, and returns its parts.
-LossScratch prepare_loss_workspace(const char* op, const LossWorkspace& workspace,
+/// Bytes of workspace a loss op over `rows` rows needs (at least 512): the header, the row partials
+/// and the reductions' first stage, rounded up to kWorkspaceAlignment. The public per-op queries
+/// (cross_entropy_workspace_bytes, elementwise_loss_workspace_bytes) return it.
+std::size_t loss_workspace_bytes(std::int64_t rows);
+
+/// Checks `workspace` for an op over `rows` rows (InvalidArgument naming `op` and 'workspace';
+/// `query` names the op's size query), resets its status on `stream`, and returns its parts.
+LossScratch prepare_loss_workspace(const char* op, const char* query, const Workspace& workspace,
                                    std::int64_t rows, cudaStream_t stream);
 
 /// Launches out[0] = scale * sum(partials[0, n)) / (*divisor or 1), deterministically: one block

@@ -95,26 +95,26 @@ std::int64_t softmax_block_max_cols(DType dtype, SoftmaxPass pass) {
 }
 
 template <class T>
-void softmax(MatrixView<const T> x, MatrixView<T> y, const SoftmaxOptions& options,
+void softmax(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y, const SoftmaxOptions& options,
              cudaStream_t stream) {
   run_forward<T, SoftmaxMode::softmax>("softmax", x, y, options, stream);
 }
 
 template <class T>
-void log_softmax(MatrixView<const T> x, MatrixView<T> y, const SoftmaxOptions& options,
-                 cudaStream_t stream) {
+void log_softmax(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y,
+                 const SoftmaxOptions& options, cudaStream_t stream) {
   run_forward<T, SoftmaxMode::log_softmax>("log_softmax", x, y, options, stream);
 }
 
 template <class T>
-void softmax_backward(MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
-                      const SoftmaxOptions& options, cudaStream_t stream) {
+void softmax_backward(nondeduced_t<MatrixView<const T>> y, nondeduced_t<MatrixView<const T>> dy,
+                      MatrixView<T> dx, const SoftmaxOptions& options, cudaStream_t stream) {
   run_backward<T, SoftmaxMode::softmax>("softmax_backward", y, dy, dx, options, stream);
 }
 
 template <class T>
-void log_softmax_backward(MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
-                          const SoftmaxOptions& options, cudaStream_t stream) {
+void log_softmax_backward(nondeduced_t<MatrixView<const T>> y, nondeduced_t<MatrixView<const T>> dy,
+                          MatrixView<T> dx, const SoftmaxOptions& options, cudaStream_t stream) {
   run_backward<T, SoftmaxMode::log_softmax>("log_softmax_backward", y, dy, dx, options, stream);
 }
 

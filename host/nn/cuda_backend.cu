@@ -327,9 +327,10 @@ class CudaBackend final : public Backend {
     }
     delta_ = DeviceBuffer<float>(count * spec_.layout.widest);
     delta_prev_ = DeviceBuffer<float>(count * spec_.layout.widest);
-    activation_workspace_ =
-        DeviceBuffer<unsigned char>(std::max<std::size_t>(activation_workspace, 4));
-    loss_workspace_ = DeviceBuffer<unsigned char>(loss_workspace_bytes(count));
+    activation_workspace_ = DeviceBuffer<unsigned char>(
+        std::max<std::size_t>(activation_workspace, kWorkspaceAlignment));
+    loss_workspace_ = DeviceBuffer<unsigned char>(
+        std::max(cross_entropy_workspace_bytes(count), elementwise_loss_workspace_bytes(count)));
     ones_ = DeviceBuffer<float>(count);
     const std::vector<float> ones(static_cast<std::size_t>(count), 1.0f);
     ones_.copy_from_host(ones);
@@ -368,6 +369,7 @@ class CudaBackend final : public Backend {
     const long long* cursor = &totals_.data()->cursor;
     const long long* order = order_.data();
     cudaStream_t stream = stream_;
+    static_cast<void>(stream);  // the emulated build's Thrust policy has no stream
     auto gather_rows = [=](const float* src, long long cols, float* dst) {
       auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
                                                  NnBatchIndex{order, cursor, cols});
@@ -453,13 +455,13 @@ class CudaBackend final : public Backend {
     const MatrixView<const float> pred(input, count, cols, cols);
     const MatrixView<float> grad =
         gradient ? MatrixView<float>(delta_.data(), count, cols, cols) : MatrixView<float>();
-    const LossWorkspace workspace{loss_workspace_.data(), loss_workspace_.size()};
+    const Workspace workspace{loss_workspace_.data(), loss_workspace_.size()};
     const MatrixView<float> loss(loss_value_.data(), 1, 1, 1);
     const MatrixView<const float> target(yb_.data(), count, cols, cols);
     switch (spec_.loss.kind) {
       case LossKind::sparse_categorical_crossentropy: {
         CrossEntropyOutputs<float> out;
-        out.loss = loss_value_.data();
+        out.loss = VectorView<float>(loss_value_.data(), 1);
         out.dlogits = grad;
         cross_entropy(pred, VectorView<const int>(labels_b_.data(), count), out, workspace,
                       CrossEntropyOptions{}, VectorView<const float>(), stream_);
@@ -467,7 +469,7 @@ class CudaBackend final : public Backend {
       }
       case LossKind::categorical_crossentropy: {
         CrossEntropyOutputs<float> out;
-        out.loss = loss_value_.data();
+        out.loss = VectorView<float>(loss_value_.data(), 1);
         out.dlogits = grad;
         cross_entropy(pred, target, out, workspace, CrossEntropyOptions{},
                       VectorView<const float>(), stream_);
@@ -475,24 +477,27 @@ class CudaBackend final : public Backend {
       }
       case LossKind::binary_crossentropy:
         if (spec_.loss_reads_logits) {
-          binary_cross_entropy_with_logits(pred, target, {loss, grad}, workspace,
-                                           ElementwiseLossOptions{}, VectorView<const float>(),
-                                           stream_);
+          binary_cross_entropy_with_logits(pred, target, ElementwiseLossOutputs<float>{loss, grad},
+                                           workspace, ElementwiseLossOptions{},
+                                           VectorView<const float>(), stream_);
         } else {
-          binary_cross_entropy(pred, target, {loss, grad}, workspace, BinaryCrossEntropyOptions{},
-                               stream_);
+          binary_cross_entropy(pred, target, ElementwiseLossOutputs<float>{loss, grad}, workspace,
+                               BinaryCrossEntropyOptions{}, stream_);
         }
         return;
       case LossKind::mean_squared_error:
-        mse_loss(pred, target, {loss, grad}, workspace, ElementwiseLossOptions{}, stream_);
+        mse_loss(pred, target, ElementwiseLossOutputs<float>{loss, grad}, workspace,
+                 ElementwiseLossOptions{}, stream_);
         return;
       case LossKind::mean_absolute_error:
-        mae_loss(pred, target, {loss, grad}, workspace, ElementwiseLossOptions{}, stream_);
+        mae_loss(pred, target, ElementwiseLossOutputs<float>{loss, grad}, workspace,
+                 ElementwiseLossOptions{}, stream_);
         return;
       case LossKind::huber: {
         HuberLossOptions options;
         options.delta = spec_.loss.delta;
-        huber_loss(pred, target, {loss, grad}, workspace, options, stream_);
+        huber_loss(pred, target, ElementwiseLossOutputs<float>{loss, grad}, workspace, options,
+                   stream_);
         return;
       }
     }
@@ -539,10 +544,10 @@ class CudaBackend final : public Backend {
                                              : VectorView<float>();
         const VectorView<float> dbias =
             s.bias >= 0 ? VectorView<float>(grads_.data() + s.bias, s.units) : VectorView<float>();
-        bias_activation_backward(MatrixView<const float>(saved, count, s.units, s.units),
-                                 MatrixView<const float>(dv), dv, dbias,
-                                 activation_workspace_.data(), activation_workspace_.size(), params,
-                                 slope, dslope, stream_);
+        bias_activation_backward(
+            MatrixView<const float>(saved, count, s.units, s.units), MatrixView<const float>(dv),
+            dv, dbias, Workspace{activation_workspace_.data(), activation_workspace_.size()},
+            params, slope, dslope, stream_);
         bias_done = true;
       } else if (!fused && kind == ActivationKind::softmax) {
         softmax_backward(MatrixView<const float>(a_[i].data(), count, s.units, s.units),

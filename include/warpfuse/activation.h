@@ -36,8 +36,9 @@
 // sets dbias and dslope to zero (cudaMemsetAsync) when rows == 0 and cols > 0.
 //
 // Optional tensors (pre, dbias, dslope) are skipped when passed as a default-constructed view ({}).
-// The const-input templates are explicitly instantiated for float, __half and __nv_bfloat16; only
-// the first argument takes part in deduction, so views of T and of const T mix freely.
+// The templates are explicitly instantiated for float, __half and __nv_bfloat16. T is deduced
+// from the output (y or dx, a view of T); the inputs are nondeduced_t views of const T, which
+// views of T convert to, so one declaration takes const and mutable inputs alike.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -49,20 +50,9 @@
 #include "warpfuse/dtype.h"
 #include "warpfuse/ref/activation.h"
 #include "warpfuse/view.h"
+#include "warpfuse/workspace.h"
 
 namespace warpfuse {
-
-namespace detail {
-/// T itself, in a context that takes no part in template argument deduction: the op templates
-/// deduce T from their first argument only, and convert the others (a view of T to a view of
-/// const T) as ordinary parameters.
-template <class T>
-struct ActivationNondeduced {
-  using type = T;
-};
-template <class T>
-using activation_arg_t = typename ActivationNondeduced<T>::type;
-}  // namespace detail
 
 /// The workspace bias_activation_backward needs, in bytes, for a rows x cols matrix: the fp32
 /// per-chunk column sums of dbias and, for prelu, dslope. Depends on the shape and kind only (no
@@ -74,25 +64,24 @@ std::size_t bias_activation_backward_workspace_bytes(std::int64_t rows, std::int
 
 /// y = f(x) over a contiguous array (any kind but prelu, whose slope is per column).
 template <class T>
-void activation_forward(VectorView<const T> x, detail::activation_arg_t<VectorView<T>> y,
+void activation_forward(nondeduced_t<VectorView<const T>> x, VectorView<T> y,
                         const ActivationParams& params = {}, cudaStream_t stream = nullptr);
 
 /// y = f(x) over a strided matrix. slope: prelu's slope, cols values; ignored by the other kinds.
 template <class T>
-void activation_forward(MatrixView<const T> x, detail::activation_arg_t<MatrixView<T>> y,
+void activation_forward(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y,
                         const ActivationParams& params = {},
-                        detail::activation_arg_t<VectorView<const T>> slope = {},
+                        nondeduced_t<VectorView<const T>> slope = {},
                         cudaStream_t stream = nullptr);
 
 /// y[r, c] = f(x[r, c] + bias[c]) (bias: cols values); pre, unless {}, receives x + bias (keep it
 /// when activation_backward_from(kind) is BackwardFrom::input). slope as activation_forward.
 template <class T>
-void bias_activation_forward(MatrixView<const T> x,
-                             detail::activation_arg_t<VectorView<const T>> bias,
-                             detail::activation_arg_t<MatrixView<T>> y,
+void bias_activation_forward(nondeduced_t<MatrixView<const T>> x,
+                             nondeduced_t<VectorView<const T>> bias, MatrixView<T> y,
                              const ActivationParams& params = {},
-                             detail::activation_arg_t<MatrixView<T>> pre = {},
-                             detail::activation_arg_t<VectorView<const T>> slope = {},
+                             nondeduced_t<MatrixView<T>> pre = {},
+                             nondeduced_t<VectorView<const T>> slope = {},
                              cudaStream_t stream = nullptr);
 
 // --- backward ------------------------------------------------------------------------------------
@@ -100,82 +89,30 @@ void bias_activation_forward(MatrixView<const T> x,
 /// dx = dy * f'(.) over a contiguous array, from saved = x or y (activation_backward_from); any
 /// kind but prelu. leaky_relu needs negative_slope >= 0 (its sign is read from y).
 template <class T>
-void activation_backward(VectorView<const T> saved,
-                         detail::activation_arg_t<VectorView<const T>> dy,
-                         detail::activation_arg_t<VectorView<T>> dx,
+void activation_backward(nondeduced_t<VectorView<const T>> saved,
+                         nondeduced_t<VectorView<const T>> dy, VectorView<T> dx,
                          const ActivationParams& params = {}, cudaStream_t stream = nullptr);
 
 /// dx = dy * f'(.) over a strided matrix, from saved = x or y. slope: prelu's, cols values.
 template <class T>
-void activation_backward(MatrixView<const T> saved,
-                         detail::activation_arg_t<MatrixView<const T>> dy,
-                         detail::activation_arg_t<MatrixView<T>> dx,
+void activation_backward(nondeduced_t<MatrixView<const T>> saved,
+                         nondeduced_t<MatrixView<const T>> dy, MatrixView<T> dx,
                          const ActivationParams& params = {},
-                         detail::activation_arg_t<VectorView<const T>> slope = {},
+                         nondeduced_t<VectorView<const T>> slope = {},
                          cudaStream_t stream = nullptr);
 
 /// The fused backward: dx as activation_backward, dbias[c] = sum_r dx[r, c] (unless dbias is {}),
 /// and for prelu dslope[c] = sum_r dy[r, c] * min(x[r, c], 0) (unless dslope is {}). The sums are
-/// deterministic; they use `workspace` (at least bias_activation_backward_workspace_bytes(rows,
-/// cols, params.kind) bytes, 4-byte aligned, not overlapping any tensor of the call; unused and may
-/// be null when neither sum is requested). The workspace holds nothing between calls.
+/// deterministic; they use `workspace` (<warpfuse/workspace.h>: at least
+/// bias_activation_backward_workspace_bytes(rows, cols, params.kind) bytes, not overlapping any
+/// tensor of the call; unused, and may be Workspace{}, when neither sum is requested).
 template <class T>
-void bias_activation_backward(MatrixView<const T> saved,
-                              detail::activation_arg_t<MatrixView<const T>> dy,
-                              detail::activation_arg_t<MatrixView<T>> dx,
-                              detail::activation_arg_t<VectorView<T>> dbias, void* workspace,
-                              std::size_t workspace_bytes, const ActivationParams& params = {},
-                              detail::activation_arg_t<VectorView<const T>> slope = {},
-                              detail::activation_arg_t<VectorView<T>> dslope = {},
+void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
+                              nondeduced_t<MatrixView<const T>> dy, MatrixView<T> dx,
+                              nondeduced_t<VectorView<T>> dbias, const Workspace& workspace,
+                              const ActivationParams& params = {},
+                              nondeduced_t<VectorView<const T>> slope = {},
+                              nondeduced_t<VectorView<T>> dslope = {},
                               cudaStream_t stream = nullptr);
-
-// --- the same ops called with a mutable first argument ---------------------------------------
-
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void activation_forward(VectorView<T> x, detail::activation_arg_t<VectorView<T>> y,
-                        const ActivationParams& params = {}, cudaStream_t stream = nullptr) {
-  activation_forward(VectorView<const T>(x), y, params, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void activation_forward(MatrixView<T> x, detail::activation_arg_t<MatrixView<T>> y,
-                        const ActivationParams& params = {},
-                        detail::activation_arg_t<VectorView<const T>> slope = {},
-                        cudaStream_t stream = nullptr) {
-  activation_forward(MatrixView<const T>(x), y, params, slope, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void bias_activation_forward(MatrixView<T> x, detail::activation_arg_t<VectorView<const T>> bias,
-                             detail::activation_arg_t<MatrixView<T>> y,
-                             const ActivationParams& params = {},
-                             detail::activation_arg_t<MatrixView<T>> pre = {},
-                             detail::activation_arg_t<VectorView<const T>> slope = {},
-                             cudaStream_t stream = nullptr) {
-  bias_activation_forward(MatrixView<const T>(x), bias, y, params, pre, slope, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void activation_backward(VectorView<T> saved, detail::activation_arg_t<VectorView<const T>> dy,
-                         detail::activation_arg_t<VectorView<T>> dx,
-                         const ActivationParams& params = {}, cudaStream_t stream = nullptr) {
-  activation_backward(VectorView<const T>(saved), dy, dx, params, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void activation_backward(MatrixView<T> saved, detail::activation_arg_t<MatrixView<const T>> dy,
-                         detail::activation_arg_t<MatrixView<T>> dx,
-                         const ActivationParams& params = {},
-                         detail::activation_arg_t<VectorView<const T>> slope = {},
-                         cudaStream_t stream = nullptr) {
-  activation_backward(MatrixView<const T>(saved), dy, dx, params, slope, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void bias_activation_backward(MatrixView<T> saved, detail::activation_arg_t<MatrixView<const T>> dy,
-                              detail::activation_arg_t<MatrixView<T>> dx,
-                              detail::activation_arg_t<VectorView<T>> dbias, void* workspace,
-                              std::size_t workspace_bytes, const ActivationParams& params = {},
-                              detail::activation_arg_t<VectorView<const T>> slope = {},
-                              detail::activation_arg_t<VectorView<T>> dslope = {},
-                              cudaStream_t stream = nullptr) {
-  bias_activation_backward(MatrixView<const T>(saved), dy, dx, dbias, workspace, workspace_bytes,
-                           params, slope, dslope, stream);
-}
 
 }  // namespace warpfuse

@@ -11,7 +11,7 @@
 //     dz_ic = g_i d loss_i / d z_ic = g_i (p_c (sum_k w_k q'_k + 2 zl lse_i) - w_c q'_c)
 // (for index targets q' is the smoothed one-hot), with g_i = grad_scale x the reduction's factor.
 //
-// Reductions (Reduction in <warpfuse/loss.h>): none (rows losses), sum, or mean. The mean follows
+// Reductions (CrossEntropyReduction): none (rows losses), sum, or mean. The mean follows
 // PyTorch: for index targets it divides by the sum of w_t over the counted rows (the row count
 // without weights); for probability targets by rows. Rows whose target is ignore_index contribute
 // no loss and a zero gradient row, and are not counted; when every row is ignored the mean loss is
@@ -37,23 +37,30 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "warpfuse/dtype.h"
 #include "warpfuse/loss.h"
 #include "warpfuse/row_strategy.h"
 #include "warpfuse/softmax.h"
 #include "warpfuse/view.h"
+#include "warpfuse/workspace.h"
 
 namespace warpfuse {
+
+/// How the per-row losses become outputs.loss: none (one per row), mean, sum.
+enum class CrossEntropyReduction { none, mean, sum };
+
+/// "none", "mean" or "sum".
+const char* to_string(CrossEntropyReduction reduction);
 
 struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;  ///< rows with this target are skipped (index targets only)
   float label_smoothing = 0.0f;      ///< e in [0, 1)
   float z_loss = 0.0f;               ///< coefficient of lse^2, >= 0
-  Reduction reduction = Reduction::mean;  ///< none, mean or sum
-  float grad_scale = 1.0f;                ///< upstream gradient of the op's output
+  CrossEntropyReduction reduction = CrossEntropyReduction::mean;
+  float grad_scale = 1.0f;  ///< upstream gradient of the op's output
   RowStrategy strategy = RowStrategy::automatic;
 };
 
@@ -69,26 +76,32 @@ RowStrategy cross_entropy_strategy_for(std::int64_t classes, DType dtype,
 std::int64_t cross_entropy_block_max_cols(DType dtype,
                                           CrossEntropyTargets targets = CrossEntropyTargets::index);
 
-/// Where cross_entropy writes. Only `loss` is required.
+/// Bytes of workspace cross_entropy needs for `rows` rows (at least 512; see
+/// <warpfuse/workspace.h>).
+std::size_t cross_entropy_workspace_bytes(std::int64_t rows);
+
+/// Where cross_entropy writes (device fp32 views and the gradient). Only `loss` is required.
 template <class T>
 struct CrossEntropyOutputs {
-  float* loss = nullptr;       ///< device: rows floats (Reduction::none) or 1 float
-  MatrixView<T> dlogits{};     ///< the gradient (rows x C), optional; may alias the logits
-  float* logsumexp = nullptr;  ///< device: rows floats, optional
+  VectorView<float> loss{};       ///< rows values (reduction none) or 1 (mean, sum)
+  MatrixView<T> dlogits{};        ///< the gradient (rows x C), optional; may alias the logits
+  VectorView<float> logsumexp{};  ///< rows values, optional
 };
 
-/// Cross-entropy with class-index targets. `weight`: optional per-class weights (C floats, device).
+/// Cross-entropy with class-index targets (Index: std::int32_t or std::int64_t, const or not).
+/// `weight`: optional per-class weights (C floats, device).
 template <class T, class Index>
-void cross_entropy(MatrixView<const T> logits, VectorView<const Index> targets,
-                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+void cross_entropy(nondeduced_t<MatrixView<const T>> logits, VectorView<Index> targets,
+                   const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
                    const CrossEntropyOptions& options = {}, VectorView<const float> weight = {},
                    cudaStream_t stream = nullptr);
 
 /// Cross-entropy with probability targets (rows x C, same dtype as the logits): Keras's
 /// categorical_crossentropy(from_logits=True). options.ignore_index is not used.
 template <class T>
-void cross_entropy(MatrixView<const T> logits, MatrixView<const T> target_probabilities,
-                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
+void cross_entropy(nondeduced_t<MatrixView<const T>> logits,
+                   nondeduced_t<MatrixView<const T>> target_probabilities,
+                   const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
                    const CrossEntropyOptions& options = {}, VectorView<const float> weight = {},
                    cudaStream_t stream = nullptr);
 
@@ -96,32 +109,7 @@ void cross_entropy(MatrixView<const T> logits, MatrixView<const T> target_probab
 /// number of bad rows, the first one and its target when the last cross_entropy that used
 /// `workspace` found class indices outside [0, num_classes). Returns normally otherwise.
 template <class Index>
-void check_cross_entropy_targets(const LossWorkspace& workspace, VectorView<const Index> targets,
+void check_cross_entropy_targets(const Workspace& workspace, VectorView<Index> targets,
                                  std::int64_t num_classes, cudaStream_t stream = nullptr);
-
-// Overloads taking mutable views of the inputs.
-template <class L, class I, class = std::enable_if_t<!std::is_const_v<L> || !std::is_const_v<I>>>
-void cross_entropy(MatrixView<L> logits, VectorView<I> targets,
-                   const CrossEntropyOutputs<std::remove_const_t<L>>& outputs,
-                   const LossWorkspace& workspace, const CrossEntropyOptions& options = {},
-                   VectorView<const float> weight = {}, cudaStream_t stream = nullptr) {
-  using T = std::remove_const_t<L>;
-  using Index = std::remove_const_t<I>;
-  cross_entropy(MatrixView<const T>(logits), VectorView<const Index>(targets), outputs, workspace,
-                options, weight, stream);
-}
-template <class T>
-void cross_entropy(MatrixView<T> logits, MatrixView<T> target_probabilities,
-                   const CrossEntropyOutputs<T>& outputs, const LossWorkspace& workspace,
-                   const CrossEntropyOptions& options = {}, VectorView<const float> weight = {},
-                   cudaStream_t stream = nullptr) {
-  cross_entropy(MatrixView<const T>(logits), MatrixView<const T>(target_probabilities), outputs,
-                workspace, options, weight, stream);
-}
-template <class Index>
-void check_cross_entropy_targets(const LossWorkspace& workspace, VectorView<Index> targets,
-                                 std::int64_t num_classes, cudaStream_t stream = nullptr) {
-  check_cross_entropy_targets(workspace, VectorView<const Index>(targets), num_classes, stream);
-}
 
 }  // namespace warpfuse

@@ -52,23 +52,25 @@
 //
 // The workspace: mean, sum and per_sample_sum need loss_workspace_bytes(rows) bytes of the
 // caller's device memory (they reset its status: elementwise losses report no bad targets); none
-// and per_sample do not touch it and accept LossWorkspace{}.
+// and per_sample do not touch it and accept Workspace{}.
 //
 // Every call validates its arguments (warpfuse::InvalidArgument naming the op and the argument:
 // null pointers, negative sizes, ld < cols, shape mismatches, a loss of the wrong shape for the
 // reduction, the loss overlapping any other argument, dpred overlapping an input other than
 // exactly, options out of range), allocates nothing, launches on `stream` and returns without
 // synchronising; it is safe under CUDA Graph capture. The templates are explicitly instantiated
-// for float, __half and __nv_bfloat16; pred decides T, and views of T convert to views of const T.
+// for float, __half and __nv_bfloat16; the outputs decide T, and pred and target, nondeduced,
+// may be views of T or of const T.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "warpfuse/loss.h"
 #include "warpfuse/view.h"
+#include "warpfuse/workspace.h"
 
 namespace warpfuse {
 
@@ -91,6 +93,9 @@ struct HuberLossOptions {
   float delta = 1.0f;  ///< where the quadratic turns linear; finite and positive
 };
 
+/// Bytes of workspace an elementwise loss over `rows` rows needs (at least 512).
+std::size_t elementwise_loss_workspace_bytes(std::int64_t rows);
+
 /// Where an elementwise loss writes. Only `loss` is required.
 template <class T>
 struct ElementwiseLossOutputs {
@@ -98,93 +103,37 @@ struct ElementwiseLossOutputs {
   MatrixView<T> dpred{};     ///< the gradient (pred's shape), optional; may alias pred or target
 };
 
-namespace detail {
-/// T in a context that takes no part in template argument deduction: the ops deduce T from pred
-/// alone and convert the other arguments (a view of T to a view of const T, a braced list to
-/// ElementwiseLossOutputs<T>) as ordinary parameters.
-template <class T>
-struct ElementwiseLossNondeduced {
-  using type = T;
-};
-template <class T>
-using elementwise_loss_arg_t = typename ElementwiseLossNondeduced<T>::type;
-}  // namespace detail
-
 /// pred holds logits; pos_weight: one weight per column (cols floats, device), or empty for 1.
 template <class T>
-void binary_cross_entropy_with_logits(
-    MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-    const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-    const LossWorkspace& workspace, const ElementwiseLossOptions& options = {},
-    VectorView<const float> pos_weight = {}, cudaStream_t stream = nullptr);
+void binary_cross_entropy_with_logits(nondeduced_t<MatrixView<const T>> pred,
+                                      nondeduced_t<MatrixView<const T>> target,
+                                      const ElementwiseLossOutputs<T>& outputs,
+                                      const Workspace& workspace,
+                                      const ElementwiseLossOptions& options = {},
+                                      VectorView<const float> pos_weight = {},
+                                      cudaStream_t stream = nullptr);
 
 /// pred holds probabilities (Keras's binary_crossentropy).
 template <class T>
-void binary_cross_entropy(MatrixView<const T> pred,
-                          detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-                          const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-                          const LossWorkspace& workspace,
+void binary_cross_entropy(nondeduced_t<MatrixView<const T>> pred,
+                          nondeduced_t<MatrixView<const T>> target,
+                          const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
                           const BinaryCrossEntropyOptions& options = {},
                           cudaStream_t stream = nullptr);
 
 template <class T>
-void mse_loss(MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-              const LossWorkspace& workspace, const ElementwiseLossOptions& options = {},
-              cudaStream_t stream = nullptr);
+void mse_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+              const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
+              const ElementwiseLossOptions& options = {}, cudaStream_t stream = nullptr);
 
 template <class T>
-void mae_loss(MatrixView<const T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-              const LossWorkspace& workspace, const ElementwiseLossOptions& options = {},
-              cudaStream_t stream = nullptr);
+void mae_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+              const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
+              const ElementwiseLossOptions& options = {}, cudaStream_t stream = nullptr);
 
 template <class T>
-void huber_loss(MatrixView<const T> pred,
-                detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-                const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-                const LossWorkspace& workspace, const HuberLossOptions& options = {},
-                cudaStream_t stream = nullptr);
-
-// The same ops taking a mutable view of pred (an in-place gradient passes one view twice).
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void binary_cross_entropy_with_logits(
-    MatrixView<T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-    const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-    const LossWorkspace& workspace, const ElementwiseLossOptions& options = {},
-    VectorView<const float> pos_weight = {}, cudaStream_t stream = nullptr) {
-  binary_cross_entropy_with_logits<T>(MatrixView<const T>(pred), target, outputs, workspace,
-                                      options, pos_weight, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void binary_cross_entropy(MatrixView<T> pred,
-                          detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-                          const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-                          const LossWorkspace& workspace,
-                          const BinaryCrossEntropyOptions& options = {},
-                          cudaStream_t stream = nullptr) {
-  binary_cross_entropy<T>(MatrixView<const T>(pred), target, outputs, workspace, options, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void mse_loss(MatrixView<T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-              const LossWorkspace& workspace, const ElementwiseLossOptions& options = {},
-              cudaStream_t stream = nullptr) {
-  mse_loss<T>(MatrixView<const T>(pred), target, outputs, workspace, options, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void mae_loss(MatrixView<T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-              const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-              const LossWorkspace& workspace, const ElementwiseLossOptions& options = {},
-              cudaStream_t stream = nullptr) {
-  mae_loss<T>(MatrixView<const T>(pred), target, outputs, workspace, options, stream);
-}
-template <class T, class = std::enable_if_t<!std::is_const_v<T>>>
-void huber_loss(MatrixView<T> pred, detail::elementwise_loss_arg_t<MatrixView<const T>> target,
-                const detail::elementwise_loss_arg_t<ElementwiseLossOutputs<T>>& outputs,
-                const LossWorkspace& workspace, const HuberLossOptions& options = {},
-                cudaStream_t stream = nullptr) {
-  huber_loss<T>(MatrixView<const T>(pred), target, outputs, workspace, options, stream);
-}
+void huber_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+                const ElementwiseLossOutputs<T>& outputs, const Workspace& workspace,
+                const HuberLossOptions& options = {}, cudaStream_t stream = nullptr);
 
 }  // namespace warpfuse

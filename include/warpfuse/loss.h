@@ -12,11 +12,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "warpfuse/workspace.h"
+
 namespace warpfuse {
 
-/// How per-element (or per-row) losses become the op's output.
-///   none            one loss per element (per row for cross-entropy)
-///   mean            the mean over all elements (cross-entropy: the weighted mean over rows)
+/// How the elementwise losses' per-element values become the op's output (cross-entropy, whose
+/// loss is per row, has CrossEntropyReduction).
+///   none            one loss per element
+///   mean            the mean over all elements
 ///   sum             the sum over all elements
 ///   per_sample      one loss per row: the mean over its columns (Keras's reduction "none")
 ///   per_sample_sum  the sum over rows of per_sample (Keras's reduction "sum")
@@ -26,16 +29,6 @@ enum class Reduction { none, mean, sum, per_sample, per_sample_sum };
 /// "none", "mean", "sum", "per_sample" or "per_sample_sum".
 const char* to_string(Reduction reduction);
 
-/// Scratch device memory a loss op uses, provided by the caller (ops allocate nothing). Size it
-/// with loss_workspace_bytes; one workspace may be reused by consecutive ops on one stream.
-struct LossWorkspace {
-  void* data = nullptr;
-  std::size_t bytes = 0;
-};
-
-/// Bytes of workspace a loss op over `rows` rows needs (at least 512).
-std::size_t loss_workspace_bytes(std::int64_t rows);
-
 /// What the last loss op that used a workspace found in its targets.
 struct LossStatus {
   std::int64_t bad_rows = 0;        ///< rows whose class index is outside [0, C) and not ignored
@@ -44,6 +37,6 @@ struct LossStatus {
 
 /// Waits for `stream` and reads the status the last loss op left in `workspace`.
 /// Throws InvalidArgument for a workspace that is too small, CudaError on a failed copy.
-LossStatus read_loss_status(const LossWorkspace& workspace, cudaStream_t stream = nullptr);
+LossStatus read_loss_status(const Workspace& workspace, cudaStream_t stream = nullptr);
 
 }  // namespace warpfuse

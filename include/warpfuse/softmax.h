@@ -61,38 +61,18 @@ RowStrategy softmax_strategy_for(std::int64_t cols, DType dtype,
 std::int64_t softmax_block_max_cols(DType dtype, SoftmaxPass pass = SoftmaxPass::forward);
 
 template <class T>
-void softmax(MatrixView<const T> x, MatrixView<T> y, const SoftmaxOptions& options = {},
-             cudaStream_t stream = nullptr);
+void softmax(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y,
+             const SoftmaxOptions& options = {}, cudaStream_t stream = nullptr);
 template <class T>
-void log_softmax(MatrixView<const T> x, MatrixView<T> y, const SoftmaxOptions& options = {},
-                 cudaStream_t stream = nullptr);
+void log_softmax(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y,
+                 const SoftmaxOptions& options = {}, cudaStream_t stream = nullptr);
 template <class T>
-void softmax_backward(MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
-                      const SoftmaxOptions& options = {}, cudaStream_t stream = nullptr);
+void softmax_backward(nondeduced_t<MatrixView<const T>> y, nondeduced_t<MatrixView<const T>> dy,
+                      MatrixView<T> dx, const SoftmaxOptions& options = {},
+                      cudaStream_t stream = nullptr);
 template <class T>
-void log_softmax_backward(MatrixView<const T> y, MatrixView<const T> dy, MatrixView<T> dx,
-                          const SoftmaxOptions& options = {}, cudaStream_t stream = nullptr);
-
-// The same ops taking mutable views for the inputs (in-place calls pass one view twice).
-template <class T>
-void softmax(MatrixView<T> x, MatrixView<T> y, const SoftmaxOptions& options = {},
-             cudaStream_t stream = nullptr) {
-  softmax(MatrixView<const T>(x), y, options, stream);
-}
-template <class T>
-void log_softmax(MatrixView<T> x, MatrixView<T> y, const SoftmaxOptions& options = {},
-                 cudaStream_t stream = nullptr) {
-  log_softmax(MatrixView<const T>(x), y, options, stream);
-}
-template <class T>
-void softmax_backward(MatrixView<T> y, MatrixView<T> dy, MatrixView<T> dx,
-                      const SoftmaxOptions& options = {}, cudaStream_t stream = nullptr) {
-  softmax_backward(MatrixView<const T>(y), MatrixView<const T>(dy), dx, options, stream);
-}
-template <class T>
-void log_softmax_backward(MatrixView<T> y, MatrixView<T> dy, MatrixView<T> dx,
-                          const SoftmaxOptions& options = {}, cudaStream_t stream = nullptr) {
-  log_softmax_backward(MatrixView<const T>(y), MatrixView<const T>(dy), dx, options, stream);
-}
+void log_softmax_backward(nondeduced_t<MatrixView<const T>> y, nondeduced_t<MatrixView<const T>> dy,
+                          MatrixView<T> dx, const SoftmaxOptions& options = {},
+                          cudaStream_t stream = nullptr);
 
 }  // namespace warpfuse

@@ -53,6 +53,18 @@ struct VectorView {
   constexpr bool empty() const { return size == 0; }
 };
 
+/// T in a context that takes no part in template argument deduction. Every op deduces its
+/// storage type from its outputs (mutable views of exactly T) and takes its inputs as
+/// nondeduced_t<MatrixView<const T>>, so a view of T converts to a view of const T as an ordinary
+/// parameter: one declaration per op serves const and mutable inputs alike (an in-place call
+/// passes one view twice).
+template <class T>
+struct nondeduced {
+  using type = T;
+};
+template <class T>
+using nondeduced_t = typename nondeduced<T>::type;
+
 namespace detail {
 
 /// The single argument check of every op: non-negative sizes, ld >= cols, rows * ld addressable in

@@ -11,6 +11,8 @@
 #include "warpfuse/error.h"
 #include "warpfuse/loss.h"
 #include "warpfuse/memory.h"
+#include "warpfuse/row_strategy.h"
 #include "warpfuse/softmax.h"
 #include "warpfuse/version.h"
 #include "warpfuse/view.h"
+#include "warpfuse/workspace.h"

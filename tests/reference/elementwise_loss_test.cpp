@@ -40,7 +40,7 @@ struct MseAccepts<Pred, Target,
                   std::void_t<decltype(warpfuse::mse_loss(
                       std::declval<Pred>(), std::declval<Target>(),
                       warpfuse::ElementwiseLossOutputs<typename StorageOf<Pred>::type>{},
-                      warpfuse::LossWorkspace{}))>> : std::true_type {};
+                      warpfuse::Workspace{}))>> : std::true_type {};
 
 static_assert(MseAccepts<MatrixView<const float>, MatrixView<const float>>::value);
 static_assert(MseAccepts<MatrixView<float>, MatrixView<float>>::value);

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstring>
+#include <utility>
 #include <type_traits>
 
 #if defined(__CUDACC__)
@@ -24,6 +26,53 @@ static_assert(std::is_base_of_v<warpfuse::Error, warpfuse::Unsupported>);
 static_assert(std::is_base_of_v<warpfuse::Error, warpfuse::IoError>);
 static_assert(warpfuse::activation_backward_from(warpfuse::Activation::relu) ==
               warpfuse::BackwardFrom::output);
+
+// --- the one calling convention: T from the outputs, inputs nondeduced -------------------------
+
+using warpfuse::MatrixView;
+using warpfuse::VectorView;
+
+template <class X, class Y, class = void>
+struct SoftmaxAccepts : std::false_type {};
+template <class X, class Y>
+struct SoftmaxAccepts<
+    X, Y, std::void_t<decltype(warpfuse::softmax(std::declval<X>(), std::declval<Y>()))>>
+    : std::true_type {};
+static_assert(SoftmaxAccepts<MatrixView<const float>, MatrixView<float>>::value);
+static_assert(SoftmaxAccepts<MatrixView<float>, MatrixView<float>>::value, "in place");
+static_assert(!SoftmaxAccepts<MatrixView<const __half>, MatrixView<float>>::value,
+              "an input of another dtype must not compile");
+
+template <class Logits, class Targets, class = void>
+struct CrossEntropyAccepts : std::false_type {};
+template <class Logits, class Targets>
+struct CrossEntropyAccepts<Logits, Targets,
+                           std::void_t<decltype(warpfuse::cross_entropy(
+                               std::declval<Logits>(), std::declval<Targets>(),
+                               warpfuse::CrossEntropyOutputs<float>{}, warpfuse::Workspace{}))>>
+    : std::true_type {};
+static_assert(CrossEntropyAccepts<MatrixView<float>, VectorView<std::int64_t>>::value);
+static_assert(CrossEntropyAccepts<MatrixView<const float>, VectorView<const std::int32_t>>::value);
+static_assert(CrossEntropyAccepts<MatrixView<float>, MatrixView<float>>::value,
+              "probability targets");
+static_assert(!CrossEntropyAccepts<MatrixView<const __half>, VectorView<std::int64_t>>::value);
+static_assert(
+    std::is_same_v<decltype(warpfuse::CrossEntropyOutputs<float>::loss), VectorView<float>>,
+    "no raw float* outputs");
+static_assert(std::is_same_v<decltype(warpfuse::CrossEntropyOptions::reduction),
+                             warpfuse::CrossEntropyReduction>,
+              "cross-entropy's reduction cannot hold per_sample");
+
+template <class Saved, class = void>
+struct BiasBackwardAccepts : std::false_type {};
+template <class Saved>
+struct BiasBackwardAccepts<Saved,
+                           std::void_t<decltype(warpfuse::bias_activation_backward(
+                               std::declval<Saved>(), std::declval<Saved>(), MatrixView<float>(),
+                               VectorView<float>(), warpfuse::Workspace{}))>> : std::true_type {};
+static_assert(BiasBackwardAccepts<MatrixView<float>>::value);
+static_assert(BiasBackwardAccepts<MatrixView<const float>>::value);
+static_assert(warpfuse::kWorkspaceAlignment == 256);
 
 TEST(Headers, VersionMatchesTheCMakeProject) {
   EXPECT_STREQ(warpfuse::kVersion, WARPFUSE_EXPECTED_VERSION);

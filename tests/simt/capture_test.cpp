@@ -139,12 +139,12 @@ TEST_F(Capture, AnOpThatSynchronisesInsideACaptureIsReported) {
   const std::int64_t rows = 4, cols = 8;
   DeviceBuffer<float> logits(rows * cols), loss(1);
   DeviceBuffer<int> targets(rows);
-  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
+  DeviceBuffer<unsigned char> workspace(cross_entropy_workspace_bytes(rows));
   WARPFUSE_CUDA_CHECK(cudaMemset(logits.data(), 0, logits.size() * sizeof(float)));
   WARPFUSE_CUDA_CHECK(cudaMemset(targets.data(), 0, targets.size() * sizeof(int)));
   CrossEntropyOutputs<float> outputs;
-  outputs.loss = loss.data();
-  const LossWorkspace ws{workspace.data(), workspace.size()};
+  outputs.loss = VectorView<float>(loss.data(), 1);
+  const Workspace ws{workspace.data(), workspace.size()};
   ASSERT_EQ(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal), cudaSuccess);
   cross_entropy(MatrixView<const float>(logits.data(), rows, cols),
                 VectorView<const int>(targets.data(), rows), outputs, ws, {}, {}, stream_);

@@ -214,17 +214,17 @@ void cross_entropy_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy st
   WARPFUSE_CUDA_CHECK(cudaMemcpy(targets.data(), host_targets.data(),
                                  host_targets.size() * sizeof(int), cudaMemcpyHostToDevice));
   DeviceBuffer<float> loss(1);
-  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
+  DeviceBuffer<unsigned char> workspace(cross_entropy_workspace_bytes(rows));
   CrossEntropyOptions options;
   options.strategy = strategy;
   CrossEntropyOutputs<T> outputs;
-  outputs.loss = loss.data();
+  outputs.loss = VectorView<float>(loss.data(), 1);
   T* dlogits = (in_place ? logits.data() : grad.data()) + offset;
   outputs.dlogits = MatrixView<T>(dlogits, rows, cols, ld);
   const Moved moved = measure([&] {
     cross_entropy(MatrixView<const T>(logits.data() + offset, rows, cols, ld),
                   VectorView<const int>(targets.data(), rows), outputs,
-                  LossWorkspace{workspace.data(), workspace.size()}, options);
+                  Workspace{workspace.data(), workspace.size()}, options);
   });
   const std::uint64_t bytes = static_cast<std::uint64_t>(rows * cols) * sizeof(T);
   const bool online = strategy == SoftmaxStrategy::online;
@@ -254,16 +254,16 @@ void cross_entropy_probability_case(std::int64_t rows, std::int64_t cols,
   DeviceBuffer<T> logits = random_buffer<T>(n, 11), probs = random_buffer<T>(n, 12, 0.0f, 1.0f),
                   grad(n);
   DeviceBuffer<float> loss(1);
-  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
+  DeviceBuffer<unsigned char> workspace(cross_entropy_workspace_bytes(rows));
   CrossEntropyOptions options;
   options.strategy = strategy;
   CrossEntropyOutputs<T> outputs;
-  outputs.loss = loss.data();
+  outputs.loss = VectorView<float>(loss.data(), 1);
   outputs.dlogits = MatrixView<T>(grad.data(), rows, cols);
   const Moved moved = measure([&] {
     cross_entropy(MatrixView<const T>(logits.data(), rows, cols),
                   MatrixView<const T>(probs.data(), rows, cols), outputs,
-                  LossWorkspace{workspace.data(), workspace.size()}, options);
+                  Workspace{workspace.data(), workspace.size()}, options);
   });
   const std::uint64_t bytes = n * sizeof(T);
   check("cross_entropy (probabilities)", to_string(strategy), dtype_name<T>(), shape_of(rows, cols),
@@ -360,7 +360,7 @@ void mse_case(std::int64_t rows, std::int64_t cols, bool per_element = false, st
   const std::size_t n = static_cast<std::size_t>(offset + rows * ld);
   DeviceBuffer<T> pred = random_buffer<T>(n, 6), target = random_buffer<T>(n, 7), dpred(n);
   DeviceBuffer<float> loss(per_element ? n : 1);
-  DeviceBuffer<unsigned char> workspace(loss_workspace_bytes(rows));
+  DeviceBuffer<unsigned char> workspace(elementwise_loss_workspace_bytes(rows));
   ElementwiseLossOutputs<T> outputs;
   outputs.loss = per_element ? MatrixView<float>(loss.data() + offset, rows, cols, ld)
                              : MatrixView<float>(loss.data(), 1, 1);
@@ -370,7 +370,7 @@ void mse_case(std::int64_t rows, std::int64_t cols, bool per_element = false, st
   const Moved moved = measure([&] {
     mse_loss(MatrixView<const T>(pred.data() + offset, rows, cols, ld),
              MatrixView<const T>(target.data() + offset, rows, cols, ld), outputs,
-             LossWorkspace{workspace.data(), workspace.size()}, options);
+             Workspace{workspace.data(), workspace.size()}, options);
   });
   const std::uint64_t bytes = static_cast<std::uint64_t>(rows * cols) * sizeof(T);
   std::vector<std::pair<const void*, std::uint64_t>> written = {{dpred.data(), bytes}};
@@ -393,8 +393,8 @@ TEST(Traffic, ElementwiseLossReadsBothInputsOnce) {
 
 TEST(Traffic, ElementwiseLossAnyAlignmentAndShortRowsKeepTheVectorPath) {
   mse_case<float>(512, 10);  // 1M x 10 in miniature: rows share a warp, packs across row ends
-  mse_case<__nv_bfloat16>(512, 8, true);  // one pack per row
-  mse_case<float>(19, 300, true, 303, 1);  // odd ld, unaligned start: head, body, tail per row
+  mse_case<__nv_bfloat16>(512, 8, true);      // one pack per row
+  mse_case<float>(19, 300, true, 303, 1);     // odd ld, unaligned start: head, body, tail per row
   mse_case<__half>(7, 1500, false, 1501, 5);  // block per row
   mse_case<__nv_bfloat16>(3, 50257, true);    // GPT-2's vocabulary
 }
