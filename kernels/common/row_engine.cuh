@@ -725,8 +725,8 @@ constexpr int kStreamBlockPacks = 2;
 /// their values added to *sum in column order.
 template <int kN, class Policy>
 WF_DEVICE void stream_packs(const Policy& policy, const RowArrays<Policy>& arrays, float* values,
-                            bool values_vector, const float (&v)[kN][Policy::kInputs *
-                                                                     kRowPack<typename Policy::T>],
+                            bool values_vector,
+                            const float (&v)[kN][Policy::kInputs * kRowPack<typename Policy::T>],
                             std::int64_t q0, std::int64_t members, float* sum) {
   constexpr int kIn = Policy::kInputs;
   constexpr int P = kRowPack<typename Policy::T>;
