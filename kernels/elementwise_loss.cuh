@@ -148,8 +148,7 @@ struct ElementwiseLossPolicy : ElementwiseLossArgs<T_> {
     return this->dpred == nullptr ? nullptr : this->dpred + row * this->ld_dpred;
   }
   WF_DEVICE float* values(std::int64_t row) const {
-    return this->mode == ElementwiseLossMode::elements ? this->loss + row * this->ld_loss
-                                                       : nullptr;
+    return this->mode == ElementwiseLossMode::elements ? this->loss + row * this->ld_loss : nullptr;
   }
   WF_DEVICE float element(std::int64_t col, const float* in, float* grad) const {
     const ElementwiseLossTerm term = loss_fn(in[0], in[1], col);
