@@ -299,16 +299,18 @@ void run_case(benchmark::State& state, Activation kind, Form form, Impl impl, st
             break;
           case Form::bias_forward:
             bias_activation_forward(MatrixView<const T>(matrix(set, 0)),
-                                    VectorView<const T>(vec(set, 0), cols), matrix(set, 1), params,
-                                    pre_kept ? matrix(set, 2) : MatrixView<T>(), slope(set),
-                                    stream());
+                                    VectorView<const T>(vec(set, 0), cols),
+                                    BiasActivationOutputs<T>{
+                                        matrix(set, 1), pre_kept ? matrix(set, 2) : MatrixView<T>()},
+                                    params, slope(set), stream());
             break;
           case Form::bias_backward:
             bias_activation_backward(
-                MatrixView<const T>(matrix(set, 0)), matrix(set, 1), matrix(set, 2),
-                VectorView<T>(vec(set, 2), cols), Workspace{workspace.data(), workspace_bytes},
-                params, slope(set), prelu ? VectorView<T>(vec(set, 3), cols) : VectorView<T>(),
-                stream());
+                MatrixView<const T>(matrix(set, 0)), matrix(set, 1),
+                BiasActivationBackwardOutputs<T>{
+                    matrix(set, 2), VectorView<T>(vec(set, 2), cols),
+                    prelu ? VectorView<T>(vec(set, 3), cols) : VectorView<T>()},
+                Workspace{workspace.data(), workspace_bytes}, params, slope(set), stream());
             break;
         }
       };

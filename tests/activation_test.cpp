@@ -413,9 +413,10 @@ TYPED_TEST(ActivationMatrix, BiasForwardWithAndWithoutPre) {
           pre(l.rows, l.cols, l.ld_out, l.offset_out);
       const DeviceBuffer<T> bias_buffer = to_device(bias), slope_buffer = to_device(slope);
       const bool prelu = params.kind == Activation::prelu;
-      bias_activation_forward(in.view(), bias_buffer.vector(), y.view(), params,
-                              store_pre ? pre.view() : MatrixView<T>(),
-                              prelu ? slope_buffer.vector() : VectorView<const T>());
+      bias_activation_forward(
+          in.view(), bias_buffer.vector(),
+          BiasActivationOutputs<T>{y.view(), store_pre ? pre.view() : MatrixView<T>()}, params,
+          prelu ? slope_buffer.vector() : VectorView<const T>());
       const ForwardExpected expected =
           reference_forward<T>(params, l.rows, l.cols, x, bias, prelu ? slope : std::vector<T>());
       ASSERT_TRUE(all_close(y.dense(), expected.y, tolerance_for<T>(), l.cols));
@@ -445,12 +446,13 @@ TYPED_TEST(ActivationMatrix, BiasForwardInPlace) {
         reference_forward<T>(params, l.rows, l.cols, x, bias, used_slope);
     // y = x in place.
     Placed<T> xy(l.rows, l.cols, l.ld_in, l.offset_in, x);
-    bias_activation_forward(xy.view(), bias_buffer.vector(), xy.view(), params, {},
-                            slope_buffer.vector());
+    bias_activation_forward(xy.view(), bias_buffer.vector(), BiasActivationOutputs<T>{xy.view()},
+                            params, slope_buffer.vector());
     ASSERT_TRUE(all_close(xy.dense(), expected.y, tolerance_for<T>(), l.cols));
     // pre = x in place, y elsewhere.
     Placed<T> xpre(l.rows, l.cols, l.ld_in, l.offset_in, x), y(l.rows, l.cols, l.cols, 0);
-    bias_activation_forward(xpre.view(), bias_buffer.vector(), y.view(), params, xpre.view(),
+    bias_activation_forward(xpre.view(), bias_buffer.vector(),
+                            BiasActivationOutputs<T>{y.view(), xpre.view()}, params,
                             slope_buffer.vector());
     ASSERT_TRUE(all_close(y.dense(), expected.y, tolerance_for<T>(), l.cols));
     ASSERT_TRUE(all_close(xpre.dense(), expected.pre, tolerance_for<T>(), l.cols));
@@ -507,9 +509,10 @@ TYPED_TEST(ActivationMatrix, FusedBackwardDxDbiasDslope) {
           bias_activation_backward_workspace_bytes(l.rows, l.cols, params.kind);
       DeviceBuffer<unsigned char> workspace(bytes);
       workspace.fill_bytes(0xFF);
-      bias_activation_backward(saved_in.view(), dy_in.view(), dx.view(), dbias.vector(),
-                               Workspace{workspace.data(), bytes}, params, slope_buffer.vector(),
-                               dslope.vector());
+      bias_activation_backward(
+          saved_in.view(), dy_in.view(),
+          BiasActivationBackwardOutputs<T>{dx.view(), dbias.vector(), dslope.vector()},
+          Workspace{workspace.data(), bytes}, params, slope_buffer.vector());
       const BackwardExpected expected =
           reference_backward<T>(params, l.rows, l.cols, saved, dy, slope);
       ASSERT_TRUE(all_close(dx.dense(), expected.dx, tolerance_for<T>(), l.cols));
@@ -541,15 +544,15 @@ TYPED_TEST(ActivationMatrix, FusedBackwardWithoutSumsNeedsNoWorkspace) {
   const DeviceBuffer<T> slope_buffer = to_device(slope);
   const BackwardExpected expected = reference_backward<T>(params, l.rows, l.cols, x, dy, slope);
   // Neither sum: the plain backward.
-  bias_activation_backward(x_in.view(), dy_in.view(), dx.view(), {}, Workspace{}, params,
-                           slope_buffer.vector());
+  bias_activation_backward(x_in.view(), dy_in.view(), BiasActivationBackwardOutputs<T>{dx.view()},
+                           Workspace{}, params, slope_buffer.vector());
   ASSERT_TRUE(all_close(dx.dense(), expected.dx, tolerance_for<T>(), l.cols));
   // Only dslope (a PReLU layer without bias).
   const std::size_t bytes = bias_activation_backward_workspace_bytes(l.rows, l.cols, params.kind);
   DeviceBuffer<unsigned char> workspace(bytes);
-  bias_activation_backward(x_in.view(), dy_in.view(), dx.view(), {},
-                           Workspace{workspace.data(), bytes}, params, slope_buffer.vector(),
-                           dslope.vector());
+  bias_activation_backward(x_in.view(), dy_in.view(),
+                           BiasActivationBackwardOutputs<T>{dx.view(), {}, dslope.vector()},
+                           Workspace{workspace.data(), bytes}, params, slope_buffer.vector());
   ASSERT_TRUE(
       all_close_scaled(dslope.dense(), expected.dslope, expected.dslope_scale, sum_tolerance<T>()));
 }
@@ -574,7 +577,8 @@ TYPED_TEST(ActivationMatrix, FusedBackwardInPlace) {
       Placed<T> dy_in(l.rows, l.cols, l.ld_in, l.offset_in, dy);
       Placed<T> dbias(1, l.cols, l.cols, 0);
       const MatrixView<T> dx = over_dy ? dy_in.view() : saved_in.view();
-      bias_activation_backward(saved_in.view(), dy_in.view(), dx, dbias.vector(),
+      bias_activation_backward(saved_in.view(), dy_in.view(),
+                               BiasActivationBackwardOutputs<T>{dx, dbias.vector()},
                                Workspace{workspace.data(), bytes}, params, slope_buffer.vector());
       ASSERT_TRUE(
           all_close((over_dy ? dy_in : saved_in).dense(), expected.dx, tolerance_for<T>(), l.cols));
@@ -603,9 +607,10 @@ TYPED_TEST(ActivationMatrix, ColumnSumsAreBitwiseReproducible) {
     Placed<T> x_in(rows, cols, ld, 0, x), dy_in(rows, cols, ld, 0, dy);
     Placed<T> dx(rows, cols, ld, dx_offset), dbias(1, cols, cols, 0), dslope(1, cols, cols, 0);
     workspace.fill_bytes(0xFF);
-    bias_activation_backward(x_in.view(), dy_in.view(), dx.view(), dbias.vector(),
-                             Workspace{workspace.data(), bytes}, params, slope_buffer.vector(),
-                             dslope.vector());
+    bias_activation_backward(
+        x_in.view(), dy_in.view(),
+        BiasActivationBackwardOutputs<T>{dx.view(), dbias.vector(), dslope.vector()},
+        Workspace{workspace.data(), bytes}, params, slope_buffer.vector());
     return std::pair{dbias.dense(), dslope.dense()};
   };
   const auto first = run(48, 0);
@@ -634,11 +639,13 @@ TYPED_TEST(ActivationMatrix, MutableAndConstViewsMix) {
   ActivationParams params;
   params.kind = Activation::gelu;
   // A mutable x with a const bias, and a const x with mutable everything else.
-  bias_activation_forward(x_buffer.view(2, 3), bias_buffer.vector(), y_buffer.view(2, 3), params,
-                          pre_buffer.view(2, 3));
+  bias_activation_forward(x_buffer.view(2, 3), bias_buffer.vector(),
+                          BiasActivationOutputs<T>{y_buffer.view(2, 3), pre_buffer.view(2, 3)},
+                          params);
   const DeviceBuffer<T>& x_const = x_buffer;
   DeviceBuffer<T> bias_mutable = to_device(bias);
-  bias_activation_forward(x_const.view(2, 3), bias_mutable.vector(), y_buffer.view(2, 3), params);
+  bias_activation_forward(x_const.view(2, 3), bias_mutable.vector(),
+                          BiasActivationOutputs<T>{y_buffer.view(2, 3)}, params);
   const ForwardExpected expected = reference_forward<T>(params, 2, 3, x, bias, {});
   EXPECT_TRUE(all_close(y_buffer.to_host(), expected.y, tolerance_for<T>(), 3));
   EXPECT_TRUE(all_close(pre_buffer.to_host(), expected.pre, tolerance_for<T>(), 3));
@@ -692,8 +699,9 @@ TEST_F(ActivationApi, FusedBackwardOverNoRowsZeroesTheSums) {
   params.kind = Activation::prelu;
   bias_activation_backward(MatrixView<const __half>(nullptr, 0, 4),
                            MatrixView<const __half>(nullptr, 0, 4),
-                           MatrixView<__half>(nullptr, 0, 4), dbias.vector(), Workspace{}, params,
-                           slope.vector(), dslope.vector());
+                           BiasActivationBackwardOutputs<__half>{MatrixView<__half>(nullptr, 0, 4),
+                                                                 dbias.vector(), dslope.vector()},
+                           Workspace{}, params, slope.vector());
   EXPECT_TRUE(all_close(dbias.to_host(), std::vector<double>(4, 0.0), tolerance_for<__half>()));
   EXPECT_TRUE(all_close(dslope.to_host(), std::vector<double>(4, 0.0), tolerance_for<__half>()));
 }
@@ -721,6 +729,8 @@ TEST_F(ActivationApi, BadArgumentsThrowTypedErrors) {
   prelu.kind = Activation::prelu;
   const std::string fwd = "activation_forward", bfwd = "bias_activation_forward";
   const std::string bwd = "activation_backward", bbwd = "bias_activation_backward";
+  using Fwd = BiasActivationOutputs<float>;
+  using Bwd = BiasActivationBackwardOutputs<float>;
 
   // Shapes, strides, sizes, null pointers.
   expect_invalid([&] { activation_forward(x, MatrixView<float>(b.data(), 4, 7), relu); }, fwd, "y");
@@ -743,16 +753,18 @@ TEST_F(ActivationApi, BadArgumentsThrowTypedErrors) {
       fwd, "x");
   // Bias and slope lengths.
   expect_invalid(
-      [&] { bias_activation_forward(x, VectorView<const float>(vec.data(), 7), y, relu); }, bfwd,
-      "bias");
-  expect_invalid([&] { bias_activation_forward(x, VectorView<const float>(), y, relu); }, bfwd,
+      [&] { bias_activation_forward(x, VectorView<const float>(vec.data(), 7), Fwd{y}, relu); },
+      bfwd, "bias");
+  expect_invalid([&] { bias_activation_forward(x, VectorView<const float>(), Fwd{y}, relu); }, bfwd,
                  "bias");
   expect_invalid([&] { activation_forward(x, y, prelu, VectorView<const float>(vec.data(), 9)); },
                  fwd, "slope");
   expect_invalid([&] { activation_forward(x, y, prelu); }, fwd, "slope");
   expect_invalid(
-      [&] { bias_activation_forward(x, bias, y, relu, MatrixView<float>(c.data(), 4, 9)); }, bfwd,
-      "pre");
+      [&] {
+        bias_activation_forward(x, bias, Fwd{y, MatrixView<float>(c.data(), 4, 9)}, relu);
+      },
+      bfwd, "outputs.pre");
   // prelu has no VectorView form.
   expect_invalid(
       [&] {
@@ -776,7 +788,10 @@ TEST_F(ActivationApi, BadArgumentsThrowTypedErrors) {
   // Overlaps: a partial overlap of output and input; pre on top of y.
   expect_invalid([&] { activation_forward(x, MatrixView<float>(a.data() + 1, 4, 8), relu); }, fwd,
                  "y");
-  expect_invalid([&] { bias_activation_forward(x, bias, y, relu, y); }, bfwd, "pre");
+  expect_invalid([&] { bias_activation_forward(x, bias, Fwd{y, y}, relu); }, bfwd, "outputs.pre");
+  expect_invalid(
+      [&] { bias_activation_forward(x, VectorView<const float>(b.data() + 1, 8), Fwd{y}, relu); },
+      bfwd, "outputs.y");  // y overlaps the bias
   // Backward shapes and the fused backward's outputs and workspace.
   expect_invalid([&] { activation_backward(x, MatrixView<const float>(c.data(), 3, 8), y, relu); },
                  bwd, "dy");
@@ -786,44 +801,56 @@ TEST_F(ActivationApi, BadArgumentsThrowTypedErrors) {
   const VectorView<float> dbias(c.data() + 40, 8), dslope(c.data() + 50, 8);
   expect_invalid(
       [&] {
-        bias_activation_backward(x, x, y, VectorView<float>(c.data() + 40, 6),
+        bias_activation_backward(x, x, Bwd{y, VectorView<float>(c.data() + 40, 6)},
                                  Workspace{ws.data(), bytes}, relu);
       },
-      bbwd, "dbias");
+      bbwd, "outputs.dbias");
   expect_invalid(
       [&] {
-        bias_activation_backward(x, x, y, dbias, Workspace{nullptr, bytes}, relu);
+        bias_activation_backward(x, x, Bwd{y, VectorView<float>(a.data() + 2, 8)},
+                                 Workspace{ws.data(), bytes}, relu);
+      },
+      bbwd, "outputs.dbias");  // dbias overlaps saved
+  expect_invalid(
+      [&] {
+        bias_activation_backward(x, x, Bwd{y, dbias}, Workspace{nullptr, bytes}, relu);
       },
       bbwd, "workspace");
   expect_invalid(
       [&] {
-        bias_activation_backward(x, x, y, dbias, Workspace{ws.data(), 4}, relu);
+        bias_activation_backward(x, x, Bwd{y, dbias}, Workspace{ws.data(), 4}, relu);
       },
       bbwd, "workspace");
   // One alignment for every workspace (kWorkspaceAlignment), and no byte shared with a tensor.
   expect_invalid(
       [&] {
-        bias_activation_backward(x, x, y, dbias, Workspace{ws.data() + 1, bytes}, relu);
+        bias_activation_backward(x, x, Bwd{y, dbias}, Workspace{ws.data() + 1, bytes}, relu);
       },
       bbwd, "workspace");
   expect_invalid(
       [&] {
-        bias_activation_backward(x, x, y, dbias, Workspace{b.data(), bytes}, relu);
+        bias_activation_backward(x, x, Bwd{y, dbias}, Workspace{b.data(), bytes}, relu);
       },
       bbwd, "workspace");
   expect_invalid(
       [&] {
-        bias_activation_backward(x, x, y, dbias, Workspace{ws.data(), bytes}, prelu, bias,
-                                 VectorView<float>(c.data() + 50, 3));
+        bias_activation_backward(x, x, Bwd{y, dbias, VectorView<float>(c.data() + 50, 3)},
+                                 Workspace{ws.data(), bytes}, prelu, bias);
       },
-      bbwd, "dslope");
+      bbwd, "outputs.dslope");
   expect_invalid(
       [&] {
-        bias_activation_backward(x, x, y, dbias, Workspace{ws.data(), bytes}, prelu);
+        bias_activation_backward(x, x, Bwd{y, dbias, dbias}, Workspace{ws.data(), bytes}, prelu,
+                                 bias);
+      },
+      bbwd, "outputs.dslope");  // the same vector as dbias
+  expect_invalid(
+      [&] {
+        bias_activation_backward(x, x, Bwd{y, dbias}, Workspace{ws.data(), bytes}, prelu);
       },
       bbwd, "slope");
   // Valid calls still go through after all that.
-  bias_activation_backward(x, x, y, dbias, Workspace{ws.data(), bytes}, prelu, bias, dslope);
+  bias_activation_backward(x, x, Bwd{y, dbias, dslope}, Workspace{ws.data(), bytes}, prelu, bias);
   WARPFUSE_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

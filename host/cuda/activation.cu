@@ -328,16 +328,18 @@ void run_forward(MatrixView<const T> x, const T* bias, MatrixView<T> y, MatrixVi
   });
 }
 
+/// `dx_arg`: dx's name in errors ("dx", or "outputs.dx" in the fused form).
 template <class T>
 void check_backward_views(const char* op, const MatrixView<const T>& saved,
-                          const MatrixView<const T>& dy, const MatrixView<T>& dx) {
+                          const MatrixView<const T>& dy, const MatrixView<T>& dx,
+                          const char* dx_arg = "dx") {
   detail::check_view(op, "saved", saved);
   detail::check_view(op, "dy", dy);
-  detail::check_view(op, "dx", dx);
+  detail::check_view(op, dx_arg, dx);
   detail::check_same_shape(op, "dy", dy, "saved", saved);
-  detail::check_same_shape(op, "dx", dx, "saved", saved);
-  detail::check_alias(op, "dx", dx, "saved", saved);
-  detail::check_alias(op, "dx", dx, "dy", dy);
+  detail::check_same_shape(op, dx_arg, dx, "saved", saved);
+  detail::check_alias(op, dx_arg, dx, "saved", saved);
+  detail::check_alias(op, dx_arg, dx, "dy", dy);
 }
 
 /// Validated backward. partials.dbias / partials.dslope null: the flat kernel, dx only.
@@ -441,27 +443,33 @@ void activation_forward(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y,
 
 template <class T>
 void bias_activation_forward(nondeduced_t<MatrixView<const T>> x,
-                             nondeduced_t<VectorView<const T>> bias, MatrixView<T> y,
-                             const ActivationParams& params, nondeduced_t<MatrixView<T>> pre,
+                             nondeduced_t<VectorView<const T>> bias,
+                             const BiasActivationOutputs<T>& outputs,
+                             const ActivationParams& params,
                              nondeduced_t<VectorView<const T>> slope, cudaStream_t stream) {
   constexpr const char* op = "bias_activation_forward";
+  const MatrixView<T> y = outputs.y;
+  MatrixView<T> pre = outputs.pre;
   check_params(op, params, Direction::forward);
   detail::check_view(op, "x", x);
   check_per_column(op, "bias", bias, "x", x.cols);
-  detail::check_view(op, "y", y);
-  detail::check_same_shape(op, "y", y, "x", x);
-  detail::check_alias(op, "y", y, "x", x);
+  detail::check_view(op, "outputs.y", y);
+  detail::check_same_shape(op, "outputs.y", y, "x", x);
+  detail::check_alias(op, "outputs.y", y, "x", x);
+  detail::check_disjoint(op, "outputs.y", detail::span_of(y), "bias", detail::span_of(bias));
   if (absent(pre)) {
     pre = MatrixView<T>();
   } else {
-    detail::check_view(op, "pre", pre);
-    detail::check_same_shape(op, "pre", pre, "x", x);
-    detail::check_alias(op, "pre", pre, "x", x);
-    detail::check_alias(op, "pre", pre, "y", MatrixView<const T>(y));
+    detail::check_view(op, "outputs.pre", pre);
+    detail::check_same_shape(op, "outputs.pre", pre, "x", x);
+    detail::check_alias(op, "outputs.pre", pre, "x", x);
+    detail::check_alias(op, "outputs.pre", pre, "outputs.y", MatrixView<const T>(y));
     if (pre.data == y.data && !x.empty()) {
-      throw InvalidArgument(op, "pre",
-                            "is the same matrix as 'y'; the two outputs must not overlap");
+      throw InvalidArgument(op, "outputs.pre",
+                            "is the same matrix as 'outputs.y'; the two outputs must not overlap");
     }
+    detail::check_disjoint(op, "outputs.pre", detail::span_of(pre), "bias",
+                           detail::span_of(bias));
   }
   check_slope(op, params, slope, "x", x.cols);
   run_forward<T>(x, bias.data, y, pre, params, slope.data, stream);
@@ -498,21 +506,40 @@ void activation_backward(nondeduced_t<MatrixView<const T>> saved,
 
 template <class T>
 void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
-                              nondeduced_t<MatrixView<const T>> dy, MatrixView<T> dx,
-                              nondeduced_t<VectorView<T>> dbias, const Workspace& workspace,
-                              const ActivationParams& params,
-                              nondeduced_t<VectorView<const T>> slope,
-                              nondeduced_t<VectorView<T>> dslope, cudaStream_t stream) {
+                              nondeduced_t<MatrixView<const T>> dy,
+                              const BiasActivationBackwardOutputs<T>& outputs,
+                              const Workspace& workspace, const ActivationParams& params,
+                              nondeduced_t<VectorView<const T>> slope, cudaStream_t stream) {
   constexpr const char* op = "bias_activation_backward";
+  const MatrixView<T> dx = outputs.dx;
+  const VectorView<T> dbias = outputs.dbias;
+  const VectorView<T> dslope = outputs.dslope;
   check_params(op, params, Direction::backward);
-  check_backward_views<T>(op, saved, dy, dx);
+  check_backward_views<T>(op, saved, dy, dx, "outputs.dx");
   check_slope(op, params, slope, "saved", saved.cols);
   const bool want_dbias = !absent(dbias);
   const bool want_dslope = params.kind == Activation::prelu && !absent(dslope);
-  if (want_dbias) check_per_column(op, "dbias", dbias, "saved", saved.cols);
-  if (want_dslope) check_per_column(op, "dslope", dslope, "saved", saved.cols);
-  if (want_dbias && want_dslope && dbias.data == dslope.data && saved.cols > 0) {
-    throw InvalidArgument(op, "dslope", "is the same vector as 'dbias'");
+  // The column sums share no byte with each other or with any matrix of the call.
+  const detail::ByteSpan matrices[] = {detail::span_of(saved), detail::span_of(dy),
+                                       detail::span_of(dx), detail::span_of(slope)};
+  const char* const matrix_names[] = {"saved", "dy", "outputs.dx", "slope"};
+  if (want_dbias) {
+    check_per_column(op, "outputs.dbias", dbias, "saved", saved.cols);
+    for (int i = 0; i < 4; ++i) {
+      detail::check_disjoint(op, "outputs.dbias", detail::span_of(dbias), matrix_names[i],
+                             matrices[i]);
+    }
+  }
+  if (want_dslope) {
+    check_per_column(op, "outputs.dslope", dslope, "saved", saved.cols);
+    for (int i = 0; i < 4; ++i) {
+      detail::check_disjoint(op, "outputs.dslope", detail::span_of(dslope), matrix_names[i],
+                             matrices[i]);
+    }
+  }
+  if (want_dbias && want_dslope) {
+    detail::check_disjoint(op, "outputs.dslope", detail::span_of(dslope), "outputs.dbias",
+                           detail::span_of(dbias));
   }
   if (saved.cols == 0) return;
   if (saved.rows == 0) {
@@ -533,10 +560,10 @@ void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
     const detail::ByteSpan scratch = detail::span_of(workspace);
     detail::check_disjoint(op, "workspace", scratch, "saved", detail::span_of(saved));
     detail::check_disjoint(op, "workspace", scratch, "dy", detail::span_of(dy));
-    detail::check_disjoint(op, "workspace", scratch, "dx", detail::span_of(dx));
-    detail::check_disjoint(op, "workspace", scratch, "dbias", detail::span_of(dbias));
+    detail::check_disjoint(op, "workspace", scratch, "outputs.dx", detail::span_of(dx));
+    detail::check_disjoint(op, "workspace", scratch, "outputs.dbias", detail::span_of(dbias));
     detail::check_disjoint(op, "workspace", scratch, "slope", detail::span_of(slope));
-    detail::check_disjoint(op, "workspace", scratch, "dslope", detail::span_of(dslope));
+    detail::check_disjoint(op, "workspace", scratch, "outputs.dslope", detail::span_of(dslope));
     partials = static_cast<float*>(workspace.data);
   }
   run_backward<T>(saved, dy, dx, params, slope.data, want_dbias ? dbias.data : nullptr,
@@ -551,7 +578,7 @@ void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
   template void activation_forward<T>(MatrixView<const T>, MatrixView<T>, const ActivationParams&, \
                                       VectorView<const T>, cudaStream_t);                          \
   template void bias_activation_forward<T>(MatrixView<const T>, VectorView<const T>,               \
-                                           MatrixView<T>, const ActivationParams&, MatrixView<T>,  \
+                                           const BiasActivationOutputs<T>&, const ActivationParams&, \
                                            VectorView<const T>, cudaStream_t);                     \
   template void activation_backward<T>(VectorView<const T>, VectorView<const T>, VectorView<T>,    \
                                        const ActivationParams&, cudaStream_t);                     \
@@ -559,8 +586,8 @@ void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
                                        const ActivationParams&, VectorView<const T>,               \
                                        cudaStream_t);                                              \
   template void bias_activation_backward<T>(                                                       \
-      MatrixView<const T>, MatrixView<const T>, MatrixView<T>, VectorView<T>, const Workspace&,    \
-      const ActivationParams&, VectorView<const T>, VectorView<T>, cudaStream_t);
+      MatrixView<const T>, MatrixView<const T>, const BiasActivationBackwardOutputs<T>&,           \
+      const Workspace&, const ActivationParams&, VectorView<const T>, cudaStream_t);
 
 WARPFUSE_INSTANTIATE_ACTIVATION(float)
 WARPFUSE_INSTANTIATE_ACTIVATION(__half)

@@ -429,8 +429,8 @@ class CudaBackend final : public Backend {
           // sigmoid + binary CE: the loss reads z (with the bias), not the activation.
           if (s.bias >= 0) add_bias_by_gemm(s, count, z);
         } else if (s.bias >= 0) {
-          bias_activation_forward(zv, VectorView<const float>(params_.data() + s.bias, s.units), av,
-                                  params, zv, slope, stream_);
+          bias_activation_forward(zv, VectorView<const float>(params_.data() + s.bias, s.units),
+                                  BiasActivationOutputs<float>{av, zv}, params, slope, stream_);
         } else {
           activation_forward(zv, av, params, slope, stream_);
         }
@@ -546,8 +546,9 @@ class CudaBackend final : public Backend {
             s.bias >= 0 ? VectorView<float>(grads_.data() + s.bias, s.units) : VectorView<float>();
         bias_activation_backward(
             MatrixView<const float>(saved, count, s.units, s.units), MatrixView<const float>(dv),
-            dv, dbias, Workspace{activation_workspace_.data(), activation_workspace_.size()},
-            params, slope, dslope, stream_);
+            BiasActivationBackwardOutputs<float>{dv, dbias, dslope},
+            Workspace{activation_workspace_.data(), activation_workspace_.size()}, params, slope,
+            stream_);
         bias_done = true;
       } else if (!fused && kind == ActivationKind::softmax) {
         softmax_backward(MatrixView<const float>(a_[i].data(), count, s.units, s.units),

@@ -13,9 +13,11 @@
 // The forms, for a rows x cols row-major matrix (row stride ld) or a contiguous array:
 //   activation_forward        y = f(x)
 //   bias_activation_forward   y[r, c] = f(x[r, c] + bias[c]); optionally pre[r, c] = x + bias
+//                             (outputs: BiasActivationOutputs<T>)
 //   activation_backward       dx = dy * f'(.) from `saved` (x or y, see above)
 //   bias_activation_backward  the same, plus dbias[c] = sum_r dx[r, c] and, for prelu,
 //                             dslope[c] = sum_r dy[r, c] * min(x[r, c], 0)
+//                             (outputs: BiasActivationBackwardOutputs<T>)
 // prelu's slope has one value per column (length cols), so prelu takes the matrix forms only.
 //
 // Numerics: storage is float, __half or __nv_bfloat16 (every tensor of a call the same type);
@@ -74,13 +76,20 @@ void activation_forward(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y,
                         nondeduced_t<VectorView<const T>> slope = {},
                         cudaStream_t stream = nullptr);
 
-/// y[r, c] = f(x[r, c] + bias[c]) (bias: cols values); pre, unless {}, receives x + bias (keep it
-/// when activation_backward_from(kind) is BackwardFrom::input). slope as activation_forward.
+/// Where bias_activation_forward writes: y (required) and, unless {}, pre = x + bias (keep it
+/// when activation_backward_from(kind) is BackwardFrom::input; it must not overlap y).
+template <class T>
+struct BiasActivationOutputs {
+  MatrixView<T> y{};
+  MatrixView<T> pre{};
+};
+
+/// y[r, c] = f(x[r, c] + bias[c]) (bias: cols values), and pre. slope as activation_forward.
 template <class T>
 void bias_activation_forward(nondeduced_t<MatrixView<const T>> x,
-                             nondeduced_t<VectorView<const T>> bias, MatrixView<T> y,
+                             nondeduced_t<VectorView<const T>> bias,
+                             const BiasActivationOutputs<T>& outputs,
                              const ActivationParams& params = {},
-                             nondeduced_t<MatrixView<T>> pre = {},
                              nondeduced_t<VectorView<const T>> slope = {},
                              cudaStream_t stream = nullptr);
 
@@ -101,18 +110,26 @@ void activation_backward(nondeduced_t<MatrixView<const T>> saved,
                          nondeduced_t<VectorView<const T>> slope = {},
                          cudaStream_t stream = nullptr);
 
-/// The fused backward: dx as activation_backward, dbias[c] = sum_r dx[r, c] (unless dbias is {}),
-/// and for prelu dslope[c] = sum_r dy[r, c] * min(x[r, c], 0) (unless dslope is {}). The sums are
-/// deterministic; they use `workspace` (<warpfuse/workspace.h>: at least
+/// Where bias_activation_backward writes: dx (required, may alias saved or dy exactly), and
+/// unless {} dbias[c] = sum_r dx[r, c] and, for prelu, dslope[c] = sum_r dy[r, c] min(x[r, c], 0)
+/// (cols values each).
+template <class T>
+struct BiasActivationBackwardOutputs {
+  MatrixView<T> dx{};
+  VectorView<T> dbias{};
+  VectorView<T> dslope{};
+};
+
+/// The fused backward: dx as activation_backward, and the column sums dbias and dslope. The sums
+/// are deterministic; they use `workspace` (<warpfuse/workspace.h>: at least
 /// bias_activation_backward_workspace_bytes(rows, cols, params.kind) bytes, not overlapping any
 /// tensor of the call; unused, and may be Workspace{}, when neither sum is requested).
 template <class T>
 void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
-                              nondeduced_t<MatrixView<const T>> dy, MatrixView<T> dx,
-                              nondeduced_t<VectorView<T>> dbias, const Workspace& workspace,
-                              const ActivationParams& params = {},
+                              nondeduced_t<MatrixView<const T>> dy,
+                              const BiasActivationBackwardOutputs<T>& outputs,
+                              const Workspace& workspace, const ActivationParams& params = {},
                               nondeduced_t<VectorView<const T>> slope = {},
-                              nondeduced_t<VectorView<T>> dslope = {},
                               cudaStream_t stream = nullptr);
 
 }  // namespace warpfuse

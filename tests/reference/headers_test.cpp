@@ -68,8 +68,9 @@ struct BiasBackwardAccepts : std::false_type {};
 template <class Saved>
 struct BiasBackwardAccepts<Saved,
                            std::void_t<decltype(warpfuse::bias_activation_backward(
-                               std::declval<Saved>(), std::declval<Saved>(), MatrixView<float>(),
-                               VectorView<float>(), warpfuse::Workspace{}))>> : std::true_type {};
+                               std::declval<Saved>(), std::declval<Saved>(),
+                               warpfuse::BiasActivationBackwardOutputs<float>{},
+                               warpfuse::Workspace{}))>> : std::true_type {};
 static_assert(BiasBackwardAccepts<MatrixView<float>>::value);
 static_assert(BiasBackwardAccepts<MatrixView<const float>>::value);
 static_assert(warpfuse::kWorkspaceAlignment == 256);

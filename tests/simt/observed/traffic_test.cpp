@@ -306,7 +306,9 @@ void bias_activation_case(std::int64_t rows, std::int64_t cols) {
   const Moved moved = measure([&] {
     bias_activation_forward(
         MatrixView<const T>(x.data(), rows, cols), VectorView<const T>(bias.data(), cols),
-        MatrixView<T>(y.data(), rows, cols), params, MatrixView<T>(pre.data(), rows, cols));
+        BiasActivationOutputs<T>{MatrixView<T>(y.data(), rows, cols),
+                                 MatrixView<T>(pre.data(), rows, cols)},
+        params);
   });
   const std::uint64_t bytes = n * sizeof(T);
   check("bias_gelu_forward", "tiled", dtype_name<T>(), shape_of(rows, cols), moved,
