@@ -298,11 +298,11 @@ void run_case(benchmark::State& state, Activation kind, Form form, Impl impl, st
                                 params, slope(set), stream());
             break;
           case Form::bias_forward:
-            bias_activation_forward(MatrixView<const T>(matrix(set, 0)),
-                                    VectorView<const T>(vec(set, 0), cols),
-                                    BiasActivationOutputs<T>{
-                                        matrix(set, 1), pre_kept ? matrix(set, 2) : MatrixView<T>()},
-                                    params, slope(set), stream());
+            bias_activation_forward(
+                MatrixView<const T>(matrix(set, 0)), VectorView<const T>(vec(set, 0), cols),
+                BiasActivationOutputs<T>{matrix(set, 1),
+                                         pre_kept ? matrix(set, 2) : MatrixView<T>()},
+                params, slope(set), stream());
             break;
           case Form::bias_backward:
             bias_activation_backward(

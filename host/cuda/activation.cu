@@ -468,8 +468,7 @@ void bias_activation_forward(nondeduced_t<MatrixView<const T>> x,
       throw InvalidArgument(op, "outputs.pre",
                             "is the same matrix as 'outputs.y'; the two outputs must not overlap");
     }
-    detail::check_disjoint(op, "outputs.pre", detail::span_of(pre), "bias",
-                           detail::span_of(bias));
+    detail::check_disjoint(op, "outputs.pre", detail::span_of(pre), "bias", detail::span_of(bias));
   }
   check_slope(op, params, slope, "x", x.cols);
   run_forward<T>(x, bias.data, y, pre, params, slope.data, stream);
@@ -577,9 +576,9 @@ void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
                                       cudaStream_t);                                               \
   template void activation_forward<T>(MatrixView<const T>, MatrixView<T>, const ActivationParams&, \
                                       VectorView<const T>, cudaStream_t);                          \
-  template void bias_activation_forward<T>(MatrixView<const T>, VectorView<const T>,               \
-                                           const BiasActivationOutputs<T>&, const ActivationParams&, \
-                                           VectorView<const T>, cudaStream_t);                     \
+  template void bias_activation_forward<T>(                                                        \
+      MatrixView<const T>, VectorView<const T>, const BiasActivationOutputs<T>&,                   \
+      const ActivationParams&, VectorView<const T>, cudaStream_t);                                 \
   template void activation_backward<T>(VectorView<const T>, VectorView<const T>, VectorView<T>,    \
                                        const ActivationParams&, cudaStream_t);                     \
   template void activation_backward<T>(MatrixView<const T>, MatrixView<const T>, MatrixView<T>,    \

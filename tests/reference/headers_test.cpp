@@ -66,11 +66,11 @@ static_assert(std::is_same_v<decltype(warpfuse::CrossEntropyOptions::reduction),
 template <class Saved, class = void>
 struct BiasBackwardAccepts : std::false_type {};
 template <class Saved>
-struct BiasBackwardAccepts<Saved,
-                           std::void_t<decltype(warpfuse::bias_activation_backward(
-                               std::declval<Saved>(), std::declval<Saved>(),
-                               warpfuse::BiasActivationBackwardOutputs<float>{},
-                               warpfuse::Workspace{}))>> : std::true_type {};
+struct BiasBackwardAccepts<
+    Saved, std::void_t<decltype(warpfuse::bias_activation_backward(
+               std::declval<Saved>(), std::declval<Saved>(),
+               warpfuse::BiasActivationBackwardOutputs<float>{}, warpfuse::Workspace{}))>>
+    : std::true_type {};
 static_assert(BiasBackwardAccepts<MatrixView<float>>::value);
 static_assert(BiasBackwardAccepts<MatrixView<const float>>::value);
 static_assert(warpfuse::kWorkspaceAlignment == 256);

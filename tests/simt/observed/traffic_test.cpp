@@ -304,11 +304,11 @@ void bias_activation_case(std::int64_t rows, std::int64_t cols) {
   ActivationParams params;
   params.kind = Activation::gelu;
   const Moved moved = measure([&] {
-    bias_activation_forward(
-        MatrixView<const T>(x.data(), rows, cols), VectorView<const T>(bias.data(), cols),
-        BiasActivationOutputs<T>{MatrixView<T>(y.data(), rows, cols),
-                                 MatrixView<T>(pre.data(), rows, cols)},
-        params);
+    bias_activation_forward(MatrixView<const T>(x.data(), rows, cols),
+                            VectorView<const T>(bias.data(), cols),
+                            BiasActivationOutputs<T>{MatrixView<T>(y.data(), rows, cols),
+                                                     MatrixView<T>(pre.data(), rows, cols)},
+                            params);
   });
   const std::uint64_t bytes = n * sizeof(T);
   check("bias_gelu_forward", "tiled", dtype_name<T>(), shape_of(rows, cols), moved,
