@@ -354,8 +354,11 @@ void run_case(benchmark::State& state, Activation kind, Form form, Impl impl, st
   const Tolerance tolerance = tolerance_for<T>();
   if (backward) {
     const std::vector<double> dy = copy_rows(data.at(0, 1), cols, checked);
-    ref::activation_backward<double>(in0.data(), cols, dy.data(), cols, slope_ref, expected.data(),
-                                     cols, nullptr, nullptr, checked_rows, cols, params);
+    ref::activation_backward<double>(
+        MatrixView<const double>(in0.data(), checked_rows, cols),
+        MatrixView<const double>(dy.data(), checked_rows, cols),
+        VectorView<const double>(slope_ref, slope_ref != nullptr ? cols : 0),
+        MatrixView<double>(expected.data(), checked_rows, cols), {}, {}, params);
     mismatch =
         compare_rows(copy_rows(data.at(0, 2), cols, checked), expected, cols, checked, tolerance);
     if (mismatch.empty() && form == Form::bias_backward) {
@@ -377,9 +380,13 @@ void run_case(benchmark::State& state, Activation kind, Form form, Impl impl, st
   } else {
     const bool with_bias = form == Form::bias_forward;
     std::vector<double> pre(with_bias ? in0.size() : 0);
-    ref::activation_forward<double>(in0.data(), cols, with_bias ? bias.data() : nullptr, slope_ref,
-                                    expected.data(), cols, with_bias ? pre.data() : nullptr, cols,
-                                    checked_rows, cols, params);
+    ref::activation_forward<double>(
+        MatrixView<const double>(in0.data(), checked_rows, cols),
+        with_bias ? VectorView<const double>(bias.data(), cols) : VectorView<const double>(),
+        VectorView<const double>(slope_ref, slope_ref != nullptr ? cols : 0),
+        MatrixView<double>(expected.data(), checked_rows, cols),
+        with_bias ? MatrixView<double>(pre.data(), checked_rows, cols) : MatrixView<double>(),
+        params);
     mismatch =
         compare_rows(copy_rows(data.at(0, 1), cols, checked), expected, cols, checked, tolerance);
     if (mismatch.empty() && pre_kept) {

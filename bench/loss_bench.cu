@@ -257,9 +257,11 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
   }();
   std::vector<double> expected_loss(checked.size());
   std::vector<double> expected_grad(in.size());
-  ref::cross_entropy(in.data(), checked_rows, classes, checked_targets.data(),
-                     ref::CrossEntropyParams{}, expected_loss.data(), nullptr,
-                     expected_grad.data());
+  ref::cross_entropy(MatrixView<const double>(in.data(), checked_rows, classes),
+                     VectorView<const std::int64_t>(checked_targets.data(), checked_rows),
+                     ref::CrossEntropyParams{},
+                     VectorView<double>(expected_loss.data(), checked_rows), {},
+                     MatrixView<double>(expected_grad.data(), checked_rows, classes));
   // grad_scale = rows cancels the mean's 1 / rows: the gradient is the per-row one.
   // The naive's losses come from log-probabilities rounded to T.
   std::string mismatch = compare_rows(sampled(device_rows, checked), expected_loss, 1, checked,
@@ -363,12 +365,16 @@ void run_elementwise(benchmark::State& state, Elementwise kind, std::int64_t col
   std::vector<double> element_loss(pred.size());
   std::vector<double> expected_grad(pred.size());
   if (kind == Elementwise::mse) {
-    ref::mse_loss<double>(pred.data(), cols, target.data(), cols, checked_rows, cols,
-                          element_loss.data(), cols, expected_grad.data(), cols);
+    ref::mse_loss<double>(MatrixView<const double>(pred.data(), checked_rows, cols),
+                          MatrixView<const double>(target.data(), checked_rows, cols),
+                          MatrixView<double>(element_loss.data(), checked_rows, cols),
+                          MatrixView<double>(expected_grad.data(), checked_rows, cols));
   } else {
-    ref::binary_cross_entropy_with_logits<double>(pred.data(), cols, target.data(), cols, nullptr,
-                                                  checked_rows, cols, element_loss.data(), cols,
-                                                  expected_grad.data(), cols);
+    ref::binary_cross_entropy_with_logits<double>(
+        MatrixView<const double>(pred.data(), checked_rows, cols),
+        MatrixView<const double>(target.data(), checked_rows, cols), VectorView<const double>(),
+        MatrixView<double>(element_loss.data(), checked_rows, cols),
+        MatrixView<double>(expected_grad.data(), checked_rows, cols));
   }
   std::vector<double> expected_rows(checked.size());
   for (std::size_t r = 0; r < checked.size(); ++r) {

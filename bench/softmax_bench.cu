@@ -289,16 +289,22 @@ std::vector<double> reference(Op op, const std::vector<double>& in0, const std::
   std::vector<double> out(in0.size());
   switch (op) {
     case Op::softmax:
-      ref::softmax(in0.data(), cols, out.data(), cols, rows, cols);
+      ref::softmax(MatrixView<const double>(in0.data(), rows, cols, cols),
+                   MatrixView<double>(out.data(), rows, cols, cols));
       break;
     case Op::log_softmax:
-      ref::log_softmax(in0.data(), cols, out.data(), cols, rows, cols);
+      ref::log_softmax(MatrixView<const double>(in0.data(), rows, cols, cols),
+                       MatrixView<double>(out.data(), rows, cols, cols));
       break;
     case Op::softmax_backward:
-      ref::softmax_backward(in0.data(), cols, in1.data(), cols, out.data(), cols, rows, cols);
+      ref::softmax_backward(MatrixView<const double>(in0.data(), rows, cols, cols),
+                            MatrixView<const double>(in1.data(), rows, cols, cols),
+                            MatrixView<double>(out.data(), rows, cols, cols));
       break;
     case Op::log_softmax_backward:
-      ref::log_softmax_backward(in0.data(), cols, in1.data(), cols, out.data(), cols, rows, cols);
+      ref::log_softmax_backward(MatrixView<const double>(in0.data(), rows, cols, cols),
+                                MatrixView<const double>(in1.data(), rows, cols, cols),
+                                MatrixView<double>(out.data(), rows, cols, cols));
       break;
   }
   return out;

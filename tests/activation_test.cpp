@@ -166,9 +166,12 @@ ForwardExpected reference_forward(const ActivationParams& params, std::int64_t r
                                   const std::vector<T>& bias, const std::vector<T>& slope) {
   const std::vector<double> xd = to_double(x), bd = to_double(bias), sd = to_double(slope);
   ForwardExpected expected{std::vector<double>(x.size()), std::vector<double>(x.size())};
-  ref::activation_forward(xd.data(), cols, bias.empty() ? nullptr : bd.data(),
-                          slope.empty() ? nullptr : sd.data(), expected.y.data(), cols,
-                          expected.pre.data(), cols, rows, cols, params);
+  ref::activation_forward(
+      MatrixView<const double>(xd.data(), rows, cols),
+      bias.empty() ? VectorView<const double>() : VectorView<const double>(bd.data(), cols),
+      slope.empty() ? VectorView<const double>() : VectorView<const double>(sd.data(), cols),
+      MatrixView<double>(expected.y.data(), rows, cols),
+      MatrixView<double>(expected.pre.data(), rows, cols), params);
   return expected;
 }
 
@@ -189,8 +192,12 @@ BackwardExpected reference_backward(const ActivationParams& params, std::int64_t
   e.dx.resize(saved.size());
   e.dbias.resize(cols);
   e.dslope.resize(cols);
-  ref::activation_backward(sd.data(), cols, gd.data(), cols, slope.empty() ? nullptr : wd.data(),
-                           e.dx.data(), cols, e.dbias.data(), e.dslope.data(), rows, cols, params);
+  ref::activation_backward(
+      MatrixView<const double>(sd.data(), rows, cols),
+      MatrixView<const double>(gd.data(), rows, cols),
+      slope.empty() ? VectorView<const double>() : VectorView<const double>(wd.data(), cols),
+      MatrixView<double>(e.dx.data(), rows, cols), VectorView<double>(e.dbias.data(), cols),
+      VectorView<double>(e.dslope.data(), cols), params);
   e.dbias_scale.assign(cols, 0.0);
   e.dslope_scale.assign(cols, 0.0);
   for (std::int64_t r = 0; r < rows; ++r) {

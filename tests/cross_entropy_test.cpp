@@ -135,17 +135,24 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   params.weight = c.weights ? weight.data() : nullptr;
   std::vector<double> row_loss(c.rows), lse(c.rows), row_grad(logits.size());
   if (c.probabilities) {
-    ref::cross_entropy(logits.data(), c.rows, c.classes, probs.data(), params, row_loss.data(),
-                       lse.data(), row_grad.data());
+    ref::cross_entropy(MatrixView<const double>(logits.data(), c.rows, c.classes),
+                       MatrixView<const double>(probs.data(), c.rows, c.classes), params,
+                       VectorView<double>(row_loss.data(), c.rows),
+                       VectorView<double>(lse.data(), c.rows),
+                       MatrixView<double>(row_grad.data(), c.rows, c.classes));
   } else {
-    ref::cross_entropy(logits.data(), c.rows, c.classes, targets.data(), params, row_loss.data(),
-                       lse.data(), row_grad.data());
+    ref::cross_entropy(MatrixView<const double>(logits.data(), c.rows, c.classes),
+                       VectorView<const std::int64_t>(targets.data(), c.rows), params,
+                       VectorView<double>(row_loss.data(), c.rows),
+                       VectorView<double>(lse.data(), c.rows),
+                       MatrixView<double>(row_grad.data(), c.rows, c.classes));
   }
   double divisor = 1.0;
   if (c.reduction == CrossEntropyReduction::mean) {
     divisor = c.probabilities
                   ? static_cast<double>(c.rows)
-                  : ref::cross_entropy_mean_denominator(targets.data(), c.rows, c.classes, params);
+                  : ref::cross_entropy_mean_denominator(
+                        VectorView<const std::int64_t>(targets.data(), c.rows), c.classes, params);
   }
   // Loss: fp32 sums over C exponentials and over rows; error grows with both.
   const double loss_rtol = 2e-5 * std::sqrt(static_cast<double>(c.classes) + c.rows);

@@ -163,9 +163,12 @@ Expected reference(const Case& c, const std::vector<double>& p, const std::vecto
   const auto C = c.cols;
   switch (c.kind) {
     case Kind::bce_with_logits:
-      ref::binary_cross_entropy_with_logits(p.data(), C, t.data(), C,
-                                            c.pos_weight ? w.data() : nullptr, c.rows, C,
-                                            e.loss.data(), C, e.grad.data(), C);
+      ref::binary_cross_entropy_with_logits(
+          MatrixView<const double>(p.data(), c.rows, C, C),
+          MatrixView<const double>(t.data(), c.rows, C, C),
+          VectorView<const double>(c.pos_weight ? w.data() : nullptr, C),
+          MatrixView<double>(e.loss.data(), c.rows, C, C),
+          MatrixView<double>(e.grad.data(), c.rows, C, C));
       for (std::int64_t i = 0; i < n; ++i) {
         const double weight = c.pos_weight ? w[i % C] : 1.0;
         const double l = 1.0 + (weight - 1.0) * t[i];
@@ -174,8 +177,11 @@ Expected reference(const Case& c, const std::vector<double>& p, const std::vecto
       }
       break;
     case Kind::bce:
-      ref::binary_cross_entropy(p.data(), C, t.data(), C, static_cast<double>(c.eps), c.rows, C,
-                                e.loss.data(), C, e.grad.data(), C);
+      ref::binary_cross_entropy(MatrixView<const double>(p.data(), c.rows, C, C),
+                                MatrixView<const double>(t.data(), c.rows, C, C),
+                                static_cast<double>(c.eps),
+                                MatrixView<double>(e.loss.data(), c.rows, C, C),
+                                MatrixView<double>(e.grad.data(), c.rows, C, C));
       for (std::int64_t i = 0; i < n; ++i) {
         const double q = std::fmax(1.0 - p[i], static_cast<double>(c.eps));
         const double pc = std::fmax(p[i], static_cast<double>(c.eps));
@@ -183,14 +189,22 @@ Expected reference(const Case& c, const std::vector<double>& p, const std::vecto
       }
       break;
     case Kind::mse:
-      ref::mse_loss(p.data(), C, t.data(), C, c.rows, C, e.loss.data(), C, e.grad.data(), C);
+      ref::mse_loss(MatrixView<const double>(p.data(), c.rows, C, C),
+                    MatrixView<const double>(t.data(), c.rows, C, C),
+                    MatrixView<double>(e.loss.data(), c.rows, C, C),
+                    MatrixView<double>(e.grad.data(), c.rows, C, C));
       break;
     case Kind::mae:
-      ref::mae_loss(p.data(), C, t.data(), C, c.rows, C, e.loss.data(), C, e.grad.data(), C);
+      ref::mae_loss(MatrixView<const double>(p.data(), c.rows, C, C),
+                    MatrixView<const double>(t.data(), c.rows, C, C),
+                    MatrixView<double>(e.loss.data(), c.rows, C, C),
+                    MatrixView<double>(e.grad.data(), c.rows, C, C));
       break;
     case Kind::huber:
-      ref::huber_loss(p.data(), C, t.data(), C, static_cast<double>(c.delta), c.rows, C,
-                      e.loss.data(), C, e.grad.data(), C);
+      ref::huber_loss(MatrixView<const double>(p.data(), c.rows, C, C),
+                      MatrixView<const double>(t.data(), c.rows, C, C),
+                      static_cast<double>(c.delta), MatrixView<double>(e.loss.data(), c.rows, C, C),
+                      MatrixView<double>(e.grad.data(), c.rows, C, C));
       break;
   }
   return e;
@@ -241,13 +255,14 @@ void check_case(const Case& c, std::uint64_t seed) {
   const std::vector<double> p = dense(pred_host, c), t = dense(target_host, c);
   const std::vector<double> w(weight_host.begin(), weight_host.end());
   const Expected e = reference(c, p, t, w);
-  const ref::LossReductions reduced = ref::reduce_losses(e.loss.data(), c.cols, c.rows, c.cols);
+  const ref::LossReductions reduced =
+      ref::reduce_losses(MatrixView<const double>(e.loss.data(), c.rows, c.cols, c.cols));
   std::vector<double> magnitude(e.loss.size());  // what each element adds to a sum's error
   for (std::size_t i = 0; i < magnitude.size(); ++i) {
     magnitude[i] = std::fabs(e.loss[i]) + e.loss_terms[i];
   }
   const ref::LossReductions magnitudes =
-      ref::reduce_losses(magnitude.data(), c.cols, c.rows, c.cols);
+      ref::reduce_losses(MatrixView<const double>(magnitude.data(), c.rows, c.cols, c.cols));
   const Tolerance fp32 = tolerance_for<float>();
 
   // The loss.
@@ -454,7 +469,8 @@ void check_special(Kind kind, const std::vector<std::pair<double, double>>& pair
     if (reduction == Reduction::none) {
       EXPECT_TRUE(all_close_scaled(got_loss, e.loss, e.loss_terms, tolerance_for<float>()));
     } else {
-      const double mean = ref::reduce_losses(e.loss.data(), cols, 1, cols).mean;
+      const double mean =
+          ref::reduce_losses(MatrixView<const double>(e.loss.data(), 1, cols, cols)).mean;
       EXPECT_TRUE(all_close(std::vector<float>{got_loss[0]}, {mean}, {1e-5, 1e-4}));
     }
     std::vector<double> grad(e.grad.size()), terms(e.grad.size());

@@ -114,9 +114,11 @@ void check_case(Op op, const Case& c, std::uint64_t seed) {
   if (is_backward(op)) {
     std::vector<double> x = dense(a_host, c), y(x.size());
     if (op == Op::softmax_backward) {
-      ref::softmax(x.data(), c.cols, y.data(), c.cols, c.rows, c.cols, c.scale);
+      ref::softmax(MatrixView<const double>(x.data(), c.rows, c.cols, c.cols),
+                   MatrixView<double>(y.data(), c.rows, c.cols, c.cols), c.scale);
     } else {
-      ref::log_softmax(x.data(), c.cols, y.data(), c.cols, c.rows, c.cols, c.scale);
+      ref::log_softmax(MatrixView<const double>(x.data(), c.rows, c.cols, c.cols),
+                       MatrixView<double>(y.data(), c.rows, c.cols, c.cols), c.scale);
     }
     for (std::int64_t r = 0; r < c.rows; ++r)
       for (std::int64_t col = 0; col < c.cols; ++col)
@@ -134,19 +136,24 @@ void check_case(Op op, const Case& c, std::uint64_t seed) {
   std::vector<double> expected(a_dense.size()), term_scale(a_dense.size(), 0.0);
   switch (op) {
     case Op::softmax:
-      ref::softmax(a_dense.data(), c.cols, expected.data(), c.cols, c.rows, c.cols, c.scale);
+      ref::softmax(MatrixView<const double>(a_dense.data(), c.rows, c.cols, c.cols),
+                   MatrixView<double>(expected.data(), c.rows, c.cols, c.cols), c.scale);
       break;
     case Op::log_softmax:
-      ref::log_softmax(a_dense.data(), c.cols, expected.data(), c.cols, c.rows, c.cols, c.scale);
+      ref::log_softmax(MatrixView<const double>(a_dense.data(), c.rows, c.cols, c.cols),
+                       MatrixView<double>(expected.data(), c.rows, c.cols, c.cols), c.scale);
       break;
     case Op::softmax_backward:
     case Op::log_softmax_backward: {
       if (op == Op::softmax_backward) {
-        ref::softmax_backward(a_dense.data(), c.cols, b_dense.data(), c.cols, expected.data(),
-                              c.cols, c.rows, c.cols, c.scale);
+        ref::softmax_backward(MatrixView<const double>(a_dense.data(), c.rows, c.cols, c.cols),
+                              MatrixView<const double>(b_dense.data(), c.rows, c.cols, c.cols),
+                              MatrixView<double>(expected.data(), c.rows, c.cols, c.cols), c.scale);
       } else {
-        ref::log_softmax_backward(a_dense.data(), c.cols, b_dense.data(), c.cols, expected.data(),
-                                  c.cols, c.rows, c.cols, c.scale);
+        ref::log_softmax_backward(MatrixView<const double>(a_dense.data(), c.rows, c.cols, c.cols),
+                                  MatrixView<const double>(b_dense.data(), c.rows, c.cols, c.cols),
+                                  MatrixView<double>(expected.data(), c.rows, c.cols, c.cols),
+                                  c.scale);
       }
       // dx = s y (dy - sum) cancels: allow error relative to the terms, not just the result.
       for (std::int64_t r = 0; r < c.rows; ++r) {
@@ -299,9 +306,11 @@ void check_rows(Op op, SoftmaxStrategy strategy, const std::vector<std::vector<d
   const std::vector<double> in = dense(host, c);
   std::vector<double> expected(in.size());
   if (op == Op::softmax) {
-    ref::softmax(in.data(), cols, expected.data(), cols, c.rows, cols, 1.0);
+    ref::softmax(MatrixView<const double>(in.data(), c.rows, cols, cols),
+                 MatrixView<double>(expected.data(), c.rows, cols, cols), 1.0);
   } else {
-    ref::log_softmax(in.data(), cols, expected.data(), cols, c.rows, cols, 1.0);
+    ref::log_softmax(MatrixView<const double>(in.data(), c.rows, cols, cols),
+                     MatrixView<double>(expected.data(), c.rows, cols, cols), 1.0);
   }
   EXPECT_TRUE(all_close(dense(y.to_host(), c), rounded_to<T>(expected), tolerance_for<T>(), cols));
 }

@@ -2,6 +2,8 @@
 // for the formulas and the conventions at kinks, NaN and infinities).
 #include "warpfuse/ref/activation.h"
 
+#include "views.h"
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -159,52 +161,63 @@ double prelu_slope_term(double x, double dy) {
 }
 
 template <class T>
-void activation_forward(const T* x, std::int64_t ld_x, const T* bias, const T* slope, T* y,
-                        std::int64_t ld_y, T* pre, std::int64_t ld_pre, std::int64_t rows,
-                        std::int64_t cols, const ActivationParams& params) {
+void activation_forward(nondeduced_t<MatrixView<const T>> x, nondeduced_t<VectorView<const T>> bias,
+                        nondeduced_t<VectorView<const T>> slope, MatrixView<T> y, MatrixView<T> pre,
+                        const ActivationParams& params) {
+  const std::int64_t rows = x.rows, cols = x.cols;
+  detail::require_shape("activation_forward", "y", y, rows, cols);
+  if (pre.data != nullptr) detail::require_shape("activation_forward", "pre", pre, rows, cols);
+  if (bias.data != nullptr) detail::require_size("activation_forward", "bias", bias, cols);
+  if (slope.data != nullptr) detail::require_size("activation_forward", "slope", slope, cols);
   for (std::int64_t row = 0; row < rows; ++row) {
     for (std::int64_t col = 0; col < cols; ++col) {
-      double value = static_cast<double>(x[row * ld_x + col]);
-      if (bias != nullptr) value += static_cast<double>(bias[col]);
-      const double w = slope != nullptr ? static_cast<double>(slope[col]) : 0.0;
-      if (pre != nullptr) pre[row * ld_pre + col] = static_cast<T>(value);
-      y[row * ld_y + col] = static_cast<T>(activation(value, params, w));
+      double value = static_cast<double>(x.data[row * x.ld + col]);
+      if (bias.data != nullptr) value += static_cast<double>(bias.data[col]);
+      const double w = slope.data != nullptr ? static_cast<double>(slope.data[col]) : 0.0;
+      if (pre.data != nullptr) pre.data[row * pre.ld + col] = static_cast<T>(value);
+      y.data[row * y.ld + col] = static_cast<T>(activation(value, params, w));
     }
   }
 }
 
 template <class T>
-void activation_backward(const T* saved, std::int64_t ld_saved, const T* dy, std::int64_t ld_dy,
-                         const T* slope, T* dx, std::int64_t ld_dx, T* dbias, T* dslope,
-                         std::int64_t rows, std::int64_t cols, const ActivationParams& params) {
+void activation_backward(nondeduced_t<MatrixView<const T>> saved,
+                         nondeduced_t<MatrixView<const T>> dy,
+                         nondeduced_t<VectorView<const T>> slope, MatrixView<T> dx,
+                         VectorView<T> dbias, VectorView<T> dslope,
+                         const ActivationParams& params) {
+  const std::int64_t rows = saved.rows, cols = saved.cols;
+  detail::require_shape("activation_backward", "dy", dy, rows, cols);
+  detail::require_shape("activation_backward", "dx", dx, rows, cols);
+  if (slope.data != nullptr) detail::require_size("activation_backward", "slope", slope, cols);
+  if (dbias.data != nullptr) detail::require_size("activation_backward", "dbias", dbias, cols);
+  if (dslope.data != nullptr) detail::require_size("activation_backward", "dslope", dslope, cols);
   for (std::int64_t col = 0; col < cols; ++col) {
-    const double w = slope != nullptr ? static_cast<double>(slope[col]) : 0.0;
+    const double w = slope.data != nullptr ? static_cast<double>(slope.data[col]) : 0.0;
     double bias_sum = 0.0;
     double slope_sum = 0.0;
     for (std::int64_t row = 0; row < rows; ++row) {
-      const double s = static_cast<double>(saved[row * ld_saved + col]);
-      const double g = static_cast<double>(dy[row * ld_dy + col]);
+      const double s = static_cast<double>(saved.data[row * saved.ld + col]);
+      const double g = static_cast<double>(dy.data[row * dy.ld + col]);
       const double grad = activation_backward(s, g, params, w);
-      dx[row * ld_dx + col] = static_cast<T>(grad);
+      dx.data[row * dx.ld + col] = static_cast<T>(grad);
       bias_sum += grad;
       slope_sum += prelu_slope_term(s, g);
     }
-    if (dbias != nullptr) dbias[col] = static_cast<T>(bias_sum);
-    if (dslope != nullptr) dslope[col] = static_cast<T>(slope_sum);
+    if (dbias.data != nullptr) dbias.data[col] = static_cast<T>(bias_sum);
+    if (dslope.data != nullptr) dslope.data[col] = static_cast<T>(slope_sum);
   }
 }
 
-template void activation_forward<float>(const float*, std::int64_t, const float*, const float*,
-                                        float*, std::int64_t, float*, std::int64_t, std::int64_t,
-                                        std::int64_t, const ActivationParams&);
-template void activation_forward<double>(const double*, std::int64_t, const double*, const double*,
-                                         double*, std::int64_t, double*, std::int64_t, std::int64_t,
-                                         std::int64_t, const ActivationParams&);
-template void activation_backward<float>(const float*, std::int64_t, const float*, std::int64_t,
-                                         const float*, float*, std::int64_t, float*, float*,
-                                         std::int64_t, std::int64_t, const ActivationParams&);
-template void activation_backward<double>(const double*, std::int64_t, const double*, std::int64_t,
-                                          const double*, double*, std::int64_t, double*, double*,
-                                          std::int64_t, std::int64_t, const ActivationParams&);
+#define WARPFUSE_REF_ACTIVATION(T)                                                        \
+  template void activation_forward<T>(MatrixView<const T>, VectorView<const T>,           \
+                                      VectorView<const T>, MatrixView<T>, MatrixView<T>,  \
+                                      const ActivationParams&);                           \
+  template void activation_backward<T>(MatrixView<const T>, MatrixView<const T>,          \
+                                       VectorView<const T>, MatrixView<T>, VectorView<T>, \
+                                       VectorView<T>, const ActivationParams&);
+WARPFUSE_REF_ACTIVATION(float)
+WARPFUSE_REF_ACTIVATION(double)
+#undef WARPFUSE_REF_ACTIVATION
 
 }  // namespace warpfuse::ref

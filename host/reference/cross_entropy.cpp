@@ -1,6 +1,8 @@
 // warpfuse::ref — reference cross-entropy (see include/warpfuse/ref/cross_entropy.h).
 #include "warpfuse/ref/cross_entropy.h"
 
+#include "views.h"
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -40,21 +42,38 @@ double weight_of(const CrossEntropyParams& params, std::int64_t c) {
 
 }  // namespace
 
-void cross_entropy(const double* logits, std::int64_t rows, std::int64_t classes,
-                   const std::int64_t* targets, const CrossEntropyParams& params, double* row_loss,
-                   double* lse, double* row_grad) {
+namespace {
+
+/// The checks both target kinds share.
+void check_outputs(MatrixView<const double> logits, VectorView<double> row_loss,
+                   VectorView<double> lse, MatrixView<double> row_grad) {
+  detail::require_size("cross_entropy", "row_loss", row_loss, logits.rows);
+  if (lse.data != nullptr) detail::require_size("cross_entropy", "lse", lse, logits.rows);
+  if (row_grad.data != nullptr) {
+    detail::require_shape("cross_entropy", "row_grad", row_grad, logits.rows, logits.cols);
+  }
+}
+
+}  // namespace
+
+void cross_entropy(MatrixView<const double> logits, VectorView<const std::int64_t> targets,
+                   const CrossEntropyParams& params, VectorView<double> row_loss,
+                   VectorView<double> lse, MatrixView<double> row_grad) {
+  const std::int64_t rows = logits.rows, classes = logits.cols;
+  detail::require_size("cross_entropy", "targets", targets, rows);
+  check_outputs(logits, row_loss, lse, row_grad);
   std::vector<double> mass(static_cast<std::size_t>(classes));
   const double eps = params.label_smoothing;
   for (std::int64_t i = 0; i < rows; ++i) {
-    const double* z = logits + i * classes;
-    double* grad = row_grad != nullptr ? row_grad + i * classes : nullptr;
+    const double* z = logits.data + i * logits.ld;
+    double* grad = row_grad.data != nullptr ? row_grad.data + i * row_grad.ld : nullptr;
     const double row_lse = logsumexp(z, classes);
-    if (lse != nullptr) lse[i] = row_lse;
-    const std::int64_t t = targets[i];
+    if (lse.data != nullptr) lse.data[i] = row_lse;
+    const std::int64_t t = targets.data[i];
     const bool ignored = t == params.ignore_index;
     const bool bad = !ignored && (t < 0 || t >= classes);
     if (ignored || bad) {
-      row_loss[i] = bad ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+      row_loss.data[i] = bad ? std::numeric_limits<double>::quiet_NaN() : 0.0;
       if (grad != nullptr) {
         for (std::int64_t c = 0; c < classes; ++c) grad[c] = 0.0;
       }
@@ -66,33 +85,37 @@ void cross_entropy(const double* logits, std::int64_t rows, std::int64_t classes
       mass[c] = (1.0 - eps) * one_hot * weight_of(params, t) +
                 eps / static_cast<double>(classes) * weight_of(params, c);
     }
-    row_from_mass(z, classes, mass, params.z_loss, row_lse, &row_loss[i], grad);
+    row_from_mass(z, classes, mass, params.z_loss, row_lse, &row_loss.data[i], grad);
   }
 }
 
-void cross_entropy(const double* logits, std::int64_t rows, std::int64_t classes,
-                   const double* target_probabilities, const CrossEntropyParams& params,
-                   double* row_loss, double* lse, double* row_grad) {
+void cross_entropy(MatrixView<const double> logits, MatrixView<const double> target_probabilities,
+                   const CrossEntropyParams& params, VectorView<double> row_loss,
+                   VectorView<double> lse, MatrixView<double> row_grad) {
+  const std::int64_t rows = logits.rows, classes = logits.cols;
+  detail::require_shape("cross_entropy", "target_probabilities", target_probabilities, rows,
+                        classes);
+  check_outputs(logits, row_loss, lse, row_grad);
   std::vector<double> mass(static_cast<std::size_t>(classes));
   const double eps = params.label_smoothing;
   for (std::int64_t i = 0; i < rows; ++i) {
-    const double* z = logits + i * classes;
+    const double* z = logits.data + i * logits.ld;
     const double row_lse = logsumexp(z, classes);
-    if (lse != nullptr) lse[i] = row_lse;
+    if (lse.data != nullptr) lse.data[i] = row_lse;
     for (std::int64_t c = 0; c < classes; ++c) {
-      const double q = target_probabilities[i * classes + c];
+      const double q = target_probabilities.data[i * target_probabilities.ld + c];
       mass[c] = weight_of(params, c) * ((1.0 - eps) * q + eps / static_cast<double>(classes));
     }
-    row_from_mass(z, classes, mass, params.z_loss, row_lse, &row_loss[i],
-                  row_grad != nullptr ? row_grad + i * classes : nullptr);
+    row_from_mass(z, classes, mass, params.z_loss, row_lse, &row_loss.data[i],
+                  row_grad.data != nullptr ? row_grad.data + i * row_grad.ld : nullptr);
   }
 }
 
-double cross_entropy_mean_denominator(const std::int64_t* targets, std::int64_t rows,
-                                      std::int64_t classes, const CrossEntropyParams& params) {
+double cross_entropy_mean_denominator(VectorView<const std::int64_t> targets, std::int64_t classes,
+                                      const CrossEntropyParams& params) {
   double denominator = 0.0;
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const std::int64_t t = targets[i];
+  for (std::int64_t i = 0; i < targets.size; ++i) {
+    const std::int64_t t = targets.data[i];
     if (t != params.ignore_index && t >= 0 && t < classes) denominator += weight_of(params, t);
   }
   return denominator;

@@ -1,6 +1,8 @@
 // warpfuse::ref — reference softmax (see include/warpfuse/ref/softmax.h).
 #include "warpfuse/ref/softmax.h"
 
+#include "views.h"
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -59,42 +61,39 @@ void backward(const T* y, std::int64_t ld_y, const T* dy, std::int64_t ld_dy, T*
 }  // namespace
 
 template <class T>
-void softmax(const T* x, std::int64_t ld_x, T* y, std::int64_t ld_y, std::int64_t rows,
-             std::int64_t cols, double scale) {
-  forward<Mode::softmax>(x, ld_x, y, ld_y, rows, cols, scale);
+void softmax(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y, double scale) {
+  detail::require_shape("softmax", "y", y, x.rows, x.cols);
+  forward<Mode::softmax>(x.data, x.ld, y.data, y.ld, x.rows, x.cols, scale);
 }
 template <class T>
-void log_softmax(const T* x, std::int64_t ld_x, T* y, std::int64_t ld_y, std::int64_t rows,
-                 std::int64_t cols, double scale) {
-  forward<Mode::log_softmax>(x, ld_x, y, ld_y, rows, cols, scale);
+void log_softmax(nondeduced_t<MatrixView<const T>> x, MatrixView<T> y, double scale) {
+  detail::require_shape("log_softmax", "y", y, x.rows, x.cols);
+  forward<Mode::log_softmax>(x.data, x.ld, y.data, y.ld, x.rows, x.cols, scale);
 }
 template <class T>
-void softmax_backward(const T* y, std::int64_t ld_y, const T* dy, std::int64_t ld_dy, T* dx,
-                      std::int64_t ld_dx, std::int64_t rows, std::int64_t cols, double scale) {
-  backward<Mode::softmax>(y, ld_y, dy, ld_dy, dx, ld_dx, rows, cols, scale);
+void softmax_backward(nondeduced_t<MatrixView<const T>> y, nondeduced_t<MatrixView<const T>> dy,
+                      MatrixView<T> dx, double scale) {
+  detail::require_shape("softmax_backward", "dy", dy, y.rows, y.cols);
+  detail::require_shape("softmax_backward", "dx", dx, y.rows, y.cols);
+  backward<Mode::softmax>(y.data, y.ld, dy.data, dy.ld, dx.data, dx.ld, y.rows, y.cols, scale);
 }
 template <class T>
-void log_softmax_backward(const T* y, std::int64_t ld_y, const T* dy, std::int64_t ld_dy, T* dx,
-                          std::int64_t ld_dx, std::int64_t rows, std::int64_t cols, double scale) {
-  backward<Mode::log_softmax>(y, ld_y, dy, ld_dy, dx, ld_dx, rows, cols, scale);
+void log_softmax_backward(nondeduced_t<MatrixView<const T>> y, nondeduced_t<MatrixView<const T>> dy,
+                          MatrixView<T> dx, double scale) {
+  detail::require_shape("log_softmax_backward", "dy", dy, y.rows, y.cols);
+  detail::require_shape("log_softmax_backward", "dx", dx, y.rows, y.cols);
+  backward<Mode::log_softmax>(y.data, y.ld, dy.data, dy.ld, dx.data, dx.ld, y.rows, y.cols, scale);
 }
 
-template void softmax<float>(const float*, std::int64_t, float*, std::int64_t, std::int64_t,
-                             std::int64_t, double);
-template void softmax<double>(const double*, std::int64_t, double*, std::int64_t, std::int64_t,
-                              std::int64_t, double);
-template void log_softmax<float>(const float*, std::int64_t, float*, std::int64_t, std::int64_t,
-                                 std::int64_t, double);
-template void log_softmax<double>(const double*, std::int64_t, double*, std::int64_t, std::int64_t,
-                                  std::int64_t, double);
-template void softmax_backward<float>(const float*, std::int64_t, const float*, std::int64_t,
-                                      float*, std::int64_t, std::int64_t, std::int64_t, double);
-template void softmax_backward<double>(const double*, std::int64_t, const double*, std::int64_t,
-                                       double*, std::int64_t, std::int64_t, std::int64_t, double);
-template void log_softmax_backward<float>(const float*, std::int64_t, const float*, std::int64_t,
-                                          float*, std::int64_t, std::int64_t, std::int64_t, double);
-template void log_softmax_backward<double>(const double*, std::int64_t, const double*, std::int64_t,
-                                           double*, std::int64_t, std::int64_t, std::int64_t,
-                                           double);
+#define WARPFUSE_REF_SOFTMAX(T)                                                                  \
+  template void softmax<T>(MatrixView<const T>, MatrixView<T>, double);                          \
+  template void log_softmax<T>(MatrixView<const T>, MatrixView<T>, double);                      \
+  template void softmax_backward<T>(MatrixView<const T>, MatrixView<const T>, MatrixView<T>,     \
+                                    double);                                                     \
+  template void log_softmax_backward<T>(MatrixView<const T>, MatrixView<const T>, MatrixView<T>, \
+                                        double);
+WARPFUSE_REF_SOFTMAX(float)
+WARPFUSE_REF_SOFTMAX(double)
+#undef WARPFUSE_REF_SOFTMAX
 
 }  // namespace warpfuse::ref

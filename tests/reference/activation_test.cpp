@@ -16,6 +16,8 @@ namespace {
 using warpfuse::Activation;
 using warpfuse::ActivationParams;
 using warpfuse::BackwardFrom;
+using warpfuse::MatrixView;
+using warpfuse::VectorView;
 namespace ref = warpfuse::ref;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -216,8 +218,11 @@ TEST(RefActivation, ArrayFormsWithBiasStridesAndColumnSums) {
   const std::vector<double> slope = {0.1, 0.2};
   ActivationParams prelu = of(Activation::prelu);
   std::vector<double> y(rows * ld, 7.0), pre(rows * cols, 7.0);
-  ref::activation_forward(x.data(), ld, bias.data(), slope.data(), y.data(), ld, pre.data(), cols,
-                          rows, cols, prelu);
+  ref::activation_forward(MatrixView<const double>(x.data(), rows, cols, ld),
+                          VectorView<const double>(bias.data(), cols),
+                          VectorView<const double>(slope.data(), cols),
+                          MatrixView<double>(y.data(), rows, cols, ld),
+                          MatrixView<double>(pre.data(), rows, cols), prelu);
   const std::vector<double> expected_pre = {-0.5, 1.0, 1.0, -4.0, 4.5, -1.5};
   EXPECT_EQ(pre, expected_pre);
   EXPECT_DOUBLE_EQ(y[0], -0.05);
@@ -227,8 +232,11 @@ TEST(RefActivation, ArrayFormsWithBiasStridesAndColumnSums) {
 
   const std::vector<double> dy = {1.0, 2.0, 3.0, 4.0, 5.0, 6.0};
   std::vector<double> dx(rows * cols), dbias(cols), dslope(cols);
-  ref::activation_backward(pre.data(), cols, dy.data(), cols, slope.data(), dx.data(), cols,
-                           dbias.data(), dslope.data(), rows, cols, prelu);
+  ref::activation_backward(
+      MatrixView<const double>(pre.data(), rows, cols),
+      MatrixView<const double>(dy.data(), rows, cols), VectorView<const double>(slope.data(), cols),
+      MatrixView<double>(dx.data(), rows, cols), VectorView<double>(dbias.data(), cols),
+      VectorView<double>(dslope.data(), cols), prelu);
   const std::vector<double> expected_dx = {0.1, 2.0, 3.0, 0.8, 5.0, 1.2};
   for (std::size_t i = 0; i < dx.size(); ++i) EXPECT_DOUBLE_EQ(dx[i], expected_dx[i]) << i;
   EXPECT_DOUBLE_EQ(dbias[0], 0.1 + 3.0 + 5.0);
@@ -238,8 +246,10 @@ TEST(RefActivation, ArrayFormsWithBiasStridesAndColumnSums) {
 
   // No rows: the sums are zero.
   dbias.assign(cols, 7.0);
-  ref::activation_backward<double>(nullptr, cols, nullptr, cols, nullptr, nullptr, cols,
-                                   dbias.data(), nullptr, 0, cols, of(Activation::relu));
+  ref::activation_backward<double>(
+      MatrixView<const double>(nullptr, 0, cols), MatrixView<const double>(nullptr, 0, cols), {},
+      MatrixView<double>(nullptr, 0, cols), VectorView<double>(dbias.data(), cols), {},
+      of(Activation::relu));
   EXPECT_EQ(dbias, std::vector<double>(cols, 0.0));
 }
 

@@ -12,6 +12,8 @@
 
 namespace {
 
+using warpfuse::MatrixView;
+using warpfuse::VectorView;
 using warpfuse::ref::CrossEntropyParams;
 
 std::vector<double> draws(std::size_t n, std::uint64_t seed, double low, double high) {
@@ -26,13 +28,17 @@ TEST(RefCrossEntropy, KnownValues) {
   const double logits[] = {1.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0};
   const std::int64_t targets[] = {2};
   double loss = 0.0, lse = 0.0;
-  warpfuse::ref::cross_entropy(logits, 1, 3, targets, {}, &loss, &lse, nullptr);
+  warpfuse::ref::cross_entropy(MatrixView<const double>(logits, 1, 3),
+                               VectorView<const std::int64_t>(targets, 1), {},
+                               VectorView<double>(&loss, 1), VectorView<double>(&lse, 1));
   EXPECT_NEAR(loss, std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0, 1e-15);
   // Uniform logits: log C, with or without smoothing.
   const std::int64_t target_zero[] = {0};
   CrossEntropyParams smooth;
   smooth.label_smoothing = 0.3;
-  warpfuse::ref::cross_entropy(logits + 3, 1, 4, target_zero, smooth, &loss, &lse, nullptr);
+  warpfuse::ref::cross_entropy(MatrixView<const double>(logits + 3, 1, 4),
+                               VectorView<const std::int64_t>(target_zero, 1), smooth,
+                               VectorView<double>(&loss, 1), VectorView<double>(&lse, 1));
   EXPECT_NEAR(loss, std::log(4.0), 1e-15);
   EXPECT_NEAR(lse, std::log(4.0), 1e-15);
 }
@@ -45,14 +51,18 @@ TEST(RefCrossEntropy, IgnoredBadAndMeanDenominator) {
   params.weight = weight;
   double loss[4];
   std::vector<double> grad(12, 99.0);
-  warpfuse::ref::cross_entropy(logits.data(), 4, 3, targets, params, loss, nullptr, grad.data());
+  warpfuse::ref::cross_entropy(
+      MatrixView<const double>(logits.data(), 4, 3), VectorView<const std::int64_t>(targets, 4),
+      params, VectorView<double>(loss, 4), {}, MatrixView<double>(grad.data(), 4, 3));
   EXPECT_EQ(loss[1], 0.0);
   EXPECT_TRUE(std::isnan(loss[2]));
   for (int c = 0; c < 3; ++c) {
     EXPECT_EQ(grad[3 + c], 0.0);
     EXPECT_EQ(grad[6 + c], 0.0);
   }
-  EXPECT_EQ(warpfuse::ref::cross_entropy_mean_denominator(targets, 4, 3, params), 2.0 + 0.5);
+  EXPECT_EQ(warpfuse::ref::cross_entropy_mean_denominator(
+                VectorView<const std::int64_t>(targets, 4), 3, params),
+            2.0 + 0.5);
 }
 
 /// Each row's reference gradient against central differences of that row's loss.
@@ -82,13 +92,16 @@ TEST(RefCrossEntropy, IndexGradientsMatchFiniteDifferences) {
   params.weight = weight.data();
   const auto loss_of = [&](const std::vector<double>& z) {
     std::vector<double> loss(rows);
-    warpfuse::ref::cross_entropy(z.data(), rows, classes, targets, params, loss.data(), nullptr,
-                                 nullptr);
+    warpfuse::ref::cross_entropy(MatrixView<const double>(z.data(), rows, classes),
+                                 VectorView<const std::int64_t>(targets, rows), params,
+                                 VectorView<double>(loss.data(), rows));
     return loss;
   };
   std::vector<double> loss(rows), grad(logits.size());
-  warpfuse::ref::cross_entropy(logits.data(), rows, classes, targets, params, loss.data(), nullptr,
-                               grad.data());
+  warpfuse::ref::cross_entropy(MatrixView<const double>(logits.data(), rows, classes),
+                               VectorView<const std::int64_t>(targets, rows), params,
+                               VectorView<double>(loss.data(), rows), {},
+                               MatrixView<double>(grad.data(), rows, classes));
   check_gradient(loss_of, logits, rows, classes, grad);
 }
 
@@ -106,13 +119,16 @@ TEST(RefCrossEntropy, ProbabilityGradientsMatchFiniteDifferences) {
   params.z_loss = 0.02;
   const auto loss_of = [&](const std::vector<double>& z) {
     std::vector<double> loss(rows);
-    warpfuse::ref::cross_entropy(z.data(), rows, classes, probs.data(), params, loss.data(),
-                                 nullptr, nullptr);
+    warpfuse::ref::cross_entropy(MatrixView<const double>(z.data(), rows, classes),
+                                 MatrixView<const double>(probs.data(), rows, classes), params,
+                                 VectorView<double>(loss.data(), rows));
     return loss;
   };
   std::vector<double> loss(rows), grad(logits.size());
-  warpfuse::ref::cross_entropy(logits.data(), rows, classes, probs.data(), params, loss.data(),
-                               nullptr, grad.data());
+  warpfuse::ref::cross_entropy(MatrixView<const double>(logits.data(), rows, classes),
+                               MatrixView<const double>(probs.data(), rows, classes), params,
+                               VectorView<double>(loss.data(), rows), {},
+                               MatrixView<double>(grad.data(), rows, classes));
   check_gradient(loss_of, logits, rows, classes, grad);
 }
 
@@ -121,7 +137,9 @@ TEST(RefCrossEntropy, InfinityAtTheTarget) {
   const double logits[] = {-inf, 0.0, 1.0, 2.0, -inf, 1.0};
   const std::int64_t targets[] = {0, 0};
   double loss[2];
-  warpfuse::ref::cross_entropy(logits, 2, 3, targets, {}, loss, nullptr, nullptr);
+  warpfuse::ref::cross_entropy(MatrixView<const double>(logits, 2, 3),
+                               VectorView<const std::int64_t>(targets, 2), {},
+                               VectorView<double>(loss, 2));
   EXPECT_EQ(loss[0], inf);
   EXPECT_NEAR(loss[1], std::log(std::exp(2.0) + std::exp(1.0)) - 2.0, 1e-15);
 }

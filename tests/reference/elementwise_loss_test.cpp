@@ -22,6 +22,7 @@ namespace {
 
 namespace ref = warpfuse::ref;
 using warpfuse::MatrixView;
+using warpfuse::VectorView;
 
 // --- compile-time contract of the public API -----------------------------------------------------
 
@@ -86,34 +87,47 @@ void check_finite_differences(const LossFn& fn, const std::vector<double>& pred,
 LossFn logits_fn(const std::vector<double>* pos_weight) {
   return [pos_weight](const std::vector<double>& p, const std::vector<double>& t, std::int64_t rows,
                       std::int64_t cols, double* loss, double* grad) {
-    ref::binary_cross_entropy_with_logits(p.data(), cols, t.data(), cols,
-                                          pos_weight ? pos_weight->data() : nullptr, rows, cols,
-                                          loss, cols, grad, cols);
+    ref::binary_cross_entropy_with_logits(
+        MatrixView<const double>(p.data(), rows, cols, cols),
+        MatrixView<const double>(t.data(), rows, cols, cols),
+        VectorView<const double>(pos_weight ? pos_weight->data() : nullptr, cols),
+        MatrixView<double>(loss, rows, cols, cols), MatrixView<double>(grad, rows, cols, cols));
   };
 }
 LossFn bce_fn(double eps) {
   return [eps](const std::vector<double>& p, const std::vector<double>& t, std::int64_t rows,
                std::int64_t cols, double* loss, double* grad) {
-    ref::binary_cross_entropy(p.data(), cols, t.data(), cols, eps, rows, cols, loss, cols, grad,
-                              cols);
+    ref::binary_cross_entropy(MatrixView<const double>(p.data(), rows, cols, cols),
+                              MatrixView<const double>(t.data(), rows, cols, cols), eps,
+                              MatrixView<double>(loss, rows, cols, cols),
+                              MatrixView<double>(grad, rows, cols, cols));
   };
 }
 LossFn mse_fn() {
   return [](const std::vector<double>& p, const std::vector<double>& t, std::int64_t rows,
             std::int64_t cols, double* loss, double* grad) {
-    ref::mse_loss(p.data(), cols, t.data(), cols, rows, cols, loss, cols, grad, cols);
+    ref::mse_loss(MatrixView<const double>(p.data(), rows, cols, cols),
+                  MatrixView<const double>(t.data(), rows, cols, cols),
+                  MatrixView<double>(loss, rows, cols, cols),
+                  MatrixView<double>(grad, rows, cols, cols));
   };
 }
 LossFn mae_fn() {
   return [](const std::vector<double>& p, const std::vector<double>& t, std::int64_t rows,
             std::int64_t cols, double* loss, double* grad) {
-    ref::mae_loss(p.data(), cols, t.data(), cols, rows, cols, loss, cols, grad, cols);
+    ref::mae_loss(MatrixView<const double>(p.data(), rows, cols, cols),
+                  MatrixView<const double>(t.data(), rows, cols, cols),
+                  MatrixView<double>(loss, rows, cols, cols),
+                  MatrixView<double>(grad, rows, cols, cols));
   };
 }
 LossFn huber_fn(double delta) {
   return [delta](const std::vector<double>& p, const std::vector<double>& t, std::int64_t rows,
                  std::int64_t cols, double* loss, double* grad) {
-    ref::huber_loss(p.data(), cols, t.data(), cols, delta, rows, cols, loss, cols, grad, cols);
+    ref::huber_loss(MatrixView<const double>(p.data(), rows, cols, cols),
+                    MatrixView<const double>(t.data(), rows, cols, cols), delta,
+                    MatrixView<double>(loss, rows, cols, cols),
+                    MatrixView<double>(grad, rows, cols, cols));
   };
 }
 
@@ -254,7 +268,8 @@ TEST(RefElementwiseLoss, StridesAreHonoured) {
   const float target[] = {0.0f, 0.0f, 0.0f, 1.0f};
   float loss[6] = {-7, -7, -7, -7, -7, -7};
   float grad[6] = {-7, -7, -7, -7, -7, -7};
-  ref::mse_loss(pred, 3, target, 2, 2, 2, loss, 3, grad, 3);
+  ref::mse_loss(MatrixView<const float>(pred, 2, 2, 3), MatrixView<const float>(target, 2, 2, 2),
+                MatrixView<float>(loss, 2, 2, 3), MatrixView<float>(grad, 2, 2, 3));
   EXPECT_EQ(loss[0], 1.0f);
   EXPECT_EQ(loss[1], 4.0f);
   EXPECT_EQ(loss[2], -7.0f);
@@ -267,7 +282,7 @@ TEST(RefElementwiseLoss, StridesAreHonoured) {
 // --- reductions and Keras ------------------------------------------------------------------------
 TEST(RefElementwiseLoss, ReductionsFollowTheirDefinitions) {
   const std::vector<double> loss = {1.0, 2.0, 3.0, 4.0, 5.0, 6.0};  // 2 x 3
-  const ref::LossReductions r = ref::reduce_losses(loss.data(), 3, 2, 3);
+  const ref::LossReductions r = ref::reduce_losses(MatrixView<const double>(loss.data(), 2, 3, 3));
   EXPECT_DOUBLE_EQ(r.sum, 21.0);
   EXPECT_DOUBLE_EQ(r.mean, 3.5);
   ASSERT_EQ(r.per_sample.size(), 2u);
@@ -277,11 +292,13 @@ TEST(RefElementwiseLoss, ReductionsFollowTheirDefinitions) {
   EXPECT_DOUBLE_EQ(r.mean_weight, 1.0 / 6.0);
   EXPECT_DOUBLE_EQ(r.per_sample_weight, 1.0 / 3.0);
   // A mean over nothing is 0.
-  const ref::LossReductions empty_rows = ref::reduce_losses<double>(nullptr, 3, 0, 3);
+  const ref::LossReductions empty_rows =
+      ref::reduce_losses(MatrixView<const double>(nullptr, 0, 3));
   EXPECT_EQ(empty_rows.mean, 0.0);
   EXPECT_EQ(empty_rows.sum, 0.0);
   EXPECT_TRUE(empty_rows.per_sample.empty());
-  const ref::LossReductions empty_cols = ref::reduce_losses<double>(nullptr, 0, 2, 0);
+  const ref::LossReductions empty_cols =
+      ref::reduce_losses(MatrixView<const double>(nullptr, 2, 0));
   EXPECT_EQ(empty_cols.mean, 0.0);
   EXPECT_EQ(empty_cols.per_sample_sum, 0.0);
   EXPECT_EQ(empty_cols.per_sample, (std::vector<double>{0.0, 0.0}));
@@ -294,7 +311,7 @@ TEST(RefElementwiseLoss, KerasBinaryCrossEntropyExample) {
   const std::vector<double> y_pred = {0.6, 0.4, 0.4, 0.6};
   std::vector<double> loss(4);
   bce_fn(1e-7)(y_pred, y_true, 2, 2, loss.data(), nullptr);
-  const ref::LossReductions r = ref::reduce_losses(loss.data(), 2, 2, 2);
+  const ref::LossReductions r = ref::reduce_losses(MatrixView<const double>(loss.data(), 2, 2, 2));
   const auto three_decimals = [](double v) { return std::round(v * 1000.0) / 1000.0; };
   EXPECT_DOUBLE_EQ(three_decimals(r.mean), 0.815);
   EXPECT_DOUBLE_EQ(three_decimals(r.per_sample_sum), 1.630);

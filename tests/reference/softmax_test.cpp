@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -25,8 +26,10 @@ TEST(RefSoftmax, RowsSumToOneAndLogMatches) {
   const std::int64_t rows = 4, cols = 37;
   const auto x = random_row(rows * cols, 1, -30.0, 30.0);
   std::vector<double> y(x.size()), log_y(x.size());
-  warpfuse::ref::softmax(x.data(), cols, y.data(), cols, rows, cols, 0.7);
-  warpfuse::ref::log_softmax(x.data(), cols, log_y.data(), cols, rows, cols, 0.7);
+  warpfuse::ref::softmax(warpfuse::MatrixView<const double>(x.data(), rows, cols, cols),
+                         warpfuse::MatrixView<double>(y.data(), rows, cols, cols), 0.7);
+  warpfuse::ref::log_softmax(warpfuse::MatrixView<const double>(x.data(), rows, cols, cols),
+                             warpfuse::MatrixView<double>(log_y.data(), rows, cols, cols), 0.7);
   for (std::int64_t r = 0; r < rows; ++r) {
     double sum = 0.0;
     for (std::int64_t c = 0; c < cols; ++c) {
@@ -40,7 +43,8 @@ TEST(RefSoftmax, RowsSumToOneAndLogMatches) {
 TEST(RefSoftmax, StridesAreHonoured) {
   const double x[] = {1.0, 2.0, 99.0, 3.0, 4.0, 99.0};
   double y[6] = {-7, -7, -7, -7, -7, -7};
-  warpfuse::ref::softmax(x, 3, y, 3, 2, 2, 1.0);
+  warpfuse::ref::softmax(warpfuse::MatrixView<const double>(x, 2, 2, 3),
+                         warpfuse::MatrixView<double>(y, 2, 2, 3), 1.0);
   EXPECT_NEAR(y[0], 1.0 / (1.0 + std::exp(1.0)), 1e-15);
   EXPECT_EQ(y[2], -7.0);
   EXPECT_NEAR(y[4], std::exp(1.0) / (1.0 + std::exp(1.0)), 1e-15);
@@ -50,8 +54,10 @@ TEST(RefSoftmax, SpecialValues) {
   const double inf = std::numeric_limits<double>::infinity();
   const double x[] = {-inf, -inf, -inf, 1.0, -inf, 1.0, 1.0, std::nan(""), 0.0};
   double y[9], log_y[9];
-  warpfuse::ref::softmax(x, 3, y, 3, 3, 3, 1.0);
-  warpfuse::ref::log_softmax(x, 3, log_y, 3, 3, 3, 1.0);
+  warpfuse::ref::softmax(warpfuse::MatrixView<const double>(x, 3, 3, 3),
+                         warpfuse::MatrixView<double>(y, 3, 3, 3), 1.0);
+  warpfuse::ref::log_softmax(warpfuse::MatrixView<const double>(x, 3, 3, 3),
+                             warpfuse::MatrixView<double>(log_y, 3, 3, 3), 1.0);
   for (int c = 0; c < 3; ++c) {
     EXPECT_EQ(y[c], 0.0);
     EXPECT_EQ(log_y[c], -inf);
@@ -69,11 +75,16 @@ void check_finite_differences(Forward forward, Backward backward, std::uint64_t 
   const auto x = random_row(rows * cols, seed, -2.0, 2.0);
   const auto dy = random_row(rows * cols, seed + 1, -1.0, 1.0);
   std::vector<double> y(x.size()), dx(x.size());
-  forward(x.data(), cols, y.data(), cols, rows, cols, scale);
-  backward(y.data(), cols, dy.data(), cols, dx.data(), cols, rows, cols, scale);
+  using warpfuse::MatrixView;
+  forward(MatrixView<const double>(x.data(), rows, cols), MatrixView<double>(y.data(), rows, cols),
+          scale);
+  backward(MatrixView<const double>(y.data(), rows, cols),
+           MatrixView<const double>(dy.data(), rows, cols),
+           MatrixView<double>(dx.data(), rows, cols), scale);
   const auto loss = [&](const std::vector<double>& input) {
     std::vector<double> out(input.size());
-    forward(input.data(), cols, out.data(), cols, rows, cols, scale);
+    forward(MatrixView<const double>(input.data(), rows, cols),
+            MatrixView<double>(out.data(), rows, cols), scale);
     double total = 0.0;
     for (std::size_t i = 0; i < out.size(); ++i) total += dy[i] * out[i];
     return total;
@@ -92,6 +103,18 @@ TEST(RefSoftmax, BackwardMatchesFiniteDifferences) {
                            10);
   check_finite_differences(warpfuse::ref::log_softmax<double>,
                            warpfuse::ref::log_softmax_backward<double>, 20);
+}
+
+TEST(RefSoftmax, ShapeMismatchesAreInvalidArguments) {
+  double x[6] = {}, y[6] = {};
+  using warpfuse::MatrixView;
+  EXPECT_THROW(
+      warpfuse::ref::softmax(MatrixView<const double>(x, 2, 3), MatrixView<double>(y, 3, 2)),
+      std::invalid_argument);
+  EXPECT_THROW(warpfuse::ref::softmax_backward(MatrixView<const double>(x, 2, 3),
+                                               MatrixView<const double>(y, 2, 2),
+                                               MatrixView<double>(y, 2, 3)),
+               std::invalid_argument);
 }
 
 }  // namespace

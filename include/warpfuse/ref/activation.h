@@ -40,6 +40,8 @@
 
 #include <cstdint>
 
+#include "warpfuse/view_types.h"
+
 namespace warpfuse {
 
 enum class Activation {
@@ -138,21 +140,23 @@ double activation_backward(double saved, double dy, const ActivationParams& para
 /// prelu's slope-gradient term of one element: dy * min(x, 0) (0 for x > 0; NaN for a NaN x).
 double prelu_slope_term(double x, double dy);
 
-/// y = f(x + bias[c]) over a rows x cols row-major matrix (row strides ld_*). bias may be null
-/// (plain elementwise forward); slope (prelu only, cols values) may be null for other kinds; pre,
-/// when not null, receives x + bias. T is float or double; every intermediate is double.
+/// y = f(x + bias[c]) over a rows x cols host matrix (any row strides). bias may be empty (plain
+/// elementwise forward); slope (prelu only, cols values) may be empty for other kinds; pre, when
+/// not empty, receives x + bias. T (float or double) is deduced from y; every intermediate is
+/// double. A shape mismatch throws std::invalid_argument.
 template <class T>
-void activation_forward(const T* x, std::int64_t ld_x, const T* bias, const T* slope, T* y,
-                        std::int64_t ld_y, T* pre, std::int64_t ld_pre, std::int64_t rows,
-                        std::int64_t cols, const ActivationParams& params);
+void activation_forward(nondeduced_t<MatrixView<const T>> x, nondeduced_t<VectorView<const T>> bias,
+                        nondeduced_t<VectorView<const T>> slope, MatrixView<T> y, MatrixView<T> pre,
+                        const ActivationParams& params);
 
-/// dx = dy * f'(.) from saved (x or y per activation_backward_from); when not null, dbias[c] = sum
-/// over rows of dx[., c] and (prelu) dslope[c] = sum over rows of dy min(x, 0), accumulated in
+/// dx = dy * f'(.) from saved (x or y per activation_backward_from); when not empty, dbias[c] =
+/// sum over rows of dx[., c] and (prelu) dslope[c] = sum over rows of dy min(x, 0), accumulated in
 /// double in row order. dbias and dslope get 0 when rows == 0.
 template <class T>
-void activation_backward(const T* saved, std::int64_t ld_saved, const T* dy, std::int64_t ld_dy,
-                         const T* slope, T* dx, std::int64_t ld_dx, T* dbias, T* dslope,
-                         std::int64_t rows, std::int64_t cols, const ActivationParams& params);
+void activation_backward(nondeduced_t<MatrixView<const T>> saved,
+                         nondeduced_t<MatrixView<const T>> dy,
+                         nondeduced_t<VectorView<const T>> slope, MatrixView<T> dx,
+                         VectorView<T> dbias, VectorView<T> dslope, const ActivationParams& params);
 
 }  // namespace ref
 }  // namespace warpfuse

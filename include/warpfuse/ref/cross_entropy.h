@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "warpfuse/view_types.h"
+
 namespace warpfuse::ref {
 
 struct CrossEntropyParams {
@@ -18,20 +20,21 @@ struct CrossEntropyParams {
   const double* weight = nullptr;  ///< C class weights, or null for ones
 };
 
-/// Class-index targets. row_loss[i] is NaN for a target outside [0, C) (not ignore_index) and 0
-/// for an ignored row; row_grad (rows x C, optional) is d row_loss[i] / d logits[i, c], zero for
-/// bad and ignored rows; lse (optional) is each row's logsumexp.
-void cross_entropy(const double* logits, std::int64_t rows, std::int64_t classes,
-                   const std::int64_t* targets, const CrossEntropyParams& params, double* row_loss,
-                   double* lse, double* row_grad);
+/// Class-index targets (rows values). row_loss (rows values) is NaN for a target outside [0, C)
+/// (not ignore_index) and 0 for an ignored row; row_grad (rows x C, optional: empty) is
+/// d row_loss[i] / d logits[i, c], zero for bad and ignored rows; lse (rows values, optional) is
+/// each row's logsumexp. Host views, any row stride; a size mismatch throws std::invalid_argument.
+void cross_entropy(MatrixView<const double> logits, VectorView<const std::int64_t> targets,
+                   const CrossEntropyParams& params, VectorView<double> row_loss,
+                   VectorView<double> lse = {}, MatrixView<double> row_grad = {});
 
 /// Probability targets (rows x C).
-void cross_entropy(const double* logits, std::int64_t rows, std::int64_t classes,
-                   const double* target_probabilities, const CrossEntropyParams& params,
-                   double* row_loss, double* lse, double* row_grad);
+void cross_entropy(MatrixView<const double> logits, MatrixView<const double> target_probabilities,
+                   const CrossEntropyParams& params, VectorView<double> row_loss,
+                   VectorView<double> lse = {}, MatrixView<double> row_grad = {});
 
 /// The mean's denominator for index targets: the sum of w_t over rows neither ignored nor bad.
-double cross_entropy_mean_denominator(const std::int64_t* targets, std::int64_t rows,
-                                      std::int64_t classes, const CrossEntropyParams& params);
+double cross_entropy_mean_denominator(VectorView<const std::int64_t> targets, std::int64_t classes,
+                                      const CrossEntropyParams& params);
 
 }  // namespace warpfuse::ref

@@ -2,7 +2,7 @@
 // double precision: per element the loss L and its derivative dL/dpred, then the reductions.
 //
 // Per element, p = pred, t = target, d = p - t:
-//   binary_cross_entropy_with_logits  l = 1 + (w - 1) t, w = pos_weight[col] (1 when null)
+//   binary_cross_entropy_with_logits  l = 1 + (w - 1) t, w = pos_weight[col] (1 when empty)
 //       L = (1 - t) p + l (log1p(exp(-|p|)) + max(-p, 0)),   dL/dp = (1 - t) - l sigmoid(-p)
 //   binary_cross_entropy  p' = clamp(p, eps, 1 - eps)
 //       L = -(t log p' + (1 - t) log(1 - p')),   dL/dp = (1 - t)/(1 - p') - t/p', 0 where clamped
@@ -14,40 +14,42 @@
 // NaN propagates through every formula (clamps and signs included); infinities follow IEEE
 // arithmetic on the formulas as written, as the device does.
 //
-// Matrices are row-major with row strides; T is float or double, every intermediate is double.
-// `loss` and `grad` may each be null (not computed). No CUDA needed.
+// Matrices are host MatrixViews (row-major, any row stride); T, float or double, is deduced from
+// the outputs and every intermediate is double. `loss` and `grad` may each be empty (not
+// computed); a shape mismatch throws std::invalid_argument. No CUDA needed.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "warpfuse/view_types.h"
+
 namespace warpfuse::ref {
 
+// pred and target are rows x cols; loss and grad, each optional (an empty view is not written),
+// have their shape. pos_weight: cols values, or empty for ones.
 template <class T>
-void binary_cross_entropy_with_logits(const T* pred, std::int64_t ld_pred, const T* target,
-                                      std::int64_t ld_target, const T* pos_weight,
-                                      std::int64_t rows, std::int64_t cols, T* loss,
-                                      std::int64_t ld_loss, T* grad, std::int64_t ld_grad);
+void binary_cross_entropy_with_logits(nondeduced_t<MatrixView<const T>> pred,
+                                      nondeduced_t<MatrixView<const T>> target,
+                                      nondeduced_t<VectorView<const T>> pos_weight,
+                                      MatrixView<T> loss, MatrixView<T> grad);
 
 template <class T>
-void binary_cross_entropy(const T* pred, std::int64_t ld_pred, const T* target,
-                          std::int64_t ld_target, double eps, std::int64_t rows, std::int64_t cols,
-                          T* loss, std::int64_t ld_loss, T* grad, std::int64_t ld_grad);
+void binary_cross_entropy(nondeduced_t<MatrixView<const T>> pred,
+                          nondeduced_t<MatrixView<const T>> target, double eps, MatrixView<T> loss,
+                          MatrixView<T> grad);
 
 template <class T>
-void mse_loss(const T* pred, std::int64_t ld_pred, const T* target, std::int64_t ld_target,
-              std::int64_t rows, std::int64_t cols, T* loss, std::int64_t ld_loss, T* grad,
-              std::int64_t ld_grad);
+void mse_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+              MatrixView<T> loss, MatrixView<T> grad);
 
 template <class T>
-void mae_loss(const T* pred, std::int64_t ld_pred, const T* target, std::int64_t ld_target,
-              std::int64_t rows, std::int64_t cols, T* loss, std::int64_t ld_loss, T* grad,
-              std::int64_t ld_grad);
+void mae_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+              MatrixView<T> loss, MatrixView<T> grad);
 
 template <class T>
-void huber_loss(const T* pred, std::int64_t ld_pred, const T* target, std::int64_t ld_target,
-                double delta, std::int64_t rows, std::int64_t cols, T* loss, std::int64_t ld_loss,
-                T* grad, std::int64_t ld_grad);
+void huber_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<const T>> target,
+                double delta, MatrixView<T> loss, MatrixView<T> grad);
 
 /// Every reduction of a rows x cols matrix of element losses, as warpfuse::Reduction defines
 /// them, accumulated in double in index order, together with the weight g each one gives the
@@ -62,7 +64,6 @@ struct LossReductions {
 };
 
 template <class T>
-LossReductions reduce_losses(const T* loss, std::int64_t ld_loss, std::int64_t rows,
-                             std::int64_t cols);
+LossReductions reduce_losses(MatrixView<const T> loss);
 
 }  // namespace warpfuse::ref
