@@ -132,4 +132,22 @@ void bias_activation_backward(nondeduced_t<MatrixView<const T>> saved,
                               nondeduced_t<VectorView<const T>> slope = {},
                               cudaStream_t stream = nullptr);
 
+// A const output would deduce T = const U, which has no instantiation: rejected here at compile
+// time (these are more specialized, so overload resolution picks them for a const output).
+template <class T>
+void activation_forward(nondeduced_t<VectorView<const T>>, VectorView<const T>,
+                        const ActivationParams& = {}, cudaStream_t = nullptr) = delete;
+template <class T>
+void activation_forward(nondeduced_t<MatrixView<const T>>, MatrixView<const T>,
+                        const ActivationParams& = {}, nondeduced_t<VectorView<const T>> = {},
+                        cudaStream_t = nullptr) = delete;
+template <class T>
+void activation_backward(nondeduced_t<VectorView<const T>>, nondeduced_t<VectorView<const T>>,
+                         VectorView<const T>, const ActivationParams& = {},
+                         cudaStream_t = nullptr) = delete;
+template <class T>
+void activation_backward(nondeduced_t<MatrixView<const T>>, nondeduced_t<MatrixView<const T>>,
+                         MatrixView<const T>, const ActivationParams& = {},
+                         nondeduced_t<VectorView<const T>> = {}, cudaStream_t = nullptr) = delete;
+
 }  // namespace warpfuse

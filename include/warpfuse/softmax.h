@@ -75,4 +75,21 @@ void log_softmax_backward(nondeduced_t<MatrixView<const T>> y, nondeduced_t<Matr
                           MatrixView<T> dx, const SoftmaxOptions& options = {},
                           cudaStream_t stream = nullptr);
 
+// A const output would deduce T = const U, which has no instantiation: rejected here at compile
+// time (these are more specialized, so overload resolution picks them for a const output).
+template <class T>
+void softmax(nondeduced_t<MatrixView<const T>>, MatrixView<const T>, const SoftmaxOptions& = {},
+             cudaStream_t = nullptr) = delete;
+template <class T>
+void log_softmax(nondeduced_t<MatrixView<const T>>, MatrixView<const T>, const SoftmaxOptions& = {},
+                 cudaStream_t = nullptr) = delete;
+template <class T>
+void softmax_backward(nondeduced_t<MatrixView<const T>>, nondeduced_t<MatrixView<const T>>,
+                      MatrixView<const T>, const SoftmaxOptions& = {},
+                      cudaStream_t = nullptr) = delete;
+template <class T>
+void log_softmax_backward(nondeduced_t<MatrixView<const T>>, nondeduced_t<MatrixView<const T>>,
+                          MatrixView<const T>, const SoftmaxOptions& = {},
+                          cudaStream_t = nullptr) = delete;
+
 }  // namespace warpfuse

@@ -42,6 +42,20 @@ static_assert(SoftmaxAccepts<MatrixView<const float>, MatrixView<float>>::value)
 static_assert(SoftmaxAccepts<MatrixView<float>, MatrixView<float>>::value, "in place");
 static_assert(!SoftmaxAccepts<MatrixView<const __half>, MatrixView<float>>::value,
               "an input of another dtype must not compile");
+static_assert(!SoftmaxAccepts<MatrixView<float>, MatrixView<const float>>::value,
+              "a const output must not compile");
+
+template <class X, class Y, class = void>
+struct ActivationAccepts : std::false_type {};
+template <class X, class Y>
+struct ActivationAccepts<
+    X, Y, std::void_t<decltype(warpfuse::activation_forward(std::declval<X>(), std::declval<Y>()))>>
+    : std::true_type {};
+static_assert(ActivationAccepts<MatrixView<float>, MatrixView<float>>::value, "in place");
+static_assert(ActivationAccepts<VectorView<const float>, VectorView<float>>::value);
+static_assert(!ActivationAccepts<MatrixView<float>, MatrixView<const float>>::value,
+              "a const output must not compile");
+static_assert(!ActivationAccepts<VectorView<float>, VectorView<const float>>::value);
 
 template <class Logits, class Targets, class = void>
 struct CrossEntropyAccepts : std::false_type {};
