@@ -111,6 +111,18 @@ struct Buffers {
   DeviceBuffer<unsigned char> workspace;
 };
 
+/// A case's device buffers: its inputs, poisoned outputs and a workspace.
+template <class T>
+Buffers<T> buffers_for(const Case& c, const std::vector<T>& pred, const std::vector<T>& target,
+                       const std::vector<float>& weight) {
+  return Buffers<T>{to_device(pred),
+                    to_device(target),
+                    poisoned_buffer<T>(static_cast<std::size_t>(c.span())),
+                    poisoned_buffer<float>(static_cast<std::size_t>(c.loss_span())),
+                    to_device(weight),
+                    DeviceBuffer<unsigned char>(elementwise_loss_workspace_bytes(c.rows))};
+}
+
 template <class T>
 MatrixView<T> view_of(DeviceBuffer<T>& buffer, const Case& c) {
   return MatrixView<T>(buffer.data() + c.offset, c.rows, c.cols, c.ld);
@@ -244,12 +256,7 @@ void check_case(const Case& c, std::uint64_t seed) {
   std::vector<float> weight_host;
   fill_inputs(c, seed, &pred_host, &target_host, &weight_host);
   const std::size_t span = static_cast<std::size_t>(c.span());
-  Buffers<T> b{to_device(pred_host),
-               to_device(target_host),
-               poisoned_buffer<T>(span),
-               poisoned_buffer<float>(static_cast<std::size_t>(c.loss_span())),
-               to_device(weight_host),
-               DeviceBuffer<unsigned char>(elementwise_loss_workspace_bytes(c.rows))};
+  Buffers<T> b = buffers_for(c, pred_host, target_host, weight_host);
   call(c, b);
 
   const std::vector<double> p = dense(pred_host, c), t = dense(target_host, c);
@@ -563,13 +570,7 @@ TYPED_TEST(ElementwiseLoss, RunsAreBitwiseIdentical) {
     std::vector<T> pred_host, target_host;
     std::vector<float> weight_host;
     fill_inputs(c, 77, &pred_host, &target_host, &weight_host);
-    const std::size_t span = static_cast<std::size_t>(c.span());
-    Buffers<T> b{to_device(pred_host),
-                 to_device(target_host),
-                 poisoned_buffer<T>(span),
-                 poisoned_buffer<float>(static_cast<std::size_t>(c.loss_span())),
-                 to_device(weight_host),
-                 DeviceBuffer<unsigned char>(elementwise_loss_workspace_bytes(c.rows))};
+    Buffers<T> b = buffers_for(c, pred_host, target_host, weight_host);
     std::vector<float> first_loss;
     std::vector<T> first_grad;
     for_each_schedule([&](const std::string& schedule) {
