@@ -261,6 +261,8 @@ if [ -n "$ncu" ]; then
     "softmax_bench|^softmax/bf16/warp/1024/|softmax_warp_kernel"
     "softmax_bench|^softmax/bf16/block/16384/|softmax_block_kernel"
     "softmax_bench|^softmax/f32/online/65536/|softmax_online_kernel"
+    "softmax_bench|^softmax/bf16/cluster/131072/|row_cluster_kernel"
+    "loss_bench|^cross_entropy/bf16/cluster/131072/|row_cluster_kernel"
     "softmax_bench|^softmax_backward/bf16/warp/1024/|softmax_backward_warp_kernel"
     "activation_bench|^gelu_forward/bf16/automatic/65536/|activation_forward_flat_kernel"
     "activation_bench|^gelu_bias_backward/bf16/automatic/2048/|activation_backward_tiled_kernel"

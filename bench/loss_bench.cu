@@ -50,8 +50,8 @@
 namespace warpfuse::bench {
 namespace {
 
-enum class Impl { warp, block, online, automatic, inplace, naive };
-constexpr Impl kImpls[] = {Impl::warp,      Impl::block,   Impl::online,
+enum class Impl { warp, block, online, cluster, automatic, inplace, naive };
+constexpr Impl kImpls[] = {Impl::warp,      Impl::block,   Impl::cluster, Impl::online,
                            Impl::automatic, Impl::inplace, Impl::naive};
 
 const char* impl_name(Impl impl) {
@@ -62,6 +62,8 @@ const char* impl_name(Impl impl) {
       return "block";
     case Impl::online:
       return "online";
+    case Impl::cluster:
+      return "cluster";
     case Impl::automatic:
       return "automatic";
     case Impl::inplace:
@@ -80,6 +82,8 @@ SoftmaxStrategy strategy_of(Impl impl) {
       return SoftmaxStrategy::block;
     case Impl::online:
       return SoftmaxStrategy::online;
+    case Impl::cluster:
+      return SoftmaxStrategy::cluster;
     default:
       return SoftmaxStrategy::automatic;
   }
@@ -290,6 +294,15 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
   time_case(state, sets, 2.0 * static_cast<double>(elements) * sizeof(T), launch);
 }
 
+/// Whether this device has thread-block clusters (false without a device: nothing registers).
+bool has_clusters() {
+  try {
+    return device_info().compute_major >= 9;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 /// Whether `impl` can run rows of `classes` for T on this build.
 template <class T>
 bool applicable(Impl impl, std::int64_t classes) {
@@ -298,6 +311,8 @@ bool applicable(Impl impl, std::int64_t classes) {
       return classes <= kSoftmaxWarpMaxCols;
     case Impl::block:
       return classes <= cross_entropy_block_max_cols(dtype_of<T>());
+    case Impl::cluster:
+      return classes >= 16384 && has_clusters();
     default:
       return true;
   }

@@ -6,6 +6,7 @@
 //   warp, block, online  warpfuse with that strategy forced, where it can hold the row (warp up to
 //                        kSoftmaxWarpMaxCols; block up to softmax_block_max_cols, half that for
 //                        the backward, which caches two rows)
+//   cluster              the cluster strategy forced, from 16384 columns on compute capability 9.0
 //   automatic            warpfuse's own choice (the forward's label names it)
 //   naive                the unfused baseline below: row max, row exp-sum and normalise kernels
 //                        (forward, 3 reads of x), or row dot and elementwise kernels (backward,
@@ -66,8 +67,8 @@ bool is_log(Op op) {
   return op == Op::log_softmax || op == Op::log_softmax_backward;
 }
 
-enum class Impl { warp, block, online, automatic, naive, cudnn };
-constexpr Impl kImpls[] = {Impl::warp,      Impl::block, Impl::online,
+enum class Impl { warp, block, online, cluster, automatic, naive, cudnn };
+constexpr Impl kImpls[] = {Impl::warp,      Impl::block, Impl::online, Impl::cluster,
                            Impl::automatic, Impl::naive, Impl::cudnn};
 
 const char* impl_name(Impl impl) {
@@ -78,6 +79,8 @@ const char* impl_name(Impl impl) {
       return "block";
     case Impl::online:
       return "online";
+    case Impl::cluster:
+      return "cluster";
     case Impl::automatic:
       return "automatic";
     case Impl::naive:
@@ -96,6 +99,8 @@ SoftmaxStrategy strategy_of(Impl impl) {
       return SoftmaxStrategy::block;
     case Impl::online:
       return SoftmaxStrategy::online;
+    case Impl::cluster:
+      return SoftmaxStrategy::cluster;
     default:
       return SoftmaxStrategy::automatic;
   }
@@ -424,12 +429,24 @@ void run_case(benchmark::State& state, Op op, Impl impl, std::int64_t cols) {
   time_case(state, data.sets(), static_cast<double>(tensors) * elements * sizeof(T), launch);
 }
 
+/// Whether this device has thread-block clusters (false without a device: nothing registers).
+bool has_clusters() {
+  try {
+    return device_info().compute_major >= 9;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 /// Whether `impl` can run rows of `cols` for `op` and T on this device and build.
 template <class T>
 bool applicable(Op op, Impl impl, std::int64_t cols) {
   switch (impl) {
     case Impl::warp:
       return cols <= kSoftmaxWarpMaxCols;
+    case Impl::cluster:
+      // Rows past a block's reach and the long rows below it (thread-block clusters: sm_90).
+      return cols >= 16384 && has_clusters();
     case Impl::block: {
       return cols <= softmax_block_max_cols(dtype_of<T>(), is_backward(op) ? SoftmaxPass::backward
                                                                            : SoftmaxPass::forward);

@@ -210,6 +210,7 @@ std::vector<SoftmaxStrategy> strategies_for(std::int64_t classes, std::size_t el
   const DType dtype = element_bytes == 4 ? DType::f32 : DType::f16;
   if (classes <= cross_entropy_block_max_cols(dtype)) result.push_back(SoftmaxStrategy::block);
   result.push_back(SoftmaxStrategy::online);
+  if (device_info().compute_major >= 9) result.push_back(SoftmaxStrategy::cluster);
   return result;
 }
 
@@ -276,6 +277,34 @@ TYPED_TEST(CrossEntropy, VocabularyAndRouterShapes) {
     p.in_place = true;
     p.ld_pad = 1;
     check_ce<T, std::int64_t>(p, ++seed);
+  }
+}
+
+/// The cluster strategy on long vocabularies (fused forward and backward, in place, smoothing,
+/// weights, ignored rows, probability targets), every dtype.
+TYPED_TEST(CrossEntropy, ClusterLongRows) {
+  using T = TypeParam;
+  if (device_info().compute_major < 9) GTEST_SKIP() << "no thread-block clusters on this device";
+  std::uint64_t seed = 1300;
+#if defined(WARPFUSE_SIMT)
+  const std::int64_t rows = 2;
+#else
+  const std::int64_t rows = 19;
+#endif
+  for (std::int64_t classes : {65536, 100003, 131072, 262144}) {
+    CeCase c{rows, classes, SoftmaxStrategy::cluster};
+    check_ce<T, std::int64_t>(c, ++seed);
+    if (classes > 131072) continue;
+    c.in_place = true;
+    c.smoothing = 0.1f;
+    c.weights = true;
+    c.ignored_every = 2;
+    c.reduction = CrossEntropyReduction::mean;
+    check_ce<T, std::int32_t>(c, ++seed);
+    CeCase p{rows, classes, SoftmaxStrategy::cluster, CrossEntropyReduction::sum};
+    p.probabilities = true;
+    p.ld_pad = 3;
+    check_ce<T, std::int32_t>(p, ++seed);
   }
 }
 
@@ -350,8 +379,8 @@ class CrossEntropyEdges : public DeviceTest {
 };
 
 TEST_F(CrossEntropyEdges, BadTargetsAreCountedReportedAndHarmless) {
-  for (SoftmaxStrategy strategy :
-       {SoftmaxStrategy::warp, SoftmaxStrategy::block, SoftmaxStrategy::online}) {
+  for (SoftmaxStrategy strategy : {SoftmaxStrategy::warp, SoftmaxStrategy::block,
+                                   SoftmaxStrategy::online, SoftmaxStrategy::cluster}) {
     SCOPED_TRACE(to_string(strategy));
     const std::int64_t classes = 5;
     const std::vector<float> logits = random_values<float>(6 * classes, 9, -2.0, 2.0);
@@ -399,8 +428,8 @@ TEST_F(CrossEntropyEdges, AllRowsIgnoredWithMeanGivesZeroNotNan) {
 
 TEST_F(CrossEntropyEdges, InfinitiesAndHugeLogits) {
   const float inf = std::numeric_limits<float>::infinity();
-  for (SoftmaxStrategy strategy :
-       {SoftmaxStrategy::warp, SoftmaxStrategy::block, SoftmaxStrategy::online}) {
+  for (SoftmaxStrategy strategy : {SoftmaxStrategy::warp, SoftmaxStrategy::block,
+                                   SoftmaxStrategy::online, SoftmaxStrategy::cluster}) {
     SCOPED_TRACE(to_string(strategy));
     const std::vector<float> logits = {
         -inf,  1.0f,  2.0f,  0.5f,    // row 0: -inf at the target (0): +inf loss

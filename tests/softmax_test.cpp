@@ -191,7 +191,7 @@ TYPED_TEST_SUITE(Softmax, StorageTypes);
 constexpr Op kOps[] = {Op::softmax, Op::log_softmax, Op::softmax_backward,
                        Op::log_softmax_backward};
 constexpr SoftmaxStrategy kForcedStrategies[] = {SoftmaxStrategy::warp, SoftmaxStrategy::block,
-                                                 SoftmaxStrategy::online};
+                                                 SoftmaxStrategy::cluster, SoftmaxStrategy::online};
 
 /// Fewer rows for the widest rows under the emulator, which runs every thread on one CPU core.
 std::vector<std::int64_t> row_counts(std::int64_t cols) {
@@ -276,6 +276,40 @@ TYPED_TEST(Softmax, VocabularyAndRouterShapes) {
       check_case<T>(op, Case{router_rows, cols, cols, 0, 1.0f, SoftmaxStrategy::automatic}, ++seed);
       check_case<T>(op, Case{257, cols, cols, 1, 0.5f, SoftmaxStrategy::warp, true}, ++seed);
     }
+  }
+}
+
+/// The cluster strategy on the long rows it was built for: power-of-two vocabularies, an odd one
+/// (100003: every row but the first off a 16-byte boundary), strided and in place, every op and
+/// dtype; the same bodies as every other strategy.
+TYPED_TEST(Softmax, ClusterLongRows) {
+  using T = TypeParam;
+  std::uint64_t seed = 7700;
+#if defined(WARPFUSE_SIMT)
+  const std::int64_t rows = 2;
+#else
+  const std::int64_t rows = 67;
+#endif
+  for (std::int64_t cols : {65536, 100003, 131072, 262144}) {
+#if defined(WARPFUSE_SIMT)
+    simt::LaunchRecord before{};
+    simt::last_launch("softmax row_cluster_kernel", &before);
+#endif
+    for (Op op : kOps) {
+      const std::int64_t r = cols > 131072 ? 1 : rows;
+      check_case<T>(op, Case{r, cols, cols, 0, 1.0f, SoftmaxStrategy::cluster}, ++seed);
+      if (cols <= 131072) {
+        check_case<T>(op, Case{r, cols, cols + 5, 1, 1.0f, SoftmaxStrategy::cluster}, ++seed);
+        check_case<T>(op, Case{r, cols, cols, 0, 0.5f, SoftmaxStrategy::cluster, true}, ++seed);
+      }
+    }
+#if defined(WARPFUSE_SIMT)
+    // The cases ran as clusters: launches of the cluster kernel, grids of whole clusters.
+    simt::LaunchRecord after{};
+    ASSERT_TRUE(simt::last_launch("softmax row_cluster_kernel", &after));
+    EXPECT_GT(after.count, before.count) << cols;
+    EXPECT_EQ(after.grid.x % 2, 0u) << cols;
+#endif
   }
 }
 
@@ -385,7 +419,23 @@ TEST_F(SoftmaxApi, AutomaticStrategyThresholds) {
   EXPECT_GT(f32_limit, 10000);
   EXPECT_EQ(f16_limit / 2, f32_limit);
   EXPECT_EQ(softmax_strategy_for(f32_limit, DType::f32), SoftmaxStrategy::block);
-  EXPECT_EQ(softmax_strategy_for(f32_limit + 1, DType::f32), SoftmaxStrategy::online);
+  // Past the block limit: a cluster per row on compute capability 9.0 (the emulator's, and any
+  // Hopper), the online pass elsewhere.
+  const bool hopper = device_info().compute_major >= 9;
+  const SoftmaxStrategy past_block = hopper ? SoftmaxStrategy::cluster : SoftmaxStrategy::online;
+  EXPECT_EQ(softmax_strategy_for(f32_limit + 1, DType::f32), past_block);
+  EXPECT_EQ(softmax_strategy_for(262144, DType::bf16), past_block);
+  EXPECT_EQ(softmax_strategy_for(4 << 20, DType::bf16), SoftmaxStrategy::online)
+      << "longer than 16 blocks' shared memory";
+  // A few long rows that a block holds: a cluster each when they cannot fill the SMs.
+  const std::int64_t sms = device_info().multiprocessors;
+  EXPECT_EQ(softmax_strategy_for(32768, DType::f32, SoftmaxPass::forward, sms / 2),
+            hopper ? SoftmaxStrategy::cluster : SoftmaxStrategy::block);
+  EXPECT_EQ(softmax_strategy_for(32768, DType::f32, SoftmaxPass::forward, sms),
+            SoftmaxStrategy::block);
+  EXPECT_EQ(softmax_strategy_for(8192, DType::f32, SoftmaxPass::forward, 1), SoftmaxStrategy::block)
+      << "shorter than kClusterMinCols";
+  EXPECT_STREQ(to_string(SoftmaxStrategy::cluster), "cluster");
   EXPECT_EQ(softmax_strategy_for(f32_limit + 1, DType::f16), SoftmaxStrategy::block);
   EXPECT_STREQ(to_string(SoftmaxStrategy::online), "online");
   // The backward caches y and dy: half the forward's block limit, and its automatic choice follows.
@@ -394,8 +444,7 @@ TEST_F(SoftmaxApi, AutomaticStrategyThresholds) {
   EXPECT_GT(f32_backward, f32_limit / 2 - 8);
   EXPECT_EQ(softmax_strategy_for(f32_backward, DType::f32, SoftmaxPass::backward),
             SoftmaxStrategy::block);
-  EXPECT_EQ(softmax_strategy_for(f32_backward + 1, DType::f32, SoftmaxPass::backward),
-            SoftmaxStrategy::online);
+  EXPECT_EQ(softmax_strategy_for(f32_backward + 1, DType::f32, SoftmaxPass::backward), past_block);
   EXPECT_EQ(softmax_strategy_for(f32_backward + 1, DType::f32), SoftmaxStrategy::block);
 }
 

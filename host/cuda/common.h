@@ -32,6 +32,19 @@ std::int64_t wave_blocks(const void* kernel, std::int64_t work_blocks, unsigned 
 /// so a launch sequence sets the attribute once per kernel, not once per launch. Throws CudaError.
 void allow_dynamic_shared(const void* kernel, std::size_t bytes);
 
+/// Clusters of `cluster_blocks` blocks (1..16, along x) of `kernel` at `threads` threads and
+/// `shared_bytes` of dynamic shared memory per block that the current device runs at once:
+/// cudaOccupancyMaxActiveClusters, asked once per (device, kernel, shape) and cached; 0 on a
+/// device below compute capability 9.0 or when the shape cannot be scheduled. Sets the kernel's
+/// shared-memory opt-in, and the non-portable cluster size opt-in above 8 blocks, first. The
+/// cluster strategies launch only where this is > 0.
+int active_clusters(const void* kernel, unsigned cluster_blocks, unsigned threads,
+                    std::size_t shared_bytes);
+
+/// cudaFuncAttributeNonPortableClusterSizeAllowed for `kernel` (clusters of 9..16 blocks), once
+/// per device and kernel. Throws CudaError.
+void allow_non_portable_clusters(const void* kernel);
+
 /// [begin, end) of the bytes a view or workspace spans; empty (begin == end) for an empty one.
 struct ByteSpan {
   std::uintptr_t begin = 0;

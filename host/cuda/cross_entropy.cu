@@ -69,7 +69,8 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
                                  ? options.grad_scale / static_cast<float>(rows)
                                  : options.grad_scale;
     using Policy = detail::CrossEntropyPolicy<T, Targets>;
-    const detail::RowPlan plan = detail::row_plan<Policy>(op, options.strategy, logits.cols);
+    const detail::RowPlan plan =
+        detail::row_plan<Policy>(op, options.strategy, logits.rows, logits.cols);
     const detail::CrossEntropyArgs<T, Targets> args{
         logits.data,
         rows,
@@ -183,9 +184,9 @@ detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
 }  // namespace
 
 RowStrategy cross_entropy_strategy_for(std::int64_t classes, DType dtype,
-                                       CrossEntropyTargets targets) {
+                                       CrossEntropyTargets targets, std::int64_t rows) {
   return detail::choose_row_strategy(classes, detail::dtype_bytes(dtype),
-                                     targets == CrossEntropyTargets::index ? 1 : 2);
+                                     targets == CrossEntropyTargets::index ? 1 : 2, rows);
 }
 
 std::int64_t cross_entropy_block_max_cols(DType dtype, CrossEntropyTargets targets) {

@@ -60,6 +60,8 @@ struct LaunchCaches {
   std::mutex mutex;
   std::map<OccupancyKey, int> occupancy;
   std::map<std::pair<int, const void*>, std::size_t> dynamic_shared;
+  std::map<std::pair<OccupancyKey, unsigned>, int> clusters;  // by (kernel shape, cluster blocks)
+  std::map<std::pair<int, const void*>, bool> non_portable;
 };
 
 LaunchCaches& launch_caches() {
@@ -74,6 +76,8 @@ void reset_launch_caches() {
   std::lock_guard<std::mutex> lock(caches.mutex);
   caches.occupancy.clear();
   caches.dynamic_shared.clear();
+  caches.clusters.clear();
+  caches.non_portable.clear();
 }
 
 int resident_blocks_per_sm(const void* kernel, unsigned threads, std::size_t shared_bytes) {
@@ -116,6 +120,54 @@ void allow_dynamic_shared(const void* kernel, std::size_t bytes) {
   WARPFUSE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(bytes)));
   high_water = bytes;
+}
+
+int active_clusters(const void* kernel, unsigned cluster_blocks, unsigned threads,
+                    std::size_t shared_bytes) {
+  if (current_device_info().compute_major < 9 || cluster_blocks < 1 || cluster_blocks > 16) {
+    return 0;
+  }
+  LaunchCaches& caches = launch_caches();
+  int device = 0;
+  WARPFUSE_CUDA_CHECK(cudaGetDevice(&device));
+  const auto key =
+      std::make_pair(OccupancyKey{device, kernel, threads, shared_bytes}, cluster_blocks);
+  {
+    std::lock_guard<std::mutex> lock(caches.mutex);
+    const auto found = caches.clusters.find(key);
+    if (found != caches.clusters.end()) return found->second;
+  }
+  allow_dynamic_shared(kernel, shared_bytes);
+  if (cluster_blocks > 8) allow_non_portable_clusters(kernel);
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = cluster_blocks;
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  // In field order (gridDim, blockDim, ...): the emulated build's built-in variables are macros.
+  const cudaLaunchConfig_t config{
+      dim3(cluster_blocks), dim3(threads), shared_bytes, nullptr, &attribute, 1};
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
+    // The device or driver cannot schedule this cluster shape: no clusters, not an error.
+    static_cast<void>(cudaGetLastError());
+    clusters = 0;
+  }
+  std::lock_guard<std::mutex> lock(caches.mutex);
+  caches.clusters.emplace(key, clusters);
+  return clusters;
+}
+
+void allow_non_portable_clusters(const void* kernel) {
+  LaunchCaches& caches = launch_caches();
+  int device = 0;
+  WARPFUSE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(caches.mutex);
+  bool& allowed = caches.non_portable[{device, kernel}];
+  if (allowed) return;
+  WARPFUSE_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  allowed = true;
 }
 
 }  // namespace detail

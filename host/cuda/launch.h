@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "host/cuda/common.h"
@@ -37,6 +38,39 @@ void launch(const LaunchConfig& config, const char* name, void (*kernel)(Params.
   kernel<<<config.grid, config.block, config.shared_bytes, config.stream>>>(
       std::forward<Args>(args)...);
   // clang-format on
+#endif
+  check_launch(name, __FILE__, __LINE__);
+}
+
+/// Launches `kernel` in clusters of `cluster_blocks` blocks along x (config.grid.x a multiple of
+/// it): cudaLaunchKernelEx with the cluster-dimension attribute under nvcc, the emulator's cluster
+/// launch otherwise. The caller has checked active_clusters(...) > 0, which also set the
+/// opt-ins the shape needs.
+template <class... Params, class... Args>
+void launch_clustered(const LaunchConfig& config, unsigned cluster_blocks, const char* name,
+                      void (*kernel)(Params...), Args&&... args) {
+#if defined(WARPFUSE_SIMT)
+  ::simt::launch_cluster(name, config.grid, config.block, dim3(cluster_blocks), config.shared_bytes,
+                         config.stream, kernel, std::forward<Args>(args)...);
+#else
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = cluster_blocks;
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  cudaLaunchConfig_t launch_config{};
+  launch_config.gridDim = config.grid;
+  launch_config.blockDim = config.block;
+  launch_config.dynamicSmemBytes = config.shared_bytes;
+  launch_config.stream = config.stream;
+  launch_config.attrs = &attribute;
+  launch_config.numAttrs = 1;
+  const cudaError_t status =
+      cudaLaunchKernelEx(&launch_config, kernel, std::forward<Args>(args)...);
+  if (status != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());  // not sticky: leave no stale error behind
+    throw_cuda_error(status, (std::string("launch of kernel ") + name).c_str(), __FILE__, __LINE__);
+  }
 #endif
   check_launch(name, __FILE__, __LINE__);
 }

@@ -15,12 +15,26 @@
 //                         cross-entropy with index targets), half that for two (the backwards,
 //                         probability targets). The exponentials are cached in fp32 where they
 //                         fit (every fp32 row; 16-bit rows up to 57 K columns), else recomputed.
-//   longer rows           online: no cache; one pass for max and denominator together, one for
-//                         the output, so 3 row transfers instead of 2, but any length.
+//   longer rows           cluster (compute capability >= 9.0, where the device can schedule the
+//                         cluster): the row split over a thread-block cluster of 2..16 blocks,
+//                         each caching its slice in its own shared memory, the partial maximum
+//                         and sums exchanged through distributed shared memory; read from DRAM
+//                         once like block, up to 16 blocks' shared memory per row (1.8 M bf16
+//                         columns on H100/H200). The cluster is the smallest power of two whose
+//                         slices fit half a block's opt-in shared memory (two blocks per SM, so
+//                         one block's loads overlap the other's cluster barriers), with fp32
+//                         exponentials where they fit in that, else the whole opt-in.
+//   few long rows         cluster too when rows * 2 <= SMs and cols >= kClusterMinCols: a block
+//                         per row would leave most SMs idle, so the row is spread over enough
+//                         blocks (rows x cluster >= SMs, >= kClusterMinSlicePacks packs each).
+//   longest rows          online: no cache; one pass for max and denominator together, one for
+//                         the output, so 3 row transfers instead of 2, but any length (and every
+//                         device without clusters).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -54,36 +68,155 @@ inline std::int64_t block_max_cols(std::size_t element_bytes, int arrays) {
   return cols / 8 * 8;  // whole 16-byte packs for every dtype
 }
 
-/// The strategy `automatic` picks for a row of `cols` with `arrays` cached arrays.
-inline RowStrategy choose_row_strategy(std::int64_t cols, std::size_t element_bytes, int arrays) {
+/// Rows at least this long go to the cluster strategy when there are too few rows to fill the
+/// SMs with a block each.
+constexpr std::int64_t kClusterMinCols = 16384;
+/// The fewest body packs per block a cluster spreads a short row over.
+constexpr std::int64_t kClusterMinSlicePacks = 128;
+/// Shared memory a cluster block keeps before its slice: the exchange and reduction slots.
+constexpr std::int64_t kClusterReservedBytes = 4096;
+
+/// Bytes per block of a cluster of `blocks` holding a row of `cols`: `arrays` arrays of
+/// `element_bytes` each, the first in fp32 when `exp_cache` (the kernel's layout, bounded above
+/// by kClusterReservedBytes for the slots).
+inline std::int64_t cluster_block_bytes(std::int64_t cols, std::size_t element_bytes, int arrays,
+                                        bool exp_cache, int blocks) {
+  const std::int64_t pack = 16 / static_cast<std::int64_t>(element_bytes);
+  const std::int64_t slice = (cols / pack + blocks - 1) / blocks;
+  const std::int64_t first = exp_cache ? slice * pack * 4 : slice * 16;
+  return kClusterReservedBytes + first + (arrays - 1) * slice * 16;
+}
+
+/// Whether the current device has thread-block clusters (compute capability >= 9.0).
+inline bool device_has_clusters() {
+  return current_device_info().compute_major >= 9;
+}
+
+/// The longest row a cluster of 16 blocks caches (input arrays in their storage type).
+inline std::int64_t cluster_max_cols(std::size_t element_bytes, int arrays) {
+  const std::int64_t optin =
+      static_cast<std::int64_t>(current_device_info().shared_memory_per_block_optin);
+  const std::int64_t per_block = (optin - kClusterReservedBytes) / (16 * arrays) * 16;  // packs
+  return per_block / 16 * kClusterMaxBlocks * (16 / static_cast<std::int64_t>(element_bytes));
+}
+
+/// The strategy `automatic` picks for `rows` rows (0: many) of `cols` with `arrays` cached arrays
+/// (the file's header gives the reasons).
+inline RowStrategy choose_row_strategy(std::int64_t cols, std::size_t element_bytes, int arrays,
+                                       std::int64_t rows = 0) {
   if (cols <= kRowWarpMaxCols) return RowStrategy::warp;
-  if (cols <= block_max_cols(element_bytes, arrays)) return RowStrategy::block;
-  return RowStrategy::online;
+  const bool clusters = device_has_clusters() && cols <= cluster_max_cols(element_bytes, arrays);
+  if (cols <= block_max_cols(element_bytes, arrays)) {
+    const bool few_rows =
+        rows > 0 && rows * 2 <= current_device_info().multiprocessors && cols >= kClusterMinCols;
+    return clusters && few_rows ? RowStrategy::cluster : RowStrategy::block;
+  }
+  return clusters ? RowStrategy::cluster : RowStrategy::online;
 }
 
 /// Throws InvalidArgument unless `strategy` is a RowStrategy.
 inline void check_row_strategy(const char* op, RowStrategy strategy) {
   const int value = static_cast<int>(strategy);
-  if (value < 0 || value > static_cast<int>(RowStrategy::online)) {
+  if (value < 0 || value > static_cast<int>(RowStrategy::cluster)) {
     throw InvalidArgument(op, "options.strategy",
                           "strategy = " + std::to_string(value) + " is not a RowStrategy");
   }
 }
 
+/// Threads per row for the block and online strategies: about four packs per thread, between 128
+/// (enough loads in flight for a short row) and 1024.
+inline unsigned row_block_threads(std::int64_t cols, int pack) {
+  const std::int64_t wanted = (cols + 4 * pack - 1) / (4 * pack);
+  unsigned threads = 128;
+  while (threads < 1024 && threads < wanted) threads *= 2;
+  return threads;
+}
+
 /// A resolved strategy: never automatic.
 struct RowPlan {
   RowStrategy strategy;
-  bool exp_cache;  // block: input 0 cached in fp32 and overwritten by its exponentials
+  bool exp_cache;  // block, cluster: input 0 cached in fp32, overwritten by its exponentials
+  int cluster_blocks = 0;        // cluster: blocks per cluster (2..16)
+  unsigned threads = 0;          // cluster: threads per block
+  std::size_t shared_bytes = 0;  // cluster: dynamic shared memory per block
 };
+
+/// Threads per block and the row-cache layout of a cluster plan.
+template <class Policy>
+const void* cluster_kernel_handle(bool exp_cache) {
+  if constexpr (Policy::kNormalize && Policy::kStoreUsesExp) {
+    if (exp_cache) return kernel_handle(&row_cluster_kernel<Policy, true>);
+  }
+  return kernel_handle(&row_cluster_kernel<Policy, false>);
+}
+
+/// The cluster plan for `rows` rows of `cols` under Policy (the file's header gives the rules);
+/// cluster_blocks = 0 when no cluster holds the row or the device cannot schedule one.
+template <class Policy>
+RowPlan cluster_plan(std::int64_t rows, std::int64_t cols) {
+  using T = typename Policy::T;
+  constexpr int P = kRowPack<T>;
+  constexpr bool kExpCapable = Policy::kNormalize && Policy::kStoreUsesExp;
+  static_assert(kClusterScratchFloats<Policy> * 4 <= kClusterReservedBytes,
+                "the cluster kernel's slots outgrew kClusterReservedBytes");
+  RowPlan none{RowStrategy::cluster, false, 0, 0, 0};
+  if (!device_has_clusters()) return none;
+  const std::int64_t optin =
+      static_cast<std::int64_t>(current_device_info().shared_memory_per_block_optin);
+  const std::int64_t sms = current_device_info().multiprocessors;
+  const std::int64_t packs = cols / P;
+  // Enough blocks to fill the SMs when rows are few, each with a worthwhile slice.
+  int spread = 2;
+  while (spread < kClusterMaxBlocks && rows * spread < sms &&
+         packs / (spread * 2) >= kClusterMinSlicePacks) {
+    spread *= 2;
+  }
+  for (const std::int64_t budget : {optin / 2, optin}) {
+    for (const bool exp_cache : {true, false}) {
+      if (exp_cache && !kExpCapable) continue;
+      for (int blocks = spread; blocks <= kClusterMaxBlocks; blocks *= 2) {
+        const std::int64_t bytes = row_cluster_bytes<Policy>(cols, blocks, exp_cache);
+        if (bytes > budget) continue;
+        const unsigned threads =
+            row_block_threads(cluster_slice_packs<Policy>(cols, blocks) * P, P);
+        const void* kernel = cluster_kernel_handle<Policy>(exp_cache);
+        if (active_clusters(kernel, static_cast<unsigned>(blocks), threads,
+                            static_cast<std::size_t>(bytes)) <= 0) {
+          continue;
+        }
+        return RowPlan{RowStrategy::cluster, exp_cache, blocks, threads,
+                       static_cast<std::size_t>(bytes)};
+      }
+    }
+  }
+  return none;
+}
 
 /// Resolves `requested` for rows of `cols` under Policy, throwing Unsupported when a forced
 /// strategy cannot hold the row.
 template <class Policy>
-RowPlan row_plan(const char* op, RowStrategy requested, std::int64_t cols) {
+RowPlan row_plan(const char* op, RowStrategy requested, std::int64_t rows, std::int64_t cols) {
   using T = typename Policy::T;
   constexpr int kArrays = Policy::kInputs;
   RowStrategy strategy = requested;
-  if (strategy == RowStrategy::automatic) strategy = choose_row_strategy(cols, sizeof(T), kArrays);
+  if (strategy == RowStrategy::automatic) {
+    strategy = choose_row_strategy(cols, sizeof(T), kArrays, rows);
+  }
+  if (strategy == RowStrategy::cluster) {
+    const RowPlan plan = cluster_plan<Policy>(rows, cols);
+    if (plan.cluster_blocks > 0) return plan;
+    if (requested == RowStrategy::cluster) {
+      throw Unsupported(op, device_has_clusters()
+                                ? "strategy cluster: no cluster of up to " +
+                                      std::to_string(kClusterMaxBlocks) +
+                                      " blocks holds rows of cols = " + std::to_string(cols) +
+                                      " in this device's shared memory"
+                                : "strategy cluster needs thread-block clusters (compute "
+                                  "capability 9.0 or newer)");
+    }
+    // Automatic, and the device cannot schedule the cluster this kernel needs: the online pass.
+    strategy = RowStrategy::online;
+  }
   if (strategy == RowStrategy::warp && cols > kRowWarpMaxCols) {
     throw Unsupported(op, "strategy warp holds rows of at most " + std::to_string(kRowWarpMaxCols) +
                               " columns; cols = " + std::to_string(cols));
@@ -123,14 +256,6 @@ void dispatch_row_warp_shape(std::int64_t cols, F&& f) {
   return f(Int<32>{}, Int<4>{});
 }
 
-/// Threads per row for the block and online strategies: about four packs per thread, between 128
-/// (enough loads in flight for a short row) and 1024.
-inline unsigned row_block_threads(std::int64_t cols, int pack) {
-  const std::int64_t wanted = (cols + 4 * pack - 1) / (4 * pack);
-  unsigned threads = 128;
-  while (threads < 1024 && threads < wanted) threads *= 2;
-  return threads;
-}
 
 /// Launch shape of a block-per-row `kernel` over `rows` rows: one block per row up to one full
 /// wave at the kernel's real occupancy with `shared_bytes` of row cache per block.
@@ -147,6 +272,22 @@ void launch_rows(const char* op, const RowPlan& plan, const Policy& policy, cuda
   using T = typename Policy::T;
   constexpr int P = kRowPack<T>;
   const std::string name = std::string(op) + " row_" + to_string(plan.strategy) + "_kernel";
+  if (plan.strategy == RowStrategy::cluster) {
+    const auto run = [&](auto kernel) {
+      // active_clusters (cluster_plan) set the kernel's shared-memory and cluster-size opt-ins.
+      const std::int64_t wave =
+          active_clusters(kernel_handle(kernel), static_cast<unsigned>(plan.cluster_blocks),
+                          plan.threads, plan.shared_bytes);
+      const std::int64_t clusters = std::max<std::int64_t>(1, std::min(policy.rows, wave));
+      launch_clustered(LaunchConfig{dim3(static_cast<unsigned>(clusters * plan.cluster_blocks)),
+                                    dim3(plan.threads), plan.shared_bytes, stream},
+                       static_cast<unsigned>(plan.cluster_blocks), name.c_str(), kernel, policy);
+    };
+    if constexpr (Policy::kNormalize && Policy::kStoreUsesExp) {
+      if (plan.exp_cache) return run(&row_cluster_kernel<Policy, true>);
+    }
+    return run(&row_cluster_kernel<Policy, false>);
+  }
   if (plan.strategy == RowStrategy::warp) {
     dispatch_row_warp_shape<P>(policy.cols, [&](auto lanes, auto chunks) {
       constexpr int kLanes = decltype(lanes)::value;

@@ -28,6 +28,8 @@ const char* to_string(RowStrategy strategy) {
       return "block";
     case RowStrategy::online:
       return "online";
+    case RowStrategy::cluster:
+      return "cluster";
   }
   return "unknown";
 }
@@ -57,7 +59,7 @@ void run_forward(const char* op, MatrixView<const T> x, MatrixView<T> y,
   check_options(op, options);
   if (x.empty()) return;
   using Policy = detail::SoftmaxPolicy<T, kMode>;
-  const detail::RowPlan plan = detail::row_plan<Policy>(op, options.strategy, x.cols);
+  const detail::RowPlan plan = detail::row_plan<Policy>(op, options.strategy, x.rows, x.cols);
   detail::launch_rows(op, plan, Policy{x.data, y.data, x.rows, x.cols, x.ld, y.ld, options.scale},
                       stream);
 }
@@ -77,7 +79,7 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
   check_options(op, options);
   if (y.empty()) return;
   using Policy = detail::SoftmaxBackwardPolicy<T, kMode>;
-  const detail::RowPlan plan = detail::row_plan<Policy>(op, options.strategy, y.cols);
+  const detail::RowPlan plan = detail::row_plan<Policy>(op, options.strategy, y.rows, y.cols);
   detail::launch_rows(
       op, plan, Policy{y.data, dy.data, dx.data, y.rows, y.cols, y.ld, dy.ld, dx.ld, options.scale},
       stream);
@@ -85,9 +87,10 @@ void run_backward(const char* op, MatrixView<const T> y, MatrixView<const T> dy,
 
 }  // namespace
 
-RowStrategy softmax_strategy_for(std::int64_t cols, DType dtype, SoftmaxPass pass) {
+RowStrategy softmax_strategy_for(std::int64_t cols, DType dtype, SoftmaxPass pass,
+                                 std::int64_t rows) {
   return detail::choose_row_strategy(cols, detail::dtype_bytes(dtype),
-                                     pass == SoftmaxPass::forward ? 1 : 2);
+                                     pass == SoftmaxPass::forward ? 1 : 2, rows);
 }
 
 std::int64_t softmax_block_max_cols(DType dtype, SoftmaxPass pass) {

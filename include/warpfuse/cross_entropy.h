@@ -68,9 +68,11 @@ struct CrossEntropyOptions {
 /// cached row array in the block strategy).
 enum class CrossEntropyTargets { index, probabilities };
 
-/// The strategy `automatic` picks for rows of `classes` logits of `dtype` on the current device.
+/// The strategy `automatic` picks for `rows` rows (0: as many as fill the GPU) of `classes`
+/// logits of `dtype` on the current device (see softmax_strategy_for).
 RowStrategy cross_entropy_strategy_for(std::int64_t classes, DType dtype,
-                                       CrossEntropyTargets targets = CrossEntropyTargets::index);
+                                       CrossEntropyTargets targets = CrossEntropyTargets::index,
+                                       std::int64_t rows = 0);
 
 /// The longest row the block strategy holds on the current device.
 std::int64_t cross_entropy_block_max_cols(DType dtype,

@@ -11,12 +11,14 @@ namespace warpfuse {
 /// the row throws warpfuse::Unsupported.
 enum class RowStrategy {
   automatic,
-  warp,    ///< 1..32 lanes per row, the row in registers: rows up to kRowWarpMaxCols
-  block,   ///< a block per row, the row cached in shared memory: rows that fit on chip
-  online,  ///< a block per row, one pass for max and sum (online normaliser), any row length
+  warp,     ///< 1..32 lanes per row, the row in registers: rows up to kRowWarpMaxCols
+  block,    ///< a block per row, the row cached in shared memory: rows that fit on chip
+  online,   ///< a block per row, one pass for max and sum (online normaliser), any row length
+  cluster,  ///< a thread-block cluster (2..16 blocks) per row, the row cached across their shared
+            ///< memory: rows up to 16 blocks' shared memory, on compute capability >= 9.0
 };
 
-/// "automatic", "warp", "block" or "online".
+/// "automatic", "warp", "block", "online" or "cluster".
 const char* to_string(RowStrategy strategy);
 
 /// The longest row the warp strategy holds: 32 lanes x 32 fp32 values in registers.

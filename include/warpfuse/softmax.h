@@ -51,11 +51,14 @@ constexpr std::int64_t kSoftmaxWarpMaxCols = kRowWarpMaxCols;
 /// its block strategy holds rows half as long.
 enum class SoftmaxPass { forward, backward };
 
-/// The strategy `automatic` picks for rows of `cols` elements of `dtype` on the current device
-/// (the block strategy's limit depends on the device's shared memory), for the forward or the
-/// backward (softmax and log_softmax alike). Throws CudaError when the device cannot be queried.
+/// The strategy `automatic` picks for `rows` rows (0: as many as fill the GPU) of `cols` elements
+/// of `dtype` on the current device (the block strategy's limit depends on the device's shared
+/// memory; the cluster strategy needs compute capability 9.0, and takes a few long rows too), for
+/// the forward or the backward (softmax and log_softmax alike). A device that has clusters but
+/// cannot schedule the one a row needs runs online where this says cluster. Throws CudaError
+/// when the device cannot be queried.
 RowStrategy softmax_strategy_for(std::int64_t cols, DType dtype,
-                                 SoftmaxPass pass = SoftmaxPass::forward);
+                                 SoftmaxPass pass = SoftmaxPass::forward, std::int64_t rows = 0);
 
 /// The longest row the block strategy can hold in shared memory on the current device.
 std::int64_t softmax_block_max_cols(DType dtype, SoftmaxPass pass = SoftmaxPass::forward);

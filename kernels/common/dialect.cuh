@@ -10,6 +10,18 @@
 //   ex2_approx_ftz(x)            2^x by the hardware's MUFU.EX2 (PTX ex2.approx.ftz.f32: relative
 //                                error <= 2^-22, results below 2^-126 flushed to 0, no fix-up
 //                                code); the emulator computes 2^x exactly and flushes the same way
+// Thread-block clusters (sm_90; launched by host/cuda/launch.h's launch_clustered):
+//   cluster_block_rank()         the block's rank in its cluster (x fastest)
+//   cluster_num_blocks()         blocks in the cluster
+//   cluster_sync()               the cluster-wide barrier (all threads of all its blocks), which
+//                                also orders their shared- and global-memory accesses
+//   cluster_map_shared(p, rank)  p, an address in this block's dynamic shared memory, in block
+//                                `rank`'s (distributed shared memory)
+// These are cooperative_groups::this_cluster() under nvcc and the emulator's clusters otherwise,
+// which check the rules: every thread reaches each cluster barrier, a peer is mapped only inside
+// the cluster and before it exits, and a block whose shared memory peers mapped passes a cluster
+// barrier after their last access before it exits. A cluster kernel keeps all of its shared
+// memory dynamic (the emulator runs a cluster's blocks together; static __shared__ is one copy).
 #pragma once
 
 #include <cmath>
@@ -27,6 +39,63 @@
 
 #define WF_DEVICE __device__ __forceinline__
 #define WF_HOST_DEVICE __host__ __device__ __forceinline__
+
+#if !defined(WARPFUSE_SIMT)
+#include <cooperative_groups.h>
+#endif
+
+namespace warpfuse::detail {
+
+#if defined(WARPFUSE_SIMT)
+WF_DEVICE unsigned cluster_block_rank() {
+  return ::simt::detail::cluster_rank();
+}
+WF_DEVICE unsigned cluster_num_blocks() {
+  return ::simt::detail::cluster_size();
+}
+// The call site (GCC's builtins as default arguments) names the barrier in the emulator's faults.
+WF_DEVICE void cluster_sync(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  ::simt::detail::cluster_sync(file, line);
+}
+template <class T>
+WF_DEVICE T* cluster_map_shared(T* address, unsigned rank, const char* file = __builtin_FILE(),
+                                int line = __builtin_LINE()) {
+  return static_cast<T*>(::simt::detail::map_shared_rank(address, rank, file, line));
+}
+#elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+WF_DEVICE unsigned cluster_block_rank() {
+  return cooperative_groups::this_cluster().block_rank();
+}
+WF_DEVICE unsigned cluster_num_blocks() {
+  return cooperative_groups::this_cluster().num_blocks();
+}
+WF_DEVICE void cluster_sync() {
+  cooperative_groups::this_cluster().sync();
+}
+template <class T>
+WF_DEVICE T* cluster_map_shared(T* address, unsigned rank) {
+  return cooperative_groups::this_cluster().map_shared_rank(address, rank);
+}
+#else
+// Below sm_90 there are no clusters; the host never launches a cluster kernel there
+// (active_clusters is 0), so these only keep the kernels compiling.
+WF_DEVICE unsigned cluster_block_rank() {
+  return 0;
+}
+WF_DEVICE unsigned cluster_num_blocks() {
+  return 1;
+}
+WF_DEVICE void cluster_sync() {
+  __trap();
+}
+template <class T>
+WF_DEVICE T* cluster_map_shared(T* address, unsigned) {
+  __trap();
+  return address;
+}
+#endif
+
+}  // namespace warpfuse::detail
 
 namespace warpfuse::detail {
 

@@ -127,10 +127,12 @@ WF_DEVICE T warp_all_reduce_max(T value, unsigned mask = kFullMask) {
 /// Contract: every thread of the block calls it (it contains __syncthreads), and the block holds a
 /// whole number of warps, at most 1024 threads. Back-to-back calls are safe without an extra
 /// barrier: the shared slots are only rewritten after a barrier every reader has passed.
+/// block_all_reduce through caller-provided shared memory: `slots` holds kWarpSize + 1 values
+/// (a cluster kernel passes dynamic shared memory; see dialect.cuh).
 template <class T, class Op>
-WF_DEVICE T block_all_reduce(T value, Op op) {
-  __shared__ T warp_partials[kWarpSize];
-  __shared__ T block_result;
+WF_DEVICE T block_all_reduce_in(T value, Op op, T* slots) {
+  T* const warp_partials = slots;
+  T* const block_result = slots + kWarpSize;
   const unsigned lane = lane_index();
   const unsigned warp = warp_index();
   const unsigned warps = threads_per_block() / kWarpSize;
@@ -140,10 +142,16 @@ WF_DEVICE T block_all_reduce(T value, Op op) {
   if (warp == 0) {
     T partial = lane < warps ? warp_partials[lane] : Op::template identity<T>();
     partial = warp_all_reduce(partial, op);
-    if (lane == 0) block_result = partial;
+    if (lane == 0) *block_result = partial;
   }
   __syncthreads();
-  return block_result;
+  return *block_result;
+}
+
+template <class T, class Op>
+WF_DEVICE T block_all_reduce(T value, Op op) {
+  __shared__ T slots[kWarpSize + 1];
+  return block_all_reduce_in(value, op, slots);
 }
 
 /// N sums reduced together over each group of Width lanes: one shuffle per value per round, the
@@ -159,23 +167,26 @@ WF_DEVICE void warp_all_reduce_sums(float (&values)[N], unsigned mask = kFullMas
 
 /// N sums over the whole block, every thread gets them; the contract of block_all_reduce (every
 /// thread calls it; back-to-back calls need no extra barrier).
+/// block_all_reduce_sums through caller-provided shared memory: `slots` holds N (kWarpSize + 1)
+/// floats.
 template <int N>
-WF_DEVICE void block_all_reduce_sums(float (&values)[N]) {
-  __shared__ float warp_partials[N][kWarpSize];
-  __shared__ float block_result[N];
+WF_DEVICE void block_all_reduce_sums_in(float (&values)[N], float* slots) {
+  float* const warp_partials = slots;                 // [N][kWarpSize]
+  float* const block_result = slots + N * kWarpSize;  // [N]
   const unsigned lane = lane_index();
   const unsigned warp = warp_index();
   const unsigned warps = threads_per_block() / kWarpSize;
   warp_all_reduce_sums<kWarpSize>(values);
   if (lane == 0) {
 #pragma unroll
-    for (int i = 0; i < N; ++i) warp_partials[i][warp] = values[i];
+    for (int i = 0; i < N; ++i) warp_partials[i * kWarpSize + warp] = values[i];
   }
   __syncthreads();
   if (warp == 0) {
     float partial[N];
 #pragma unroll
-    for (int i = 0; i < N; ++i) partial[i] = lane < warps ? warp_partials[i][lane] : 0.0f;
+    for (int i = 0; i < N; ++i)
+      partial[i] = lane < warps ? warp_partials[i * kWarpSize + lane] : 0.0f;
     warp_all_reduce_sums<kWarpSize>(partial);
     if (lane == 0) {
 #pragma unroll
@@ -185,6 +196,12 @@ WF_DEVICE void block_all_reduce_sums(float (&values)[N]) {
   __syncthreads();
 #pragma unroll
   for (int i = 0; i < N; ++i) values[i] = block_result[i];
+}
+
+template <int N>
+WF_DEVICE void block_all_reduce_sums(float (&values)[N]) {
+  __shared__ float slots[N * (kWarpSize + 1)];
+  block_all_reduce_sums_in(values, slots);
 }
 
 template <class T>

@@ -71,6 +71,9 @@
 //   online  row_online_kernel<Policy>: one block per row, no cache; pass 1 takes the maximum over
 //           a register block of kOnlineBlockPacks packs per input, rescales the running sum once
 //           per block and adds one exponential per element; pass 2 re-reads and stores. Any length.
+//   cluster row_cluster_kernel<Policy, kExpCache>: one thread-block cluster (2..16 blocks) per
+//           row, each block caching its slice as the block strategy does; the blocks' partial
+//           maximum and sums are exchanged through distributed shared memory (see the kernel).
 //   stream  row_stream_warp_kernel<Policy, kLanes> (a team of kLanes lanes per row, 32 / kLanes
 //           rows per warp) and row_stream_block_kernel<Policy> (a block per row): one pass, each
 //           member loading a register block of kStreamBlockPacks packs per input before using
@@ -424,158 +427,183 @@ constexpr std::int64_t row_cache_bytes(std::int64_t cols, bool exp_cache) {
   return first + (Policy::kInputs - 1) * packs * 16;
 }
 
+/// The row-cache traversal of the block and cluster strategies for one row: this block caches
+/// body packs [rank S, (rank + 1) S) (S = capacity; rank 0 with S = all packs for the block
+/// strategy) in `cache_base` (the layout of row_cache_bytes over S packs), thread t packs
+/// rank S + t, rank S + t + T, ...; rank 0's threads hold the edge elements. The row's maximum
+/// and sums go through `exchange`: max(v) and sums(s) return the whole row's from this block's
+/// partials (a block reduction, plus the cluster's exchange). Every thread of the block calls it.
+template <class Policy, bool kExpCache, class Exchange>
+WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigned char* cache_base,
+                                 std::int64_t capacity, unsigned rank, Exchange& exchange) {
+  using T = typename Policy::T;
+  constexpr int kIn = Policy::kInputs;
+  constexpr int P = kRowPack<T>;
+  constexpr int kPlanes = P / 4;         // float4 planes of an fp32-cached pack
+  constexpr int kS = Policy::kSums + 1;  // [0]: the exponentials' sum
+  static_assert(!kExpCache || (Policy::kNormalize && Policy::kStoreUsesExp),
+                "the fp32 exponential cache replaces input 0, which the store must not need");
+  float4* const exp_cache = reinterpret_cast<float4*>(cache_base);
+  Pack<T, P>* const cache = reinterpret_cast<Pack<T, P>*>(cache_base);   // [input][capacity]
+  const std::int64_t input_offset = kExpCache ? capacity * kPlanes : 0;  // in packs of 16 bytes
+  const std::int64_t thread = linear_thread_index();
+  const std::int64_t threads = threads_per_block();
+  const bool leader = rank == 0 && thread == 0;
+  const auto cached = [&](int j, std::int64_t c) -> Pack<T, P>& {
+    return cache[input_offset + (kExpCache ? j - 1 : j) * capacity + c];
+  };
+  const RowArrays<Policy> arrays = RowArrays<Policy>::of(policy, row, policy.cols);
+  const RowSplit<P> split = arrays.split;
+  const std::int64_t start = static_cast<std::int64_t>(rank) * capacity;
+  const std::int64_t q_begin = start < split.packs ? start : split.packs;
+  const std::int64_t q_end = q_begin + capacity < split.packs ? q_begin + capacity : split.packs;
+  const bool has_edge = rank == 0 && thread < split.edges();
+  const std::int64_t edge_col = has_edge ? split.edge_col(thread) : 0;
+  float edge[kIn] = {};
+  if (has_edge) arrays.load_edge(thread, edge);
+  const typename Policy::Row info = policy.template begin_row<false>(row, leader);
+  // Pass 1: the block's packs into its cache (and their maximum).
+  float max = has_edge && Policy::kNormalize ? edge[0] : negative_infinity();
+  for (std::int64_t q = q_begin + thread; q < q_end; q += threads) {
+    float v[kIn * P];
+    arrays.load_pack_of(q, v);
+    const std::int64_t c = q - q_begin;
+#pragma unroll
+    for (int j = 0; j < kIn; ++j) {
+      if (kExpCache && j == 0) {
+#pragma unroll
+        for (int h = 0; h < kPlanes; ++h) {
+          exp_cache[h * capacity + c] =
+              make_float4(v[4 * h], v[4 * h + 1], v[4 * h + 2], v[4 * h + 3]);
+        }
+      } else {
+        Pack<T, P> pack;
+#pragma unroll
+        for (int i = 0; i < P; ++i) pack.elem[i] = from_float<T>(v[j * P + i]);  // exact
+        cached(j, c) = pack;
+      }
+    }
+    if constexpr (Policy::kNormalize) {
+#pragma unroll
+      for (int i = 0; i < P; ++i) max = fmaxf(max, v[i]);
+    }
+  }
+  Exp2Row ex{};
+  if constexpr (Policy::kNormalize) ex = Exp2Row::from(exchange.max(max), policy.logit_scale());
+  const auto read_cached = [&](std::int64_t c, float* v) {
+#pragma unroll
+    for (int j = 0; j < kIn; ++j) {
+      if (kExpCache && j == 0) {
+#pragma unroll
+        for (int h = 0; h < kPlanes; ++h) {
+          const float4 f = exp_cache[h * capacity + c];
+          v[4 * h] = f.x;
+          v[4 * h + 1] = f.y;
+          v[4 * h + 2] = f.z;
+          v[4 * h + 3] = f.w;
+        }
+      } else {
+        const Pack<T, P> pack = cached(j, c);
+#pragma unroll
+        for (int i = 0; i < P; ++i) v[j * P + i] = to_float(pack.elem[i]);
+      }
+    }
+  };
+  // Pass 2: the block's sums (with the fp32 cache, the exponentials replace the inputs).
+  float sums[kS];
+#pragma unroll
+  for (int i = 0; i < kS; ++i) sums[i] = 0.0f;
+  float edge_exp = 0.0f;
+  float in[kIn];
+  const auto sum_pass = [&](auto exp) {
+    if (has_edge) {
+      edge_exp = exp(edge[0]);
+      sums[0] += edge_exp;
+      policy.template accumulate<false>(info, edge_col, edge, sums + 1);
+    }
+    for (std::int64_t q = q_begin + thread; q < q_end; q += threads) {
+      float v[kIn * P];
+      const std::int64_t c = q - q_begin;
+      read_cached(c, v);
+      const std::int64_t col0 = split.pack_col(q);
+      float e[P];
+#pragma unroll
+      for (int i = 0; i < P; ++i) {
+        element_inputs<kIn, P>(v, i, in);
+        e[i] = exp(in[0]);
+        sums[0] += e[i];
+        policy.template accumulate<false>(info, col0 + i, in, sums + 1);
+      }
+      if constexpr (kExpCache) {
+#pragma unroll
+        for (int h = 0; h < kPlanes; ++h) {
+          exp_cache[h * capacity + c] =
+              make_float4(e[4 * h], e[4 * h + 1], e[4 * h + 2], e[4 * h + 3]);
+        }
+      }
+    }
+  };
+  if constexpr (Policy::kNormalize) {
+    ex.visit(sum_pass);
+  } else {
+    sum_pass(NoExp{});
+  }
+  exchange.sums(sums);
+  const RowStats stats = Policy::kNormalize ? ex.stats(sums[0]) : RowStats{};
+  const typename Policy::Result result = policy.finish(info, row, stats, sums + 1, leader);
+  if (arrays.out == nullptr) return;
+  // Pass 3: the outputs of the block's packs, from its cache.
+  const auto store_pass = [&](auto exp) {
+    for (std::int64_t q = q_begin + thread; q < q_end; q += threads) {
+      float v[kIn * P];
+      read_cached(q - q_begin, v);
+      const std::int64_t col0 = split.pack_col(q);
+      float out[P];
+#pragma unroll
+      for (int i = 0; i < P; ++i) {
+        element_inputs<kIn, P>(v, i, in);
+        float e;
+        if constexpr (kExpCache) {
+          e = in[0];
+          in[0] = 0.0f;  // the input itself is gone; the policy's store does not read it
+        } else {
+          e = exp(in[0]);
+        }
+        out[i] = policy.store_value(info, result, col0 + i, in, e);
+      }
+      store_body<P>(arrays.out + col0, arrays.out_vector, out);
+    }
+    if (has_edge) {
+      arrays.out[edge_col] =
+          from_float<T>(policy.store_value(info, result, edge_col, edge, edge_exp));
+    }
+  };
+  if constexpr (kExpCache) {
+    store_pass(NoExp{});
+  } else {
+    visit_store_exp<Policy>(ex, store_pass);
+  }
+}
+
+/// The block strategy's exchange (cached_row_passes): the block's own reductions.
+struct BlockExchange {
+  WF_DEVICE float max(float local) { return block_all_reduce_max(local); }
+  template <int N>
+  WF_DEVICE void sums(float (&values)[N]) {
+    block_all_reduce_sums(values);
+  }
+};
+
 /// Grid: 1-D, grid-stride over rows, one row per block; block: whole warps (<= 1024). Dynamic
 /// shared memory: row_cache_bytes<Policy>(cols, kExpCache). Thread t caches body packs t, t + T,
 /// ... and handles edge element t in registers.
 template <class Policy, bool kExpCache>
 __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_block_kernel(Policy policy) {
-  using T = typename Policy::T;
-  constexpr int kIn = Policy::kInputs;
-  constexpr int P = kRowPack<T>;
-  constexpr int kPlanes = P / 4;  // float4 planes of an fp32-cached pack
-  static_assert(!kExpCache || (Policy::kNormalize && Policy::kStoreUsesExp),
-                "the fp32 exponential cache replaces input 0, which the store must not need");
   WF_DYNAMIC_SHARED(unsigned char, shared);
-  const std::int64_t capacity = policy.cols / P;
-  float4* exp_cache = reinterpret_cast<float4*>(shared);
-  Pack<T, P>* cache = reinterpret_cast<Pack<T, P>*>(shared);             // [input][capacity]
-  const std::int64_t input_offset = kExpCache ? capacity * kPlanes : 0;  // in packs of 16 bytes
-  const std::int64_t thread = linear_thread_index();
-  const std::int64_t threads = threads_per_block();
-  const auto cached = [&](int j, std::int64_t q) -> Pack<T, P>& {
-    return cache[input_offset + (kExpCache ? j - 1 : j) * capacity + q];
-  };
+  BlockExchange exchange;
   for (std::int64_t row = blockIdx.x; row < policy.rows; row += gridDim.x) {
-    const RowArrays<Policy> arrays = RowArrays<Policy>::of(policy, row, policy.cols);
-    const RowSplit<P> split = arrays.split;
-    const bool has_edge = thread < split.edges();
-    const std::int64_t edge_col = has_edge ? split.edge_col(thread) : 0;
-    float edge[kIn] = {};
-    if (has_edge) arrays.load_edge(thread, edge);
-    const typename Policy::Row info = policy.template begin_row<false>(row, thread == 0);
-    // Pass 1: the row into the cache (and the maximum).
-    float max = has_edge && Policy::kNormalize ? edge[0] : negative_infinity();
-    for (std::int64_t q = thread; q < split.packs; q += threads) {
-      float v[kIn * P];
-      arrays.load_pack_of(q, v);
-#pragma unroll
-      for (int j = 0; j < kIn; ++j) {
-        if (kExpCache && j == 0) {
-#pragma unroll
-          for (int h = 0; h < kPlanes; ++h) {
-            exp_cache[h * capacity + q] =
-                make_float4(v[4 * h], v[4 * h + 1], v[4 * h + 2], v[4 * h + 3]);
-          }
-        } else {
-          Pack<T, P> pack;
-#pragma unroll
-          for (int i = 0; i < P; ++i) pack.elem[i] = from_float<T>(v[j * P + i]);  // exact
-          cached(j, q) = pack;
-        }
-      }
-      if constexpr (Policy::kNormalize) {
-#pragma unroll
-        for (int i = 0; i < P; ++i) max = fmaxf(max, v[i]);
-      }
-    }
-    Exp2Row ex{};
-    if constexpr (Policy::kNormalize) {
-      max = block_all_reduce_max(max);
-      ex = Exp2Row::from(max, policy.logit_scale());
-    }
-    const auto read_cached = [&](std::int64_t q, float* v) {
-#pragma unroll
-      for (int j = 0; j < kIn; ++j) {
-        if (kExpCache && j == 0) {
-#pragma unroll
-          for (int h = 0; h < kPlanes; ++h) {
-            const float4 f = exp_cache[h * capacity + q];
-            v[4 * h] = f.x;
-            v[4 * h + 1] = f.y;
-            v[4 * h + 2] = f.z;
-            v[4 * h + 3] = f.w;
-          }
-        } else {
-          const Pack<T, P> pack = cached(j, q);
-#pragma unroll
-          for (int i = 0; i < P; ++i) v[j * P + i] = to_float(pack.elem[i]);
-        }
-      }
-    };
-    // Pass 2: the sums (and, with the fp32 cache, the exponentials in place of the inputs).
-    float sums[Policy::kSums + 1];
-#pragma unroll
-    for (int i = 0; i <= Policy::kSums; ++i) sums[i] = 0.0f;
-    float edge_exp = 0.0f;
-    float in[kIn];
-    const auto sum_pass = [&](auto exp) {
-      if (has_edge) {
-        edge_exp = exp(edge[0]);
-        sums[0] += edge_exp;
-        policy.template accumulate<false>(info, edge_col, edge, sums + 1);
-      }
-      for (std::int64_t q = thread; q < split.packs; q += threads) {
-        float v[kIn * P];
-        read_cached(q, v);
-        const std::int64_t col0 = split.pack_col(q);
-        float e[P];
-#pragma unroll
-        for (int i = 0; i < P; ++i) {
-          element_inputs<kIn, P>(v, i, in);
-          e[i] = exp(in[0]);
-          sums[0] += e[i];
-          policy.template accumulate<false>(info, col0 + i, in, sums + 1);
-        }
-        if constexpr (kExpCache) {
-#pragma unroll
-          for (int h = 0; h < kPlanes; ++h) {
-            exp_cache[h * capacity + q] =
-                make_float4(e[4 * h], e[4 * h + 1], e[4 * h + 2], e[4 * h + 3]);
-          }
-        }
-      }
-    };
-    if constexpr (Policy::kNormalize) {
-      ex.visit(sum_pass);
-    } else {
-      sum_pass(NoExp{});
-    }
-    block_all_reduce_sums(sums);
-    const RowStats stats = Policy::kNormalize ? ex.stats(sums[0]) : RowStats{};
-    const typename Policy::Result result = policy.finish(info, row, stats, sums + 1, thread == 0);
-    if (arrays.out == nullptr) continue;
-    // Pass 3: the outputs, from the packs this thread cached (with the fp32 cache, from the
-    // exponentials themselves).
-    const auto store_pass = [&](auto exp) {
-      for (std::int64_t q = thread; q < split.packs; q += threads) {
-        float v[kIn * P];
-        read_cached(q, v);
-        const std::int64_t col0 = split.pack_col(q);
-        float out[P];
-#pragma unroll
-        for (int i = 0; i < P; ++i) {
-          element_inputs<kIn, P>(v, i, in);
-          float e;
-          if constexpr (kExpCache) {
-            e = in[0];
-            in[0] = 0.0f;  // the input itself is gone; the policy's store does not read it
-          } else {
-            e = exp(in[0]);
-          }
-          out[i] = policy.store_value(info, result, col0 + i, in, e);
-        }
-        store_body<P>(arrays.out + col0, arrays.out_vector, out);
-      }
-      if (has_edge) {
-        arrays.out[edge_col] =
-            from_float<T>(policy.store_value(info, result, edge_col, edge, edge_exp));
-      }
-    };
-    if constexpr (kExpCache) {
-      store_pass(NoExp{});
-    } else {
-      visit_store_exp<Policy>(ex, store_pass);
-    }
+    cached_row_passes<Policy, kExpCache>(policy, row, shared,
+                                         policy.cols / kRowPack<typename Policy::T>, 0, exchange);
   }
 }
 
@@ -822,6 +850,108 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_stream_block_kerne
     if (!policy.reduces()) continue;
     sum = block_all_reduce_sum(sum);
     if (thread == 0) policy.finish_row(row, sum);
+  }
+}
+
+// --- cluster strategy ----------------------------------------------------------------------------
+
+/// Most blocks of a cluster (16 with the non-portable opt-in; host/cuda/rows.h asks for it).
+constexpr int kClusterMaxBlocks = 16;
+
+/// Floats at the start of a cluster block's dynamic shared memory: the exchange slots its peers
+/// write (a maximum and, in two row-parity buffers, kSums + 1 sums per rank) and the block
+/// reductions' slots (kWarpSize + 1 per reduced value), rounded to 16 bytes.
+template <class Policy>
+constexpr int kClusterScratchFloats = (kClusterMaxBlocks * (2 * Policy::kSums + 3) +
+                                       (Policy::kSums + 1) * (kWarpSize + 1) + 3) /
+                                      4 * 4;
+
+/// Body packs per block when a row of `cols` is split over `blocks` blocks (the last may get
+/// fewer): ceil(floor(cols / P) / blocks).
+template <class Policy>
+constexpr std::int64_t cluster_slice_packs(std::int64_t cols, int blocks) {
+  const std::int64_t packs = cols / kRowPack<typename Policy::T>;
+  return (packs + blocks - 1) / blocks;
+}
+
+/// Bytes of dynamic shared memory per block of row_cluster_kernel<Policy, kExpCache> for rows of
+/// `cols` over `blocks` blocks: the scratch, then the block's slice of the row cache (laid out as
+/// the block strategy's).
+template <class Policy>
+constexpr std::int64_t row_cluster_bytes(std::int64_t cols, int blocks, bool exp_cache) {
+  using T = typename Policy::T;
+  constexpr int P = kRowPack<T>;
+  const std::int64_t slice = cluster_slice_packs<Policy>(cols, blocks);
+  const std::int64_t first = exp_cache ? slice * P * 4 : slice * 16;
+  return kClusterScratchFloats<Policy> * 4 + first + (Policy::kInputs - 1) * slice * 16;
+}
+
+/// The cluster's exchange (cached_row_passes): the block's partial reduced over the block, pushed
+/// into every peer's slot for this rank through distributed shared memory, one cluster barrier,
+/// then the ranks' partials combined in rank order (the same bits in every block).
+template <int kS>
+struct ClusterExchange {
+  float* max_slots;     // [kClusterMaxBlocks]
+  float* sum_slots;     // [kClusterMaxBlocks][kS], this row's parity buffer
+  float* reduce_slots;  // the block reductions'
+  unsigned rank;
+  unsigned blocks;
+
+  WF_DEVICE float max(float local) {
+    const float block = block_all_reduce_in(local, MaxOp{}, reduce_slots);
+    const unsigned thread = linear_thread_index();
+    if (thread < blocks) *cluster_map_shared(max_slots + rank, thread) = block;
+    cluster_sync();
+    float row = negative_infinity();
+    for (unsigned r = 0; r < blocks; ++r) row = fmaxf(row, max_slots[r]);
+    return row;
+  }
+  WF_DEVICE void sums(float (&values)[kS]) {
+    block_all_reduce_sums_in(values, reduce_slots);
+    const unsigned thread = linear_thread_index();
+    if (thread < blocks) {
+      float* const slot = cluster_map_shared(sum_slots + rank * kS, thread);
+#pragma unroll
+      for (int i = 0; i < kS; ++i) slot[i] = values[i];
+    }
+    cluster_sync();
+#pragma unroll
+    for (int i = 0; i < kS; ++i) {
+      float total = 0.0f;
+      for (unsigned r = 0; r < blocks; ++r) total += sum_slots[r * kS + i];
+      values[i] = total;
+    }
+  }
+};
+
+/// Grid: 1-D, clusters of cluster_num_blocks() blocks along x (2..16), grid-stride over rows, one
+/// row per cluster; block: whole warps (<= 1024). Block rank r of a cluster caches body packs
+/// [r S, (r + 1) S) of the row (S = cluster_slice_packs) in its dynamic shared memory, thread t
+/// of it packs r S + t, r S + t + T, ...; rank 0's threads hold the row's edge elements. Each
+/// block reduces its part (maximum, then the sums), pushes the partial into every peer's slot for
+/// its rank through distributed shared memory, and after one cluster barrier every thread combines
+/// the ranks' partials in rank order (the same bits in every block: no atomics). One cluster
+/// barrier per exchange (two per row when normalising); a slot is rewritten only after a barrier
+/// its readers passed (the maximum's after the sums' barrier; the sums alternate between two
+/// buffers by row parity, so row r + 2 writes after row r + 1's barrier), and nothing is mapped
+/// after a row's last barrier, so a block may exit without another.
+template <class Policy, bool kExpCache>
+__global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_cluster_kernel(Policy policy) {
+  constexpr int kS = Policy::kSums + 1;  // [0]: the exponentials' sum
+  WF_DYNAMIC_SHARED(unsigned char, shared);
+  float* const max_slots = reinterpret_cast<float*>(shared);
+  float* const sum_buffers = max_slots + kClusterMaxBlocks;  // [2][kClusterMaxBlocks][kS]
+  float* const reduce_slots = sum_buffers + 2 * kClusterMaxBlocks * kS;
+  const unsigned rank = cluster_block_rank();
+  const unsigned blocks = cluster_num_blocks();
+  const std::int64_t capacity = cluster_slice_packs<Policy>(policy.cols, static_cast<int>(blocks));
+  const std::int64_t clusters = gridDim.x / blocks;
+  std::int64_t parity = 0;
+  for (std::int64_t row = blockIdx.x / blocks; row < policy.rows; row += clusters, parity ^= 1) {
+    ClusterExchange<kS> exchange{max_slots, sum_buffers + parity * kClusterMaxBlocks * kS,
+                                 reduce_slots, rank, blocks};
+    cached_row_passes<Policy, kExpCache>(policy, row, shared + kClusterScratchFloats<Policy> * 4,
+                                         capacity, rank, exchange);
   }
 }
 

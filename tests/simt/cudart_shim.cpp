@@ -59,6 +59,8 @@ namespace {
 constexpr int kSharedPerBlockOptin = 232448;
 constexpr int kSharedPerMultiprocessor = 233472;
 constexpr int kMultiprocessors = 132;
+constexpr int kGpcs = 8;        // graphics processing clusters (the cluster model)
+constexpr int kSmsPerGpc = 16;  // usable SMs per GPC in that model
 constexpr int kThreadsPerMultiprocessor = 2048;
 
 std::mutex g_mutex;
@@ -626,6 +628,10 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
       if (value < 0 || value > kSharedPerBlockOptin) return fail(cudaErrorInvalidValue);
       simt::detail::set_max_dynamic_shared(func, static_cast<std::size_t>(value));
       return cudaSuccess;
+    case cudaFuncAttributeNonPortableClusterSizeAllowed:
+      if (value != 0 && value != 1) return fail(cudaErrorInvalidValue);
+      simt::detail::set_non_portable_cluster_size(func, value == 1);
+      return cudaSuccess;
     case cudaFuncAttributePreferredSharedMemoryCarveout:
       return value >= -1 && value <= 100 ? cudaSuccess : fail(cudaErrorInvalidValue);
     default:
@@ -640,6 +646,30 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const voi
   // The kernel's registers, static shared memory and launch bounds from the kernel report (or a
   // test's override), through the same H100/H200 model the report applies.
   *blocks = simt::resident_blocks(simt::kernel_resources(func), block_size, dynamic_shared);
+  return cudaSuccess;
+}
+
+cudaError_t cudaOccupancyMaxActiveClusters(int* clusters, const void* func,
+                                           const cudaLaunchConfig_t* config) {
+  if (clusters == nullptr || config == nullptr) return fail(cudaErrorInvalidValue);
+  if (func == nullptr) return fail(cudaErrorInvalidDeviceFunction);
+  dim3 cluster(1, 1, 1);
+  for (unsigned i = 0; i < config->numAttrs; ++i) {
+    if (config->attrs[i].id == cudaLaunchAttributeClusterDimension) {
+      cluster = dim3(config->attrs[i].val.clusterDim.x, config->attrs[i].val.clusterDim.y,
+                     config->attrs[i].val.clusterDim.z);
+    }
+  }
+  const cudaError_t shape = simt::detail::launch_config_error(
+      func, config->gridDim, config->blockDim, config->dynamicSmemBytes, cluster);
+  if (shape != cudaSuccess) return fail(shape);
+  const unsigned threads = config->blockDim.x * config->blockDim.y * config->blockDim.z;
+  const int per_sm = simt::resident_blocks(simt::kernel_resources(func), static_cast<int>(threads),
+                                           config->dynamicSmemBytes);
+  // A cluster runs on the SMs of one GPC: the H100/H200 model has 8 GPCs of 16 usable SMs each
+  // (128 of the 132), so a GPC holds floor(16 x blocks per SM / cluster blocks) clusters.
+  const int blocks = static_cast<int>(cluster.x * cluster.y * cluster.z);
+  *clusters = kGpcs * (kSmsPerGpc * per_sm / blocks);
   return cudaSuccess;
 }
 

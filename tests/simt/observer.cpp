@@ -59,6 +59,7 @@ struct Stamp {
   std::uint32_t block = 0;
   std::uint16_t thread = kNoThread;  // linear index in the block; kNoThread: none
   std::uint16_t epoch = 0;           // __syncthreads passed by the block before the access
+  std::uint16_t cluster_epoch = 0;   // cluster barriers passed by its cluster before the access
   std::uint32_t warp_ops = 0;        // warp-synchronous ops passed by the thread
   const void* pc = nullptr;
 };
@@ -77,20 +78,28 @@ struct Allocation {
   std::size_t traffic_index = static_cast<std::size_t>(-1);
 };
 
+/// One of the blocks running together (a cluster's, by rank; one without clusters).
+struct Slot {
+  uint3 idx{};
+  std::uint32_t linear = 0;
+  std::uint16_t epoch = 0;              // __syncthreads the block has passed
+  std::vector<std::uint32_t> warp_ops;  // per thread of the block
+  std::uintptr_t low = 0, high = 0;     // its dynamic shared memory
+  std::vector<Cell> cells;
+};
+
 struct Observer {
   // The running launch.
   std::string kernel;
   dim3 grid{};
   dim3 block_dim{};
-  std::uint32_t block_linear = 0;
-  uint3 block_idx{};
+  std::size_t dynamic_bytes = 0;
+  std::vector<Slot> slots;
+  unsigned rank = 0;  // the running thread's slot
   std::uint32_t generation = 0;
-  std::uint16_t epoch = 0;
-  std::vector<std::uint32_t> warp_ops;  // per thread of the block
+  std::uint16_t cluster_epoch = 0;  // cluster barriers the running cluster has passed
   unsigned thread = 0;
   std::uintptr_t stack_low = 0, stack_high = 0;
-  std::uintptr_t dynamic_low = 0, dynamic_high = 0;
-  std::vector<Cell> dynamic_cells;
   std::unordered_map<std::uintptr_t, std::unique_ptr<Cell[]>> static_pages;  // by generation
   std::unordered_map<std::uintptr_t, std::unique_ptr<Cell[]>> global_pages;
   std::string first_report;  // the first uninitialised read
@@ -105,6 +114,13 @@ struct Observer {
 Observer& observer() {
   static Observer instance;
   return instance;
+}
+
+Slot& current(Observer& o) {
+  return o.slots[o.rank];
+}
+const Slot& current(const Observer& o) {
+  return o.slots[o.rank];
 }
 
 thread_local bool t_in_kernel = false;
@@ -211,7 +227,7 @@ std::string code_location(const void* pc) {
 std::string thread_text(const Observer& o, std::uint32_t block, std::uint16_t thread) {
   const unsigned x = o.block_dim.x, y = o.block_dim.y;
   std::ostringstream text;
-  if (block != o.block_linear) {
+  if (block != current(o).linear) {
     const unsigned gx = o.grid.x, gy = o.grid.y;
     text << "block (" << block % gx << "," << (block / gx) % gy << "," << block / (gx * gy) << ") ";
   }
@@ -226,22 +242,37 @@ void report(Observer& o, const std::string& what, bool is_race = false) {
   std::string& slot = is_race ? o.first_race : o.first_report;
   if (!slot.empty()) return;
   std::ostringstream text;
-  text << "simt: kernel '" << o.kernel << "' block (" << o.block_idx.x << "," << o.block_idx.y
-       << "," << o.block_idx.z << "): " << what;
+  const uint3 idx = current(o).idx;
+  text << "simt: kernel '" << o.kernel << "' block (" << idx.x << "," << idx.y << "," << idx.z
+       << "): " << what;
   slot = text.str();
+}
+
+/// Whether the block with linear index `block` runs in the current cluster.
+bool in_cluster(const Observer& o, std::uint32_t block) {
+  for (const Slot& slot : o.slots) {
+    if (slot.linear == block) return true;
+  }
+  return false;
 }
 
 bool ordered(const Observer& o, const Stamp& before, std::uint16_t thread) {
   if (before.thread == kNoThread) return true;
-  if (before.block != o.block_linear) return false;  // blocks of a launch are never ordered
-  if (before.thread == thread || before.epoch < o.epoch) return true;
-  return before.thread / 32 == thread / 32 && before.warp_ops < o.warp_ops[thread];
+  const Slot& self = current(o);
+  const bool cluster_barrier = before.cluster_epoch < o.cluster_epoch;
+  if (before.block != self.linear) {
+    // Blocks of a launch are ordered only by a cluster barrier, within one cluster.
+    return o.slots.size() > 1 && cluster_barrier && in_cluster(o, before.block);
+  }
+  if (before.thread == thread || before.epoch < self.epoch || cluster_barrier) return true;
+  return before.thread / 32 == thread / 32 && before.warp_ops < self.warp_ops[thread];
 }
 
 /// Applies one access by the current thread to the granule's state; returns the conflict, if any.
 const char* apply(Observer& o, Cell& cell, bool write, const void* pc, const Stamp** other) {
   const std::uint16_t self = static_cast<std::uint16_t>(o.thread);
-  const Stamp now{o.block_linear, self, o.epoch, o.warp_ops[o.thread], pc};
+  const Slot& slot = current(o);
+  const Stamp now{slot.linear, self, slot.epoch, o.cluster_epoch, slot.warp_ops[o.thread], pc};
   if (cell.writer.thread != kNoThread && !ordered(o, cell.writer, self)) {
     *other = &cell.writer;
     return write ? "write after write" : "read after write";
@@ -268,14 +299,15 @@ void race(Observer& o, const char* kind, const std::string& where, bool write, c
           const Stamp& other) {
   std::ostringstream text;
   text << "race (" << kind << ") on " << where << ": "
-       << thread_text(o, o.block_linear, static_cast<std::uint16_t>(o.thread))
+       << thread_text(o, current(o).linear, static_cast<std::uint16_t>(o.thread))
        << (write ? " writes" : " reads") << " it at " << code_location(pc) << ", and "
        << thread_text(o, other.block, other.thread)
        << (std::strcmp(kind, "write after read") == 0 ? " read" : " wrote") << " it at "
        << code_location(other.pc) << ", with no "
-       << (other.block == o.block_linear ? "__syncthreads (or, within a warp, warp-synchronous op) "
-                                           "between them"
-                                         : "ordering between their blocks");
+       << (other.block == current(o).linear
+               ? "__syncthreads (or, within a warp, warp-synchronous op) "
+                 "between them"
+               : "ordering between their blocks");
   report(o, text.str(), true);
 }
 
@@ -325,7 +357,7 @@ void global_access(Observer& o, Allocation& a, std::uintptr_t address, std::size
     for (std::size_t i = 0; i < bytes; ++i) {
       if (!a.written[offset + i]) {
         std::ostringstream text;
-        text << "uninitialised read: " << thread_text(o, o.block_linear, o.thread) << " reads "
+        text << "uninitialised read: " << thread_text(o, current(o).linear, o.thread) << " reads "
              << size << " bytes at byte " << offset + i << " of the " << a.size
              << "-byte allocation " << reinterpret_cast<const void*>(a.base) << " at "
              << code_location(pc)
@@ -360,13 +392,16 @@ Cell& static_cell(Observer& o, std::uintptr_t granule) {
   return page[granule % kPageGranules];
 }
 
-void shared_access(Observer& o, std::uintptr_t low, std::uintptr_t address, std::size_t size,
-                   bool write, const void* pc, bool is_static) {
+/// An access to static shared memory (owner == nullptr) or to the dynamic shared memory of the
+/// block in `owner` (the caller's own, or a cluster peer's through map_shared_rank).
+void shared_access(Observer& o, Slot* owner, std::uintptr_t low, std::uintptr_t address,
+                   std::size_t size, bool write, const void* pc) {
+  const bool is_static = owner == nullptr;
   o.traffic.shared_bytes += size;
   for (std::uintptr_t g = (address - low) / kGranule; g <= (address + size - 1 - low) / kGranule;
        ++g) {
-    if (!is_static && g >= o.dynamic_cells.size()) break;
-    Cell& cell = is_static ? static_cell(o, g) : o.dynamic_cells[g];
+    if (!is_static && g >= owner->cells.size()) break;
+    Cell& cell = is_static ? static_cell(o, g) : owner->cells[g];
     if (cell.generation != o.generation) {
       cell = Cell{};
       cell.generation = o.generation;
@@ -379,7 +414,7 @@ void shared_access(Observer& o, std::uintptr_t low, std::uintptr_t address, std:
           const std::string array =
               demangled_symbol(reinterpret_cast<const void*>(address), &offset);
           std::ostringstream text;
-          text << "uninitialised read: " << thread_text(o, o.block_linear, o.thread)
+          text << "uninitialised read: " << thread_text(o, current(o).linear, o.thread)
                << " reads static shared memory " << (array.empty() ? "" : array + " ") << "at byte "
                << offset << " that its block has not written, at " << code_location(pc);
           report(o, text.str());
@@ -398,6 +433,10 @@ void shared_access(Observer& o, std::uintptr_t low, std::uintptr_t address, std:
         } else {
           where << "dynamic shared byte " << g * kGranule << " (float index " << g * kGranule / 4
                 << ")";
+          if (owner != &current(o)) {
+            where << " of block (" << owner->idx.x << "," << owner->idx.y << "," << owner->idx.z
+                  << "), a cluster peer's";
+          }
         }
         race(o, kind, where.str(), write, pc, *other);
       }
@@ -419,13 +458,26 @@ inline void access(const void* ptr, std::size_t size, bool write, const void* pc
   Observer& o = observer();
   const auto address = reinterpret_cast<std::uintptr_t>(ptr);
   if (address >= o.stack_low && address < o.stack_high) return;  // the thread's own locals
-  if (address >= o.dynamic_low && address < o.dynamic_high) {
-    shared_access(o, o.dynamic_low, address, size, write, pc, false);
-    return;
+  for (Slot& slot : o.slots) {
+    if (address >= slot.low && address < slot.high) {
+      shared_access(o, &slot, slot.low, address, size, write, pc);
+      return;
+    }
   }
   if (address >= static_low() && address < static_high()) {
     if (is_builtin(address)) return;
-    shared_access(o, static_low(), address, size, write, pc, true);
+    if (o.slots.size() > 1 && o.first_race.empty()) {
+      std::uintptr_t offset = 0;
+      const std::string array = demangled_symbol(ptr, &offset);
+      std::ostringstream text;
+      text << "static __shared__ memory " << (array.empty() ? "" : array + " ")
+           << "used by a cluster kernel, at " << code_location(pc)
+           << ": the blocks of a cluster run together here and static shared memory has one "
+              "copy, so a cluster kernel keeps every shared array in dynamic shared memory";
+      report(o, text.str(), true);
+      return;
+    }
+    shared_access(o, nullptr, static_low(), address, size, write, pc);
     return;
   }
   if (Allocation* a = find_allocation(o, address)) global_access(o, *a, address, size, write, pc);
@@ -460,7 +512,7 @@ std::vector<LaunchTraffic> traffic_since(std::size_t first) {
 
 namespace detail {
 
-void observe_launch_begin(const char* name, dim3 grid, dim3 block, const void* dynamic_shared,
+void observe_launch_begin(const char* name, dim3 grid, dim3 block, unsigned cluster_blocks,
                           std::size_t dynamic_shared_bytes) {
   if (!kObserving) return;
   Observer& o = observer();
@@ -473,30 +525,42 @@ void observe_launch_begin(const char* name, dim3 grid, dim3 block, const void* d
   o.traffic.kernel = name;
   for (auto& [base, a] : o.allocations) a.traffic_index = static_cast<std::size_t>(-1);
   o.global_pages.clear();
-  o.dynamic_low = reinterpret_cast<std::uintptr_t>(dynamic_shared);
-  o.dynamic_high = o.dynamic_low + dynamic_shared_bytes;
-  o.dynamic_cells.assign((dynamic_shared_bytes + kGranule - 1) / kGranule, Cell{});
-  o.warp_ops.assign(static_cast<std::size_t>(block.x) * block.y * block.z, 0);
+  o.dynamic_bytes = dynamic_shared_bytes;
+  o.slots.assign(cluster_blocks, Slot{});
+  o.rank = 0;
+  for (Slot& slot : o.slots) {
+    slot.warp_ops.assign(static_cast<std::size_t>(block.x) * block.y * block.z, 0);
+  }
 }
 
-void observe_block_begin(uint3 block) {
+void observe_cluster_begin(const uint3* blocks, const void* const* dynamic_shared, unsigned count) {
   if (!kObserving) return;
   Observer& o = observer();
-  o.block_idx = block;
-  o.block_linear = block.x + o.grid.x * (block.y + o.grid.y * block.z);
-  ++o.generation;           // every shared-memory cell starts fresh for the block
+  ++o.generation;           // every shared-memory cell starts fresh for the blocks
   if (o.generation == 0) {  // wrapped around: no stale cell may look current
     o.static_pages.clear();
-    for (Cell& cell : o.dynamic_cells) cell.generation = 0;
     o.generation = 1;
   }
-  o.epoch = 0;
-  std::fill(o.warp_ops.begin(), o.warp_ops.end(), 0);
+  o.cluster_epoch = 0;
+  o.rank = 0;
+  for (unsigned rank = 0; rank < count && rank < o.slots.size(); ++rank) {
+    Slot& slot = o.slots[rank];
+    slot.idx = blocks[rank];
+    slot.linear = blocks[rank].x + o.grid.x * (blocks[rank].y + o.grid.y * blocks[rank].z);
+    slot.epoch = 0;
+    std::fill(slot.warp_ops.begin(), slot.warp_ops.end(), 0);
+    slot.low = reinterpret_cast<std::uintptr_t>(dynamic_shared[rank]);
+    slot.high = slot.low + o.dynamic_bytes;
+    slot.cells.assign((o.dynamic_bytes + kGranule - 1) / kGranule, Cell{});
+    for (Cell& cell : slot.cells) cell.generation = o.generation;
+  }
 }
 
-void observe_thread(unsigned linear, const void* stack_bottom, std::size_t stack_size) {
+void observe_thread(unsigned rank, unsigned linear, const void* stack_bottom,
+                    std::size_t stack_size) {
   if (!kObserving) return;
   Observer& o = observer();
+  o.rank = rank;
   o.thread = linear;
   o.stack_low = reinterpret_cast<std::uintptr_t>(stack_bottom);
   o.stack_high = o.stack_low + stack_size;
@@ -507,15 +571,22 @@ void observe_kernel_left() {
   t_in_kernel = false;
 }
 
-void observe_barrier() {
+void observe_barrier(unsigned rank) {
   if (!kObserving) return;
-  ++observer().epoch;
+  Observer& o = observer();
+  if (rank < o.slots.size()) ++o.slots[rank].epoch;
+}
+
+void observe_cluster_barrier() {
+  if (!kObserving) return;
+  ++observer().cluster_epoch;
 }
 
 void observe_warp_op(unsigned linear) {
   if (!kObserving) return;
   Observer& o = observer();
-  if (linear < o.warp_ops.size()) ++o.warp_ops[linear];
+  std::vector<std::uint32_t>& ops = current(o).warp_ops;
+  if (linear < ops.size()) ++ops[linear];
 }
 
 std::string observe_launch_end() {

@@ -9,7 +9,11 @@
 // them it derives:
 //   - racecheck: two threads of a block touching one shared-memory byte, one writing, with no
 //     __syncthreads between them (and, for lanes of one warp, no warp-synchronous op); two threads
-//     of a launch touching one global byte, one writing, unordered (atomics excepted);
+//     of a launch touching one global byte, one writing, unordered (atomics excepted); threads of
+//     two blocks of one cluster are ordered only by a cluster barrier between the accesses, which
+//     covers a peer's shared memory reached through map_shared_rank. A cluster kernel touching
+//     static __shared__ memory is reported (its blocks run concurrently, and static shared memory
+//     is one copy here);
 //   - initcheck: a kernel reading device memory nothing wrote since cudaMalloc (host copy, memset,
 //     kernel), or static shared memory its block has not written (it reads the 0xFF poison);
 //   - traffic: bytes read and written per allocation and accesses by width, per launch.
@@ -63,12 +67,16 @@ std::vector<LaunchTraffic> traffic_since(std::size_t first);
 namespace detail {
 
 // Called by the scheduler (simt.cpp) and the cudart shim; no-ops outside the observed build.
-void observe_launch_begin(const char* name, dim3 grid, dim3 block, const void* dynamic_shared,
+void observe_launch_begin(const char* name, dim3 grid, dim3 block, unsigned cluster_blocks,
                           std::size_t dynamic_shared_bytes);
-void observe_block_begin(uint3 block);
-void observe_thread(unsigned linear, const void* stack_bottom, std::size_t stack_size);
+/// The blocks that run together next (one, or a cluster's, by rank) and their dynamic shared
+/// memory.
+void observe_cluster_begin(const uint3* blocks, const void* const* dynamic_shared, unsigned count);
+void observe_thread(unsigned rank, unsigned linear, const void* stack_bottom,
+                    std::size_t stack_size);
 void observe_kernel_left();
-void observe_barrier();
+void observe_barrier(unsigned rank);
+void observe_cluster_barrier();
 void observe_warp_op(unsigned linear);
 /// Ends the launch; returns the first race or uninitialised read it saw ("" if none).
 std::string observe_launch_end();

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -45,7 +46,7 @@ constexpr unsigned kFullMask = 0xffffffffu;
 constexpr std::size_t kDefaultDynamicShared = 48 * 1024;  // without cudaFuncSetAttribute
 constexpr unsigned kMaxThreadsPerBlock = 1024;
 
-enum class State { runnable, at_barrier, at_warp_op, exited };
+enum class State { runnable, at_barrier, at_cluster_barrier, at_warp_op, exited };
 
 /// A fiber stack: mmap'd, with an inaccessible guard page below it so an overflow faults.
 struct Stack {
@@ -57,6 +58,8 @@ struct Stack {
 
 struct Thread {
   uint3 idx{};
+  unsigned block = 0;  // the block's rank in its cluster (0 without clusters)
+  unsigned index = 0;  // in Launch::threads: block * threads_per_block + linear
   unsigned linear = 0;
   unsigned warp = 0;
   unsigned lane = 0;
@@ -92,23 +95,43 @@ struct Warp {
   std::vector<WarpGroup> groups;
 };
 
+/// One running block: its barrier, warps and dynamic shared memory.
+struct Block {
+  uint3 idx{};
+  std::vector<Warp> warps;
+  // The block barrier.
+  unsigned barrier_arrived = 0;
+  const char* barrier_file = "";
+  int barrier_line = 0;
+  unsigned barrier_first = 0;  // Launch::threads index
+  unsigned exited = 0;
+  unsigned first_exited = 0;  // Launch::threads index
+  std::unique_ptr<unsigned char[]> dynamic_shared;
+  // Distributed shared memory: the ranks that mapped this block's shared memory since the last
+  // cluster barrier completed, and where the last of them did.
+  unsigned mapped_by = 0;
+  const char* map_file = "";
+  int map_line = 0;
+};
+
 struct Launch {
   const char* name = "";
   void (*body)(void*) = nullptr;
   void* context = nullptr;
   unsigned threads_per_block = 0;
-  std::vector<Thread> threads;
-  std::vector<Warp> warps;
+  dim3 cluster{1, 1, 1};
+  unsigned cluster_size = 1;
+  std::vector<Block> blocks;    // the running cluster's blocks, by rank
+  std::vector<Thread> threads;  // every thread of the running cluster
   std::vector<unsigned> order;
-  // The block barrier.
-  unsigned barrier_arrived = 0;
-  const char* barrier_file = "";
-  int barrier_line = 0;
-  unsigned barrier_first = 0;
-  unsigned exited = 0;
-  unsigned first_exited = 0;
-  // Dynamic shared memory of the running block.
-  std::unique_ptr<unsigned char[]> dynamic_shared;
+  // The cluster barrier.
+  unsigned cluster_arrived = 0;
+  const char* cluster_file = "";
+  int cluster_line = 0;
+  unsigned cluster_first = 0;
+  unsigned cluster_exited = 0;  // threads of the cluster that exited
+  unsigned first_exited = 0;    // the first of them
+  unsigned blocks_exited = 0;   // mask of ranks whose every thread exited
   std::size_t dynamic_shared_bytes = 0;
   // The scheduler's side of the fiber switch.
   fctx::fcontext_t scheduler = nullptr;
@@ -128,6 +151,7 @@ Schedule g_schedule;
 bool g_schedule_initialised = false;
 std::mutex g_attribute_mutex;
 std::map<const void*, std::size_t> g_max_dynamic_shared;
+std::set<const void*> g_non_portable_cluster;
 
 std::string hex(unsigned value) {
   char text[16];
@@ -213,8 +237,9 @@ void fiber_entry(fctx::transfer_t transfer);
 void resume(Launch& launch, Thread& thread) {
   launch.current = &thread;
   g_thread_idx = &thread.idx;
+  g_block_idx = launch.blocks[thread.block].idx;
   ++g_stats.switches;
-  observe_thread(thread.linear, thread.stack->bottom, thread.stack->size);
+  observe_thread(thread.block, thread.linear, thread.stack->bottom, thread.stack->size);
 #if defined(SIMT_ASAN)
   __sanitizer_start_switch_fiber(&launch.scheduler_fake_stack, thread.stack->bottom,
                                  thread.stack->size);
@@ -276,16 +301,51 @@ void record_fault(Launch& launch, const Thread& thread, const std::string& what)
   throw FiberAbort{};
 }
 
+std::string rank_name(const Launch& launch, unsigned rank) {
+  return "rank " + std::to_string(rank) + " (block " + dims(launch.blocks[rank].idx) + ")";
+}
+
 void on_exit(Launch& launch, Thread& thread) {
-  if (launch.barrier_arrived > 0) {
-    fault_and_leave(launch, thread,
-                    "barrier divergence: this thread exited while " +
-                        std::to_string(launch.barrier_arrived) +
-                        " thread(s) wait at __syncthreads at " +
-                        site(launch.barrier_file, launch.barrier_line) +
-                        " (every thread of a block must reach each __syncthreads)");
+  Block& block = launch.blocks[thread.block];
+  if (block.barrier_arrived > 0) {
+    fault_and_leave(
+        launch, thread,
+        "barrier divergence: this thread exited while " + std::to_string(block.barrier_arrived) +
+            " thread(s) wait at __syncthreads at " + site(block.barrier_file, block.barrier_line) +
+            " (every thread of a block must reach each __syncthreads)");
   }
-  Warp& warp = launch.warps[thread.warp];
+  if (launch.cluster_arrived > 0) {
+    fault_and_leave(launch, thread,
+                    "cluster barrier divergence: this thread exited while " +
+                        std::to_string(launch.cluster_arrived) +
+                        " thread(s) of its cluster wait at the cluster barrier at " +
+                        site(launch.cluster_file, launch.cluster_line) +
+                        " (every thread of a cluster must reach each cluster barrier)");
+  }
+  if (block.exited + 1 == launch.threads_per_block && launch.cluster_size > 1) {
+    // The block's last thread: its shared memory goes away. A peer that mapped it since the last
+    // cluster barrier may still be accessing it, and CUDA requires a cluster barrier between a
+    // peer's last access to a block's shared memory and that block's exit.
+    const unsigned self_bit = 1u << thread.block;
+    const unsigned live = block.mapped_by & ~launch.blocks_exited & ~self_bit;
+    if (live != 0) {
+      const unsigned peer = static_cast<unsigned>(__builtin_ctz(live));
+      fault_and_leave(launch, thread,
+                      "distributed shared memory: this block (" + rank_name(launch, thread.block) +
+                          ") exits while " + rank_name(launch, peer) +
+                          ", which mapped its shared memory at " +
+                          site(block.map_file, block.map_line) +
+                          " after the last cluster barrier, is still running (a block must pass "
+                          "a cluster barrier after its peers' last access to its shared memory "
+                          "before it exits)");
+    }
+    launch.blocks_exited |= self_bit;
+    // Whatever still reads it through a stale mapping gets NaN, not the block's last values.
+    if (launch.dynamic_shared_bytes > 0) {
+      std::memset(block.dynamic_shared.get(), 0xFF, launch.dynamic_shared_bytes);
+    }
+  }
+  Warp& warp = block.warps[thread.warp];
   const unsigned bit = 1u << thread.lane;
   for (const WarpGroup& group : warp.groups) {
     if (group.mask & bit) {
@@ -296,8 +356,10 @@ void on_exit(Launch& launch, Thread& thread) {
     }
   }
   warp.exited |= bit;
-  if (launch.exited == 0) launch.first_exited = thread.linear;
-  ++launch.exited;
+  if (block.exited == 0) block.first_exited = thread.index;
+  ++block.exited;
+  if (launch.cluster_exited == 0) launch.first_exited = thread.index;
+  ++launch.cluster_exited;
 }
 
 void fiber_entry(fctx::transfer_t transfer) {
@@ -368,7 +430,7 @@ unsigned source_lane(const Thread& thread) {
 /// Every lane of `group` has arrived: compute each lane's result and release them. Runs on the
 /// last lane to arrive (`self`). Returns false (after recording a fault) on a bad source lane.
 bool complete(Launch& launch, Warp& warp, const WarpGroup& group, Thread& self) {
-  const unsigned first = self.warp * kWarpSize;
+  const unsigned first = self.block * launch.threads_per_block + self.warp * kWarpSize;
   if (group.op == WarpOp::ballot) {
     unsigned votes = 0;
     for (unsigned lane = 0; lane < kWarpSize; ++lane) {
@@ -433,19 +495,34 @@ std::string describe_deadlock(const Launch& launch, unsigned* culprit) {
   text << "deadlock: no thread can make progress;";
   bool first = true;
   *culprit = 0;
-  if (launch.barrier_arrived > 0) {
-    text << " " << launch.barrier_arrived << " thread(s) wait at __syncthreads at "
-         << site(launch.barrier_file, launch.barrier_line);
-    *culprit = launch.barrier_first;
+  const bool clustered = launch.cluster_size > 1;
+  if (launch.cluster_arrived > 0) {
+    text << " " << launch.cluster_arrived << " thread(s) wait at the cluster barrier at "
+         << site(launch.cluster_file, launch.cluster_line);
+    *culprit = launch.cluster_first;
     first = false;
   }
-  for (std::size_t w = 0; w < launch.warps.size(); ++w) {
-    for (const WarpGroup& group : launch.warps[w].groups) {
-      if (first) *culprit = static_cast<unsigned>(w) * kWarpSize + group.first_lane;
-      text << (first ? " " : "; ") << "warp " << w << " lanes " << lanes(group.arrived)
-           << " wait in " << op_name(group.op) << " at " << site(group.file, group.line)
-           << " for lanes " << lanes(group.mask & ~group.arrived);
+  for (unsigned rank = 0; rank < launch.blocks.size(); ++rank) {
+    const Block& block = launch.blocks[rank];
+    const std::string who = clustered ? rank_name(launch, rank) + " " : std::string();
+    if (block.barrier_arrived > 0) {
+      text << (first ? " " : "; ") << who << block.barrier_arrived
+           << " thread(s) wait at __syncthreads at "
+           << site(block.barrier_file, block.barrier_line);
+      if (first) *culprit = block.barrier_first;
       first = false;
+    }
+    for (std::size_t w = 0; w < block.warps.size(); ++w) {
+      for (const WarpGroup& group : block.warps[w].groups) {
+        if (first) {
+          *culprit = rank * launch.threads_per_block + static_cast<unsigned>(w) * kWarpSize +
+                     group.first_lane;
+        }
+        text << (first ? " " : "; ") << who << "warp " << w << " lanes " << lanes(group.arrived)
+             << " wait in " << op_name(group.op) << " at " << site(group.file, group.line)
+             << " for lanes " << lanes(group.mask & ~group.arrived);
+        first = false;
+      }
     }
   }
   return text.str();
@@ -460,7 +537,7 @@ std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std:
                       int param, int width) {
   Launch& launch = current_launch(op_name(op));
   Thread& self = *launch.current;
-  Warp& warp = launch.warps[self.warp];
+  Warp& warp = launch.blocks[self.block].warps[self.warp];
   const unsigned bit = 1u << self.lane;
   // Messages are built only on a fault: this function runs once per lane per shuffle.
   const auto where = [&] { return std::string(op_name(op)) + " at " + site(file, line); };
@@ -527,14 +604,15 @@ std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std:
 void syncthreads(const char* file, int line) {
   Launch& launch = current_launch("__syncthreads");
   Thread& self = *launch.current;
+  Block& block = launch.blocks[self.block];
   const auto where = [&] { return "__syncthreads at " + site(file, line); };
-  if (launch.exited > 0) {
+  if (block.exited > 0) {
     fault_and_leave(launch, self,
                     "barrier divergence: reached " + where() + " after " +
-                        thread_name(launch.threads[launch.first_exited]) +
+                        thread_name(launch.threads[block.first_exited]) +
                         " exited (every thread of a block must reach each __syncthreads)");
   }
-  for (const WarpGroup& group : launch.warps[self.warp].groups) {
+  for (const WarpGroup& group : block.warps[self.warp].groups) {
     if (group.mask & (1u << self.lane)) {
       fault_and_leave(launch, self,
                       "reached " + where() + " while lanes " + lanes(group.arrived) +
@@ -542,28 +620,133 @@ void syncthreads(const char* file, int line) {
                           site(group.file, group.line));
     }
   }
-  if (launch.barrier_arrived == 0) {
-    launch.barrier_file = file;
-    launch.barrier_line = line;
-    launch.barrier_first = self.linear;
-  } else if (!same_site(file, line, launch.barrier_file, launch.barrier_line)) {
+  if (block.barrier_arrived == 0) {
+    block.barrier_file = file;
+    block.barrier_line = line;
+    block.barrier_first = self.index;
+  } else if (!same_site(file, line, block.barrier_file, block.barrier_line)) {
     fault_and_leave(launch, self,
                     "barrier divergence: reached " + where() + " while " +
-                        std::to_string(launch.barrier_arrived) + " thread(s), first " +
-                        thread_name(launch.threads[launch.barrier_first]) +
+                        std::to_string(block.barrier_arrived) + " thread(s), first " +
+                        thread_name(launch.threads[block.barrier_first]) +
                         ", wait at __syncthreads at " +
-                        site(launch.barrier_file, launch.barrier_line));
+                        site(block.barrier_file, block.barrier_line));
   }
   self.file = file;
   self.line = line;
-  if (++launch.barrier_arrived == launch.threads_per_block) {
-    launch.barrier_arrived = 0;
-    observe_barrier();
-    for (Thread& thread : launch.threads) thread.state = State::runnable;
+  if (++block.barrier_arrived == launch.threads_per_block) {
+    block.barrier_arrived = 0;
+    observe_barrier(self.block);
+    Thread* first = &launch.threads[self.block * launch.threads_per_block];
+    for (unsigned t = 0; t < launch.threads_per_block; ++t) {
+      if (first[t].state == State::at_barrier) first[t].state = State::runnable;
+    }
     return;
   }
   self.state = State::at_barrier;
   yield(launch, self);
+}
+
+void cluster_sync(const char* file, int line) {
+  Launch& launch = current_launch("cluster barrier");
+  Thread& self = *launch.current;
+  const auto where = [&] { return "the cluster barrier at " + site(file, line); };
+  if (launch.cluster_exited > 0) {
+    fault_and_leave(launch, self,
+                    "cluster barrier divergence: reached " + where() + " after " +
+                        thread_name(launch.threads[launch.first_exited]) + " of " +
+                        rank_name(launch, launch.threads[launch.first_exited].block) +
+                        " exited (every thread of a cluster must reach each cluster barrier)");
+  }
+  const Block& block = launch.blocks[self.block];
+  if (block.barrier_arrived > 0) {
+    // Its block-mates wait at __syncthreads for this thread, which waits for them here.
+    fault_and_leave(launch, self,
+                    "reached " + where() + " while " + std::to_string(block.barrier_arrived) +
+                        " thread(s) of its block wait for it at __syncthreads at " +
+                        site(block.barrier_file, block.barrier_line));
+  }
+  for (const WarpGroup& group : block.warps[self.warp].groups) {
+    if (group.mask & (1u << self.lane)) {
+      fault_and_leave(launch, self,
+                      "reached " + where() + " while lanes " + lanes(group.arrived) +
+                          " of its warp wait for it in " + op_name(group.op) + " at " +
+                          site(group.file, group.line));
+    }
+  }
+  if (launch.cluster_arrived == 0) {
+    launch.cluster_file = file;
+    launch.cluster_line = line;
+    launch.cluster_first = self.index;
+  } else if (!same_site(file, line, launch.cluster_file, launch.cluster_line)) {
+    const Thread& first = launch.threads[launch.cluster_first];
+    fault_and_leave(launch, self,
+                    "cluster barrier divergence: reached " + where() + " while " +
+                        std::to_string(launch.cluster_arrived) + " thread(s), first " +
+                        thread_name(first) + " of " + rank_name(launch, first.block) +
+                        ", wait at the cluster barrier at " +
+                        site(launch.cluster_file, launch.cluster_line));
+  }
+  self.file = file;
+  self.line = line;
+  if (++launch.cluster_arrived == launch.threads.size()) {
+    launch.cluster_arrived = 0;
+    for (Block& b : launch.blocks) b.mapped_by = 0;  // every access so far is now ordered
+    observe_cluster_barrier();
+    for (Thread& thread : launch.threads) {
+      if (thread.state == State::at_cluster_barrier) thread.state = State::runnable;
+    }
+    return;
+  }
+  self.state = State::at_cluster_barrier;
+  yield(launch, self);
+}
+
+unsigned cluster_rank() {
+  return current_launch("cluster rank").current->block;
+}
+
+unsigned cluster_size() {
+  return current_launch("cluster size").cluster_size;
+}
+
+dim3 cluster_dims() {
+  return current_launch("cluster dims").cluster;
+}
+
+void* map_shared_rank(const void* address, unsigned rank, const char* file, int line) {
+  Launch& launch = current_launch("map_shared_rank");
+  Thread& self = *launch.current;
+  const auto where = [&] { return "map_shared_rank at " + site(file, line); };
+  if (rank >= launch.cluster_size) {
+    fault_and_leave(launch, self,
+                    where() + ": rank " + std::to_string(rank) + " is outside the cluster of " +
+                        std::to_string(launch.cluster_size) + " block(s)");
+  }
+  const Block& own = launch.blocks[self.block];
+  const auto base = reinterpret_cast<std::uintptr_t>(own.dynamic_shared.get());
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  if (launch.dynamic_shared_bytes == 0 || at < base || at > base + launch.dynamic_shared_bytes) {
+    fault_and_leave(launch, self,
+                    where() +
+                        ": address is not in this block's dynamic shared memory (the "
+                        "emulator maps dynamic shared memory only; a cluster kernel keeps "
+                        "no static __shared__ arrays, whose blocks run concurrently here)");
+  }
+  if (launch.blocks_exited & (1u << rank)) {
+    fault_and_leave(launch, self,
+                    "distributed shared memory: " + where() + ": " + rank_name(launch, rank) +
+                        " has exited; its shared memory is gone (a block must pass a cluster "
+                        "barrier after its peers' last access to its shared memory before it "
+                        "exits)");
+  }
+  Block& target = launch.blocks[rank];
+  if (rank != self.block) {
+    target.mapped_by |= 1u << self.block;
+    target.map_file = file;
+    target.map_line = line;
+  }
+  return target.dynamic_shared.get() + (at - base);
 }
 
 void fault(const std::string& what) {
@@ -582,7 +765,7 @@ void check_aligned(const void* ptr, std::size_t alignment, const char* what) {
 
 void* dynamic_shared() {
   Launch& launch = current_launch("dynamic shared memory");
-  return launch.dynamic_shared.get();
+  return launch.blocks[launch.current->block].dynamic_shared.get();
 }
 
 std::size_t max_dynamic_shared(const void* kernel_id) {
@@ -596,11 +779,25 @@ void set_max_dynamic_shared(const void* kernel_id, std::size_t bytes) {
   g_max_dynamic_shared[kernel_id] = bytes;
 }
 
+bool non_portable_cluster_size(const void* kernel_id) {
+  std::lock_guard<std::mutex> lock(g_attribute_mutex);
+  return g_non_portable_cluster.count(kernel_id) != 0;
+}
+
+void set_non_portable_cluster_size(const void* kernel_id, bool allowed) {
+  std::lock_guard<std::mutex> lock(g_attribute_mutex);
+  if (allowed) {
+    g_non_portable_cluster.insert(kernel_id);
+  } else {
+    g_non_portable_cluster.erase(kernel_id);
+  }
+}
+
 // --- the grid
 // --------------------------------------------------------------------------------------
 
 cudaError_t launch_config_error(const void* kernel_id, dim3 grid, dim3 block,
-                                std::size_t shared_bytes) {
+                                std::size_t shared_bytes, dim3 cluster) {
   const std::uint64_t threads_per_block = static_cast<std::uint64_t>(block.x) * block.y * block.z;
   if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       threads_per_block > kMaxThreadsPerBlock || block.x > 1024 || block.y > 1024 || block.z > 64 ||
@@ -609,6 +806,15 @@ cudaError_t launch_config_error(const void* kernel_id, dim3 grid, dim3 block,
   }
   const std::size_t allowed = std::max(kDefaultDynamicShared, max_dynamic_shared(kernel_id));
   if (shared_bytes > allowed) return cudaErrorInvalidValue;
+  // A cluster divides the grid in every dimension and holds at most 8 blocks (16 with the
+  // kernel's non-portable-size opt-in).
+  const std::uint64_t cluster_blocks =
+      static_cast<std::uint64_t>(cluster.x) * cluster.y * cluster.z;
+  if (cluster.x == 0 || cluster.y == 0 || cluster.z == 0 || grid.x % cluster.x != 0 ||
+      grid.y % cluster.y != 0 || grid.z % cluster.z != 0 ||
+      cluster_blocks > (non_portable_cluster_size(kernel_id) ? 16u : 8u)) {
+    return cudaErrorInvalidClusterSize;
+  }
   // Over the kernel's __launch_bounds__, or more registers than the SM has for the block: the GPU
   // refuses the launch ("too many resources requested for launch").
   if (resident_blocks(kernel_resources(kernel_id), static_cast<int>(threads_per_block),
@@ -619,8 +825,8 @@ cudaError_t launch_config_error(const void* kernel_id, dim3 grid, dim3 block,
 }
 
 cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 block,
-                     std::size_t shared_bytes, void (*body)(void*), void* context) {
-  const cudaError_t config = launch_config_error(kernel_id, grid, block, shared_bytes);
+                     std::size_t shared_bytes, dim3 cluster, void (*body)(void*), void* context) {
+  const cudaError_t config = launch_config_error(kernel_id, grid, block, shared_bytes, cluster);
   if (config != cudaSuccess) return config;
   const std::uint64_t threads_per_block = static_cast<std::uint64_t>(block.x) * block.y * block.z;
   record_launch(name, grid, block, shared_bytes);
@@ -629,59 +835,88 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
   const Schedule schedule = schedule_state();
   const unsigned nthreads = static_cast<unsigned>(threads_per_block);
   const unsigned nwarps = (nthreads + kWarpSize - 1) / kWarpSize;
-  ensure_stacks(nthreads);
+  const unsigned csize = cluster.x * cluster.y * cluster.z;
+  const unsigned total = nthreads * csize;  // threads of one cluster, all run together
+  ensure_stacks(total);
 
   Launch launch;
   launch.name = name;
   launch.body = body;
   launch.context = context;
   launch.threads_per_block = nthreads;
-  launch.threads.resize(nthreads);
-  launch.warps.resize(nwarps);
+  launch.cluster = cluster;
+  launch.cluster_size = csize;
   launch.dynamic_shared_bytes = shared_bytes;
-  launch.dynamic_shared.reset(new unsigned char[shared_bytes]);
-  for (unsigned linear = 0; linear < nthreads; ++linear) {
-    Thread& thread = launch.threads[linear];
+  launch.blocks.resize(csize);
+  std::vector<const void*> shared_regions(csize);
+  for (unsigned rank = 0; rank < csize; ++rank) {
+    Block& b = launch.blocks[rank];
+    b.warps.resize(nwarps);
+    b.dynamic_shared.reset(new unsigned char[std::max<std::size_t>(shared_bytes, 1)]);
+    shared_regions[rank] = b.dynamic_shared.get();
+    for (unsigned w = 0; w < nwarps; ++w) {
+      const unsigned count = std::min(kWarpSize, nthreads - w * kWarpSize);
+      b.warps[w].existing = count == kWarpSize ? kFullMask : (1u << count) - 1;
+    }
+  }
+  launch.threads.resize(total);
+  for (unsigned index = 0; index < total; ++index) {
+    Thread& thread = launch.threads[index];
+    const unsigned linear = index % nthreads;
+    thread.index = index;
+    thread.block = index / nthreads;
     thread.linear = linear;
     thread.warp = linear / kWarpSize;
     thread.lane = linear % kWarpSize;
     thread.idx =
         uint3{linear % block.x, (linear / block.x) % block.y, linear / (block.x * block.y)};
-    thread.stack = g_stacks[linear].get();
-  }
-  for (unsigned w = 0; w < nwarps; ++w) {
-    const unsigned count = std::min(kWarpSize, nthreads - w * kWarpSize);
-    launch.warps[w].existing = count == kWarpSize ? kFullMask : (1u << count) - 1;
+    thread.stack = g_stacks[index].get();
   }
 
-  observe_launch_begin(name, grid, block, launch.dynamic_shared.get(), shared_bytes);
+  observe_launch_begin(name, grid, block, csize, shared_bytes);
   g_launch = &launch;
   g_grid_dim = grid;
   g_block_dim = block;
   ++g_stats.launches;
 
-  const std::uint64_t nblocks = static_cast<std::uint64_t>(grid.x) * grid.y * grid.z;
-  std::vector<unsigned> block_order;
+  // Clusters run one after another in the schedule's order; the blocks of one run together.
+  const dim3 clusters(grid.x / cluster.x, grid.y / cluster.y, grid.z / cluster.z);
+  const std::uint64_t nclusters = static_cast<std::uint64_t>(clusters.x) * clusters.y * clusters.z;
+  std::vector<unsigned> cluster_order;
   if (schedule.order == Order::shuffle) {
-    order_indices(block_order, static_cast<unsigned>(nblocks), schedule, 0x51ed);
+    order_indices(cluster_order, static_cast<unsigned>(nclusters), schedule, 0x51ed);
   }
-  for (std::uint64_t step = 0; step < nblocks && !launch.faulted; ++step) {
+  std::vector<uint3> block_ids(csize);
+  for (std::uint64_t step = 0; step < nclusters && !launch.faulted; ++step) {
     const std::uint64_t id = schedule.order == Order::forward   ? step
-                             : schedule.order == Order::reverse ? nblocks - 1 - step
-                                                                : block_order[step];
-    g_block_idx =
-        uint3{static_cast<unsigned>(id % grid.x), static_cast<unsigned>((id / grid.x) % grid.y),
-              static_cast<unsigned>(id / (static_cast<std::uint64_t>(grid.x) * grid.y))};
-    ++g_stats.blocks;
-    g_stats.threads += nthreads;
-    if (shared_bytes > 0) std::memset(launch.dynamic_shared.get(), 0xFF, shared_bytes);
-    observe_block_begin(g_block_idx);
-    launch.barrier_arrived = 0;
-    launch.exited = 0;
-    for (Warp& warp : launch.warps) {
-      warp.exited = 0;
-      warp.groups.clear();
+                             : schedule.order == Order::reverse ? nclusters - 1 - step
+                                                                : cluster_order[step];
+    const uint3 origin{
+        static_cast<unsigned>(id % clusters.x) * cluster.x,
+        static_cast<unsigned>((id / clusters.x) % clusters.y) * cluster.y,
+        static_cast<unsigned>(id / (static_cast<std::uint64_t>(clusters.x) * clusters.y)) *
+            cluster.z};
+    for (unsigned rank = 0; rank < csize; ++rank) {
+      Block& b = launch.blocks[rank];
+      b.idx = uint3{origin.x + rank % cluster.x, origin.y + (rank / cluster.x) % cluster.y,
+                    origin.z + rank / (cluster.x * cluster.y)};
+      block_ids[rank] = b.idx;
+      b.barrier_arrived = 0;
+      b.exited = 0;
+      b.mapped_by = 0;
+      for (Warp& warp : b.warps) {
+        warp.exited = 0;
+        warp.groups.clear();
+      }
+      if (shared_bytes > 0) std::memset(b.dynamic_shared.get(), 0xFF, shared_bytes);
     }
+    g_block_idx = launch.blocks[0].idx;
+    g_stats.blocks += csize;
+    g_stats.threads += total;
+    observe_cluster_begin(block_ids.data(), shared_regions.data(), csize);
+    launch.cluster_arrived = 0;
+    launch.cluster_exited = 0;
+    launch.blocks_exited = 0;
     for (Thread& thread : launch.threads) {
       thread.state = State::runnable;
       Stack& stack = *thread.stack;
@@ -693,8 +928,9 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
 #endif
       thread.fiber = fctx::make_fcontext(stack.bottom + stack.size, stack.size, fiber_entry);
     }
-    order_indices(launch.order, nthreads, schedule, id);
+    order_indices(launch.order, total, schedule, id);
 
+    unsigned exited = 0;
     for (;;) {
       bool ran = false;
       for (const unsigned index : launch.order) {
@@ -704,10 +940,13 @@ cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 bl
         ran = true;
         if (launch.faulted) break;
       }
-      if (launch.faulted || launch.exited == nthreads) break;
+      if (launch.faulted) break;
+      exited = launch.cluster_exited;
+      if (exited == total) break;
       if (!ran) {
         unsigned culprit = 0;
         const std::string what = describe_deadlock(launch, &culprit);
+        g_block_idx = launch.blocks[launch.threads[culprit].block].idx;
         record_fault(launch, launch.threads[culprit], what);
         break;
       }

@@ -1,11 +1,13 @@
 // simt — a CPU emulator of the CUDA execution model, for running warpfuse kernels without a GPU.
 //
 // Each CUDA thread of a block is a fiber (Boost.Context's fcontext), all on one OS thread. Blocks
-// run one after another; inside a block the scheduler sweeps the threads in the configured order
-// and runs each until it reaches a synchronisation point (__syncthreads, a warp-synchronous op) or
-// exits. Device memory is host memory (see cudart_shim.cpp). Because a fiber only gives up control
-// at a synchronisation point, code between two such points runs atomically, which is what makes
-// integer atomics trivially correct here.
+// run one after another, except the blocks of one thread-block cluster (launch_cluster), which run
+// together, each with its own dynamic shared memory, reachable from its peers through
+// map_shared_rank; inside a block (or cluster) the scheduler sweeps the threads in the configured
+// order and runs each until it reaches a synchronisation point (__syncthreads, the cluster
+// barrier, a warp-synchronous op) or exits. Device memory is host memory (see cudart_shim.cpp).
+// Because a fiber only gives up control at a synchronisation point, code between two such points
+// runs atomically, which is what makes integer atomics trivially correct here.
 //
 // What it checks, each reported as a KernelFault naming kernel, block and thread:
 //   - barrier divergence: threads waiting at different __syncthreads, or a thread exiting (or
@@ -14,6 +16,12 @@
 //   that
 //     do not exist or have exited, or that disagree between lanes (mask or op);
 //   - a shuffle reading a lane outside its mask;
+//   - cluster barrier divergence: threads of a cluster at different cluster barriers, a thread
+//     exiting while others wait at one, or reaching one after a thread of the cluster exited;
+//   - distributed shared memory: a block exiting while a peer that mapped its shared memory since
+//     the last cluster barrier still runs (CUDA requires a cluster barrier first), mapping a rank
+//     outside the cluster, an exited peer, or an address outside dynamic shared memory (an
+//     exited block's shared memory is refilled with 0xFF, so a stale pointer reads NaN);
 //   - deadlock: no thread can make progress;
 //   - dynamic shared memory above the 48 KiB default without the cudaFuncSetAttribute opt-in, and
 //     16-byte vector accesses at misaligned addresses (via WF_CHECK_ALIGNED in kernels/).
@@ -125,6 +133,17 @@ enum class WarpOp : int { shfl_xor, shfl_down, shfl_up, shfl_idx, ballot, sync }
 std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std::uint64_t value,
                       int param, int width);
 void syncthreads(const char* file, int line);
+/// The cluster barrier (cooperative_groups::this_cluster().sync()): every thread of every block of
+/// the cluster arrives before any leaves; it orders their shared- and global-memory accesses.
+void cluster_sync(const char* file, int line);
+/// The calling block's rank in its cluster (x fastest), the cluster's blocks and shape.
+unsigned cluster_rank();
+unsigned cluster_size();
+dim3 cluster_dims();
+/// The address in block `rank`'s dynamic shared memory of `address` in the caller's: the
+/// distributed-shared-memory mapping (cluster.map_shared_rank). Faults on a rank outside the
+/// cluster, an address outside the caller's dynamic shared memory, or a peer that has exited.
+void* map_shared_rank(const void* address, unsigned rank, const char* file, int line);
 /// Ends the calling kernel thread with a KernelFault describing `what`.
 [[noreturn]] void fault(const std::string& what);
 void check_aligned(const void* ptr, std::size_t alignment, const char* what);
@@ -132,13 +151,16 @@ void* dynamic_shared();
 
 /// Runs body(context) for every thread of the grid; returns a launch-configuration error without
 /// running anything, or throws KernelFault.
+/// With cluster = (1, 1, 1) every block is its own cluster: blocks run one after another. With a
+/// larger cluster, the blocks of one cluster run together as fibers of one scheduler, each with its
+/// own dynamic shared memory, and clusters one after another.
 cudaError_t run_grid(const char* name, const void* kernel_id, dim3 grid, dim3 block,
-                     std::size_t shared_bytes, void (*body)(void*), void* context);
+                     std::size_t shared_bytes, dim3 cluster, void (*body)(void*), void* context);
 /// The cudart shim's sticky-free "last error" slot, read by cudaGetLastError.
 void set_last_error(cudaError_t error);
 /// Why a launch of this configuration would fail (cudaSuccess if it would not), without running.
 cudaError_t launch_config_error(const void* kernel_id, dim3 grid, dim3 block,
-                                std::size_t shared_bytes);
+                                std::size_t shared_bytes, dim3 cluster = dim3(1, 1, 1));
 
 // --- stream capture (cudart_shim.cpp) ---
 /// Whether work enqueued on `stream` is being captured into a graph.
@@ -154,6 +176,9 @@ void invalidate_capture(cudaStream_t stream, cudaError_t error);
 /// The dynamic shared memory a kernel was allowed through cudaFuncSetAttribute (0: not set).
 std::size_t max_dynamic_shared(const void* kernel_id);
 void set_max_dynamic_shared(const void* kernel_id, std::size_t bytes);
+/// cudaFuncAttributeNonPortableClusterSizeAllowed: clusters of up to 16 blocks (else 8).
+bool non_portable_cluster_size(const void* kernel_id);
+void set_non_portable_cluster_size(const void* kernel_id, bool allowed);
 
 template <class T>
 std::uint64_t to_bits(const T& value) {
@@ -202,12 +227,13 @@ inline void syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) {
   detail::warp_op(detail::WarpOp::sync, file, line, mask, 0, 0, 32);
 }
 
-/// Runs `kernel` over the grid with the given arguments (converted to the kernel's parameter types,
-/// one copy per thread as CUDA does). A bad configuration is left in cudaGetLastError, as a real
-/// launch does; a broken execution-model rule throws KernelFault.
+/// Runs `kernel` over the grid, in clusters of `cluster` blocks, with the given arguments
+/// (converted to the kernel's parameter types, one copy per thread as CUDA does). A bad
+/// configuration is left in cudaGetLastError, as a real launch does; a broken execution-model rule
+/// throws KernelFault.
 template <class... Params, class... Args>
-void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
-            void (*kernel)(Params...), Args&&... args) {
+void launch_cluster(const char* name, dim3 grid, dim3 block, dim3 cluster, std::size_t shared_bytes,
+                    cudaStream_t stream, void (*kernel)(Params...), Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "simt::launch: wrong number of arguments");
   using Packed = std::tuple<std::decay_t<Params>...>;
   struct Context {
@@ -221,7 +247,8 @@ void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, c
   const void* kernel_id = reinterpret_cast<const void*>(kernel);
   if (detail::capturing(stream)) {
     // Captured: checked now, as CUDA checks a launch into a capture, and run when the graph is.
-    const cudaError_t config = detail::launch_config_error(kernel_id, grid, block, shared_bytes);
+    const cudaError_t config =
+        detail::launch_config_error(kernel_id, grid, block, shared_bytes, cluster);
     if (config != cudaSuccess) {
       detail::set_last_error(config);
       detail::invalidate_capture(stream, config);
@@ -231,8 +258,8 @@ void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, c
     // The graph outlives the caller's name string (a launcher may build it per launch): own a copy.
     auto owned_name = std::make_shared<const std::string>(name);
     detail::record(stream, name, [=] {
-      return detail::run_grid(owned_name->c_str(), kernel_id, grid, block, shared_bytes, body,
-                              context.get());
+      return detail::run_grid(owned_name->c_str(), kernel_id, grid, block, shared_bytes, cluster,
+                              body, context.get());
     });
     return;
   }
@@ -245,8 +272,16 @@ void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, c
   }
   Context context{kernel, Packed(std::forward<Args>(args)...)};
   const cudaError_t status =
-      detail::run_grid(name, kernel_id, grid, block, shared_bytes, body, &context);
+      detail::run_grid(name, kernel_id, grid, block, shared_bytes, cluster, body, &context);
   detail::set_last_error(status);
+}
+
+/// A launch without clusters (each block its own cluster of one).
+template <class... Params, class... Args>
+void launch(const char* name, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
+            void (*kernel)(Params...), Args&&... args) {
+  launch_cluster(name, grid, block, dim3(1, 1, 1), shared_bytes, stream, kernel,
+                 std::forward<Args>(args)...);
 }
 
 /// Host-side work in stream order: the emulated stand-in for device work done by a library

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "host/cuda/launch.h"
+#include "kernels/common/dialect.cuh"
 #include "simt/observer.h"
 #include "simt/simt.h"
 #include "simt/testing.h"
@@ -235,6 +236,69 @@ TEST(Initcheck, StaticSharedMemoryIsPoisonedPerBlock) {
   EXPECT_EQ(fault_of([&] {
               launch(LaunchConfig{dim3(2), dim3(32)}, "static_shared_kernel",
                      static_shared_kernel<true>, y.data());
+            }),
+            "");
+}
+
+// --- clusters: a peer's shared memory is ordered only by a cluster barrier ----------------------
+
+/// Each block stores its value into its right neighbour's shared memory, then reads the value its
+/// left neighbour stored into its own. Without the cluster barrier between them the read races
+/// the peer's remote write.
+template <bool kBarrier>
+__global__ void push_to_peer_kernel(const float* x, float* y) {
+  WF_DYNAMIC_SHARED(float, slots);
+  namespace wd = warpfuse::detail;
+  const unsigned rank = wd::cluster_block_rank();
+  const unsigned right = (rank + 1) % wd::cluster_num_blocks();
+  float* theirs = wd::cluster_map_shared(slots, right);
+  theirs[threadIdx.x] = x[blockIdx.x * blockDim.x + threadIdx.x];
+  if (kBarrier) wd::cluster_sync();
+  y[blockIdx.x * blockDim.x + threadIdx.x] = slots[threadIdx.x];
+  wd::cluster_sync();  // peers are done with this block's memory before it exits
+}
+
+TEST(Racecheck, PeerSharedMemoryWithoutAClusterBarrier) {
+  ASSERT_TRUE(simt::observing());
+  DeviceBuffer<float> x = filled(4 * 32), y(4 * 32);
+  const LaunchConfig config{dim3(4), dim3(32), 32 * sizeof(float)};
+  const std::string bad = fault_of([&] {
+    warpfuse::detail::launch_clustered(config, 4, "push_to_peer_kernel", push_to_peer_kernel<false>,
+                                       x.data(), y.data());
+  });
+  EXPECT_NE(bad.find("race ("), std::string::npos) << bad;
+  EXPECT_NE(bad.find("dynamic shared byte"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("no ordering between their blocks"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("racecheck_test.cpp:"), std::string::npos) << "code locations: " << bad;
+  EXPECT_EQ(fault_of([&] {
+              warpfuse::detail::launch_clustered(config, 4, "push_to_peer_kernel",
+                                                 push_to_peer_kernel<true>, x.data(), y.data());
+            }),
+            "");
+}
+
+__global__ void static_shared_cluster_kernel(const float* x, float* y) {
+  __shared__ float stage[32];
+  stage[threadIdx.x] = x[threadIdx.x];
+  __syncthreads();
+  y[blockIdx.x * blockDim.x + threadIdx.x] = stage[31 - threadIdx.x];
+  warpfuse::detail::cluster_sync();
+}
+
+TEST(Racecheck, StaticSharedMemoryInAClusterKernel) {
+  DeviceBuffer<float> x = filled(32), y(2 * 32);
+  const std::string bad = fault_of([&] {
+    warpfuse::detail::launch_clustered(LaunchConfig{dim3(2), dim3(32)}, 2,
+                                       "static_shared_cluster_kernel", static_shared_cluster_kernel,
+                                       x.data(), y.data());
+  });
+  EXPECT_NE(bad.find("static __shared__ memory"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("cluster kernel"), std::string::npos) << bad;
+  // The same kernel as clusters of one block (ordinary blocks) is clean.
+  EXPECT_EQ(fault_of([&] {
+              warpfuse::detail::launch_clustered(LaunchConfig{dim3(2), dim3(32)}, 1,
+                                                 "static_shared_cluster_kernel",
+                                                 static_shared_cluster_kernel, x.data(), y.data());
             }),
             "");
 }

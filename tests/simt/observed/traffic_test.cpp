@@ -187,6 +187,14 @@ TEST(Traffic, SoftmaxReadsOnceWritesOnce) {
   softmax_case<__nv_bfloat16>(16, 4096, SoftmaxStrategy::online);
 }
 
+/// The cluster strategy: each block of a row's cluster reads its slice once and writes it once,
+/// the exchange goes through distributed shared memory (racechecked here across the blocks).
+TEST(Traffic, SoftmaxClusterReadsOnceWritesOnce) {
+  softmax_case<float>(3, 65536, SoftmaxStrategy::cluster);
+  softmax_case<__nv_bfloat16>(2, 100003, SoftmaxStrategy::cluster);
+  softmax_case<__half>(4, 20000, SoftmaxStrategy::cluster, 20003, 1);
+}
+
 /// Rows whose start is not 16-byte aligned (odd ld, a view one element in, GPT-2's 50257
 /// vocabulary) keep 128-bit accesses for every row's body; short rows move whole packs.
 TEST(Traffic, SoftmaxAnyAlignmentAndShortRowsKeepTheVectorPath) {
@@ -282,6 +290,13 @@ TEST(Traffic, CrossEntropyReadsTheLogitsOnceAndWritesTheGradientOnce) {
   cross_entropy_probability_case<float>(32, 1024, SoftmaxStrategy::warp);
   cross_entropy_probability_case<__nv_bfloat16>(8, 4096, SoftmaxStrategy::block);
   cross_entropy_probability_case<__half>(8, 4096, SoftmaxStrategy::online);
+}
+
+TEST(Traffic, CrossEntropyClusterReadsTheLogitsOnceAndWritesTheGradientOnce) {
+  cross_entropy_case<__nv_bfloat16>(2, 131072, SoftmaxStrategy::cluster, true);
+  cross_entropy_case<float>(3, 65536, SoftmaxStrategy::cluster, false);
+  cross_entropy_case<__half>(2, 50257, SoftmaxStrategy::cluster, true);
+  cross_entropy_probability_case<__nv_bfloat16>(2, 65536, SoftmaxStrategy::cluster);
 }
 
 TEST(Traffic, CrossEntropyAnyAlignmentAndShortRowsKeepTheVectorPath) {
