@@ -256,7 +256,6 @@ void dispatch_row_warp_shape(std::int64_t cols, F&& f) {
   return f(Int<32>{}, Int<4>{});
 }
 
-
 /// Launch shape of a block-per-row `kernel` over `rows` rows: one block per row up to one full
 /// wave at the kernel's real occupancy with `shared_bytes` of row cache per block.
 template <class Kernel>
