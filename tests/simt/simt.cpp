@@ -601,6 +601,19 @@ std::uint64_t warp_op(WarpOp op, const char* file, int line, unsigned mask, std:
   return self.out;
 }
 
+/// Fiber side: faults when lanes of the caller's warp wait for it in a warp op while it reaches a
+/// barrier (`where`): they would wait forever.
+void leave_if_lanes_wait(Launch& launch, Thread& self, const std::string& where) {
+  for (const WarpGroup& group : launch.blocks[self.block].warps[self.warp].groups) {
+    if (group.mask & (1u << self.lane)) {
+      fault_and_leave(launch, self,
+                      "reached " + where + " while lanes " + lanes(group.arrived) +
+                          " of its warp wait for it in " + op_name(group.op) + " at " +
+                          site(group.file, group.line));
+    }
+  }
+}
+
 void syncthreads(const char* file, int line) {
   Launch& launch = current_launch("__syncthreads");
   Thread& self = *launch.current;
@@ -612,14 +625,7 @@ void syncthreads(const char* file, int line) {
                         thread_name(launch.threads[block.first_exited]) +
                         " exited (every thread of a block must reach each __syncthreads)");
   }
-  for (const WarpGroup& group : block.warps[self.warp].groups) {
-    if (group.mask & (1u << self.lane)) {
-      fault_and_leave(launch, self,
-                      "reached " + where() + " while lanes " + lanes(group.arrived) +
-                          " of its warp wait for it in " + op_name(group.op) + " at " +
-                          site(group.file, group.line));
-    }
-  }
+  leave_if_lanes_wait(launch, self, where());
   if (block.barrier_arrived == 0) {
     block.barrier_file = file;
     block.barrier_line = line;
@@ -666,14 +672,7 @@ void cluster_sync(const char* file, int line) {
                         " thread(s) of its block wait for it at __syncthreads at " +
                         site(block.barrier_file, block.barrier_line));
   }
-  for (const WarpGroup& group : block.warps[self.warp].groups) {
-    if (group.mask & (1u << self.lane)) {
-      fault_and_leave(launch, self,
-                      "reached " + where() + " while lanes " + lanes(group.arrived) +
-                          " of its warp wait for it in " + op_name(group.op) + " at " +
-                          site(group.file, group.line));
-    }
-  }
+  leave_if_lanes_wait(launch, self, where());
   if (launch.cluster_arrived == 0) {
     launch.cluster_file = file;
     launch.cluster_line = line;
