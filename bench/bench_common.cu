@@ -50,6 +50,18 @@ bool parse_positive(const char* text, double* value) {
   return true;
 }
 
+/// A comma-separated list of integers >= 1 ("1,16,128").
+bool parse_list(const char* text, std::vector<std::int64_t>* values) {
+  values->clear();
+  std::stringstream stream(text);
+  for (std::string item; std::getline(stream, item, ',');) {
+    long long value = 0;
+    if (!parse_count(item.c_str(), 1, &value)) return false;
+    values->push_back(value);
+  }
+  return !values->empty();
+}
+
 void print_harness_help(const char* program) {
   std::printf(
       "%s: warpfuse benchmark (harness flags first, then Google Benchmark's)\n"
@@ -58,6 +70,9 @@ void print_harness_help(const char* program) {
       "  --warmup=N     untimed launches before the repeats\n"
       "  --min-mib=X    each launch moves at least X MiB (default 256)\n"
       "  --sets=N       rotate over N copies of the data (default: enough to exceed 2x the L2)\n"
+      "  --rows-sweep   only the rows x cols sweep of the long-row ops (cluster vs online)\n"
+      "  --sweep-cols=A,B,...  --sweep-rows=A,B,...  its axes (default 16384..262144 columns,\n"
+      "                 1..16384 rows)\n"
       "Typical: %s --benchmark_out=%s.json --benchmark_out_format=json\n"
       "         %s --benchmark_filter='softmax/f16/.*'\n\n",
       program, program, program, program);
@@ -95,6 +110,12 @@ bool strip_harness_flags(int* argc, char** argv, const char* program) {
     } else if (const char* text = value_after("--sets=")) {
       if (!parse_count(text, 1, &count)) bad("an integer >= 1");
       g_config.sets = static_cast<int>(count);
+    } else if (arg == "--rows-sweep") {
+      g_config.rows_sweep = true;
+    } else if (const char* text = value_after("--sweep-cols=")) {
+      if (!parse_list(text, &g_config.sweep_cols)) bad("integers >= 1 separated by commas");
+    } else if (const char* text = value_after("--sweep-rows=")) {
+      if (!parse_list(text, &g_config.sweep_rows)) bad("integers >= 1 separated by commas");
     } else if (const char* text = value_after("--min-mib=")) {
       if (!parse_positive(text, &mib)) bad("a number > 0");
       g_config.min_bytes = std::max<std::size_t>(1024, static_cast<std::size_t>(mib * 1048576.0));
@@ -252,10 +273,17 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       }
       long long cols = 0;
       if (!parse_count(parts[3].c_str(), 1, &cols)) continue;
-      if (std::find(entry.cols.begin(), entry.cols.end(), cols) == entry.cols.end()) {
-        entry.cols.push_back(cols);
+      // A rows-sweep case names its rows in a fifth field ("rows=N"); 0 for the others.
+      long long rows = 0;
+      if (parts.size() > 4 && parts[4].compare(0, 5, "rows=") == 0 &&
+          !parse_count(parts[4].c_str() + 5, 1, &rows)) {
+        continue;
       }
-      std::vector<double>& cell = entry.cells[{parts[2], cols}];
+      const Shape shape{cols, rows};
+      if (std::find(entry.shapes.begin(), entry.shapes.end(), shape) == entry.shapes.end()) {
+        entry.shapes.push_back(shape);
+      }
+      std::vector<double>& cell = entry.cells[{parts[2], shape}];
       const auto found = run.counters.find("copy_fraction");
       if (run.error_occurred) {
         cell.push_back(run.error_message.compare(0, std::strlen(kUnsupported), kUnsupported) == 0
@@ -275,17 +303,20 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     std::ostream& out = GetOutputStream();
     for (const std::string& key : order_) {
       Entry& entry = entries_[key];
-      std::sort(entry.cols.begin(), entry.cols.end());
+      std::sort(entry.shapes.begin(), entry.shapes.end());
+      const bool swept = !entry.shapes.empty() && entry.shapes.front().second > 0;
       out << "\n"
           << key << ": fraction of copy bandwidth (" << format_double(g_copy_gbps, 0)
           << " GB/s), median of repeats; 'n/a': unsupported, 'FAILED': see its line above\n";
-      out << std::setw(8) << "cols";
+      out << std::setw(swept ? 16 : 8) << (swept ? "cols x rows" : "cols");
       for (const std::string& impl : entry.impls) out << std::setw(11) << impl;
       out << "\n";
-      for (long long cols : entry.cols) {
-        out << std::setw(8) << cols;
+      for (const Shape& shape : entry.shapes) {
+        out << std::setw(swept ? 16 : 8)
+            << (std::to_string(shape.first) +
+                (shape.second > 0 ? " x " + std::to_string(shape.second) : std::string()));
         for (const std::string& impl : entry.impls) {
-          const auto found = entry.cells.find({impl, cols});
+          const auto found = entry.cells.find({impl, shape});
           if (found == entry.cells.end()) {
             out << std::setw(11) << "-";
             continue;
@@ -316,10 +347,11 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   static constexpr double kFailedCell = -1.0;
   static constexpr double kUnsupportedCell = -2.0;
 
+  using Shape = std::pair<long long, long long>;  // (cols, rows); rows 0 unless swept
   struct Entry {
     std::vector<std::string> impls;
-    std::vector<long long> cols;
-    std::map<std::pair<std::string, long long>, std::vector<double>> cells;
+    std::vector<Shape> shapes;
+    std::map<std::pair<std::string, Shape>, std::vector<double>> cells;
   };
   Entry& table(const std::string& key) {
     if (entries_.find(key) == entries_.end()) order_.push_back(key);
@@ -380,6 +412,27 @@ double copy_bandwidth_gbps() {
 std::string case_name(const std::string& op, DType dtype, const std::string& impl,
                       std::int64_t cols) {
   return op + "/" + dtype_name(dtype) + "/" + impl + "/" + std::to_string(cols);
+}
+
+std::string case_name(const std::string& op, DType dtype, const std::string& impl,
+                      std::int64_t cols, std::int64_t rows) {
+  return case_name(op, dtype, impl, cols) + "/rows=" + std::to_string(rows);
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> rows_sweep_shapes() {
+  const std::vector<std::int64_t> cols =
+      g_config.sweep_cols.empty()
+          ? std::vector<std::int64_t>(std::begin(kRowsSweepCols), std::end(kRowsSweepCols))
+          : g_config.sweep_cols;
+  const std::vector<std::int64_t> rows =
+      g_config.sweep_rows.empty()
+          ? std::vector<std::int64_t>(std::begin(kRowsSweepRows), std::end(kRowsSweepRows))
+          : g_config.sweep_rows;
+  std::vector<std::pair<std::int64_t, std::int64_t>> shapes;
+  for (std::int64_t c : cols) {
+    for (std::int64_t r : rows) shapes.emplace_back(c, r);
+  }
+  return shapes;
 }
 
 std::vector<std::int64_t> sweep_cols() {
@@ -452,7 +505,14 @@ void* scratch(std::size_t bytes) {
   static DeviceBuffer<unsigned char> memory;
   if (memory.size() < bytes) {
     memory.reset();  // free first: the old and the new block may not fit together
-    memory = DeviceBuffer<unsigned char>(bytes);
+    try {
+      memory = DeviceBuffer<unsigned char>(bytes);
+    } catch (const CudaError& error) {
+      if (error.code() != cudaErrorMemoryAllocation) throw;
+      static_cast<void>(cudaGetLastError());  // an allocation failure is not sticky; clear it
+      throw Unsupported("bench", "the case's " + std::to_string(bytes >> 20) +
+                                     " MiB of data do not fit in device memory");
+    }
   }
   return memory.data();
 }

@@ -66,13 +66,24 @@ namespace warpfuse::bench {
 ///   --min-mib=X      each launch moves at least X MiB (default 256; fractions allowed)
 ///   --sets=N         rotate over N copies of the data (default: enough to exceed twice the L2;
 ///                    --sets=1 measures with whatever the L2 still holds)
+///   --rows-sweep     register only the rows x cols sweep of the long-row ops (rows_sweep_shapes)
+///   --sweep-cols=A,B,...  --sweep-rows=A,B,...   that sweep's axes (defaults below)
 struct Config {
   int warmup = 5;
   int repeats = 50;
   std::size_t min_bytes = std::size_t{256} << 20;
   int sets = 0;  ///< 0: rotation_sets() decides
   bool quick = false;
+  bool rows_sweep = false;
+  std::vector<std::int64_t> sweep_cols;  ///< empty: kRowsSweepCols
+  std::vector<std::int64_t> sweep_rows;  ///< empty: kRowsSweepRows
 };
+
+/// The rows x cols sweep's default axes: the long rows of large vocabularies (16K..256K columns,
+/// where a row outgrows one block's shared memory) from a single row (one cluster, most SMs idle)
+/// to 16384 rows (every SM busy many times over); 4096 and 8192 are the target shapes.
+inline constexpr std::int64_t kRowsSweepCols[] = {16384, 32768, 65536, 131072, 262144};
+inline constexpr std::int64_t kRowsSweepRows[] = {1, 16, 128, 1024, 4096, 8192, 16384};
 
 /// The settings in force (valid once bench_main has parsed the flags).
 const Config& config();
@@ -91,8 +102,17 @@ double copy_bandwidth_gbps();
 std::string case_name(const std::string& op, DType dtype, const std::string& impl,
                       std::int64_t cols);
 
+/// "<op>/<dtype>/<impl>/<cols>/rows=<rows>": a case of the rows x cols sweep, whose row count is
+/// part of the shape instead of following from --min-mib. bench_results.py reads the fifth field.
+std::string case_name(const std::string& op, DType dtype, const std::string& impl,
+                      std::int64_t cols, std::int64_t rows);
+
 /// The row lengths every op family sweeps: 32, 64, ..., 262144.
 std::vector<std::int64_t> sweep_cols();
+
+/// The (cols, rows) shapes of the rows x cols sweep (--rows-sweep): every --sweep-cols value with
+/// every --sweep-rows value, the defaults kRowsSweepCols x kRowsSweepRows.
+std::vector<std::pair<std::int64_t, std::int64_t>> rows_sweep_shapes();
 
 /// Registers `body` as a case with the harness's settings: --repeats iterations, manual (event)
 /// time in microseconds. Exceptions from `body` become a skipped case with their message, so one
@@ -120,7 +140,9 @@ void add_context(const std::string& key, const std::string& value);
 // --- memory and inputs -----------------------------------------------------------------------
 
 /// Device memory shared by all cases of the process (one case runs at a time), grown on demand;
-/// the pointer stays valid until the next call asks for more. Avoids a cudaMalloc per case.
+/// the pointer stays valid until the next call asks for more. Avoids a cudaMalloc per case. A size
+/// the device cannot allocate throws Unsupported (the case is reported as not fitting this GPU,
+/// which is not a failure: the largest sweep shapes need 48 GiB).
 void* scratch(std::size_t bytes);
 
 /// How many copies of a case's data, `set_bytes` each, the repeats rotate over: --sets when given,
@@ -200,6 +222,11 @@ std::string compare_rows(const std::vector<double>& actual, const std::vector<do
 
 /// Rows such that a launch moving `bytes_per_row` per row moves at least config().min_bytes.
 std::int64_t rows_for(std::size_t bytes_per_row);
+
+/// `rows` when it is > 0 (a rows-sweep case), else rows_for(bytes_per_row).
+inline std::int64_t rows_or(std::int64_t rows, std::size_t bytes_per_row) {
+  return rows > 0 ? rows : rows_for(bytes_per_row);
+}
 
 /// A start and a stop event (RAII).
 class EventPair {

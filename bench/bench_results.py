@@ -1,7 +1,7 @@
 """Reading the JSON that warpfuse's bench binaries write (Google Benchmark's JSON format).
 
-Each case is named "<op>/<dtype>/<impl>/<cols>" (Google Benchmark appends "/iterations:N/manual_time")
-and carries the counters rows, cols, sets, bytes, GBps, copy_fraction, median_us and min_us (see
+Each case is named "<op>/<dtype>/<impl>/<cols>" (Google Benchmark appends "/iterations:N/manual_time"),
+or "<op>/<dtype>/<impl>/<cols>/rows=<rows>" in the rows x cols sweep (--rows-sweep), and carries the counters rows, cols, sets, bytes, GBps, copy_fraction, median_us and min_us (see
 bench/bench_common.h). The "context" object holds the device, the versions, the commit and
 copy_bandwidth_gbps. Used by plot.py, summary.py and compare_torch.py; plain python3, no third-party
 modules.
@@ -17,11 +17,12 @@ UNSUPPORTED = "unsupported: "  # skip-message prefix of a case that cannot run (
 
 @dataclass
 class Case:
-    name: str  # "<op>/<dtype>/<impl>/<cols>"
+    name: str  # "<op>/<dtype>/<impl>/<cols>" or "<op>/<dtype>/<impl>/<cols>/rows=<rows>"
     op: str
     dtype: str
     impl: str
     cols: int
+    swept_rows: int = 0  # the rows the name fixes (a rows-sweep case); 0: sized by --min-mib
     rows: int = 0
     sets: int = 0
     bytes: float = 0.0
@@ -44,16 +45,26 @@ class Case:
         return self.error is not None and not self.unsupported
 
 
-def parse_name(name: str) -> Optional[Tuple[str, str, str, int]]:
-    """(op, dtype, impl, cols) from a case name, or None when it is not one of ours."""
+def case_key(name: str) -> str:
+    """The case's own part of a Google Benchmark name: its four fields, and the fifth when it is a
+    rows-sweep case's "rows=N" (not Google Benchmark's "iterations:N")."""
+    parts = name.split("/")
+    keep = 5 if len(parts) > 4 and parts[4].startswith("rows=") else 4
+    return "/".join(parts[:keep])
+
+
+def parse_name(name: str) -> Optional[Tuple[str, str, str, int, int]]:
+    """(op, dtype, impl, cols, swept_rows) from a case key (swept_rows 0 outside the rows sweep), or
+    None when it is not one of ours."""
     parts = name.split("/")
     if len(parts) < 4:
         return None
     try:
         cols = int(parts[3])
+        swept_rows = int(parts[4][len("rows="):]) if len(parts) > 4 else 0
     except ValueError:
         return None
-    return parts[0], parts[1], parts[2], cols
+    return parts[0], parts[1], parts[2], cols, swept_rows
 
 
 def load(path: str) -> Tuple[Dict[str, str], List[Case]]:
@@ -71,7 +82,7 @@ def load(path: str) -> Tuple[Dict[str, str], List[Case]]:
         if entry.get("run_type", "iteration") != "iteration":
             continue  # aggregates repeat what the iterations say
         name = entry.get("run_name") or entry.get("name", "")
-        key = "/".join(name.split("/")[:4])
+        key = case_key(name)
         if parse_name(key) is None:
             continue
         if key not in runs:
@@ -80,11 +91,12 @@ def load(path: str) -> Tuple[Dict[str, str], List[Case]]:
         runs[key].append(entry)
     cases = []
     for key in order:
-        op, dtype, impl, cols = parse_name(key)
+        op, dtype, impl, cols, swept_rows = parse_name(key)
         entries = runs[key]
         errors = [e.get("error_message", "error") for e in entries if e.get("error_occurred")]
         good = [e for e in entries if not e.get("error_occurred")]
-        case = Case(name=key, op=op, dtype=dtype, impl=impl, cols=cols)
+        case = Case(name=key, op=op, dtype=dtype, impl=impl, cols=cols, swept_rows=swept_rows,
+                    rows=swept_rows)
         if errors and not good:
             case.error = errors[0]
         else:
@@ -111,11 +123,13 @@ def copy_bandwidth(context: Dict[str, str]) -> float:
         return 0.0
 
 
-def load_torch(path: str) -> Tuple[Dict[str, str], Dict[Tuple[str, str, int], dict]]:
-    """compare_torch.py's --json output: its context and its results keyed by (op, dtype, cols)."""
+def load_torch(path: str) -> Tuple[Dict[str, str], Dict[Tuple[str, str, int, int], dict]]:
+    """compare_torch.py's --json output: its context and its results keyed by (op, dtype, cols,
+    swept_rows), swept_rows 0 outside the rows x cols sweep."""
     with open(path, encoding="utf-8") as handle:
         document = json.load(handle)
     results = {}
     for entry in document.get("results", []):
-        results[(entry["op"], entry["dtype"], int(entry["cols"]))] = entry
+        key = (entry["op"], entry["dtype"], int(entry["cols"]), int(entry.get("swept_rows", 0)))
+        results[key] = entry
     return {k: str(v) for k, v in document.get("context", {}).items()}, results

@@ -42,6 +42,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import bench_results
@@ -429,7 +430,11 @@ def main(argv: List[str]) -> int:
                         f"so that Python's launch overhead is not timed (default {LAUNCH_AHEAD_CYCLES}"
                         "; 0: none, every call's overhead is timed)")
     parser.add_argument("--json", dest="json_out", metavar="PATH", help="write the results here")
+    parser.add_argument("--time-limit", type=float, default=0.0, metavar="SECONDS",
+                        help="start no case after this many seconds, and still write what was "
+                        "measured (a caller's time budget; default 0: no limit)")
     args = parser.parse_args(argv)
+    started = time.monotonic()
 
     benches = []
     for path in args.json:
@@ -453,6 +458,7 @@ def main(argv: List[str]) -> int:
         print("note: this torch has no torch.cuda._sleep; timing without launching ahead")
         launch_ahead = 0
     rows_out = []
+    skipped_for_time = 0
     header = (f"{'op':<24}{'dtype':<6}{'cols':>8}{'rows':>9}  {'warpfuse us':>11}{'GB/s':>8}"
               f"  {'torch us':>9}{'GB/s':>8}  {'ratio':>6}  torch call")
     print(f"PyTorch {torch.__version__} (CUDA {torch.version.cuda}) on {device}; "
@@ -471,6 +477,9 @@ def main(argv: List[str]) -> int:
         for case in cases:
             if (case.impl != args.impl or not case.ok or case.op not in OPS
                     or case.dtype not in DTYPES or case.rows <= 0 or case.cols <= 0):
+                continue
+            if args.time_limit > 0 and time.monotonic() - started > args.time_limit:
+                skipped_for_time += 1
                 continue
             dtype = getattr(torch, DTYPES[case.dtype])
             sets = max(case.sets, 1)
@@ -491,6 +500,7 @@ def main(argv: List[str]) -> int:
                   f"{torch_gbps:>8.0f}  {ratio:>6.2f}  {how}{flag}")
             rows_out.append({
                 "op": case.op, "dtype": case.dtype, "cols": case.cols, "rows": case.rows,
+                "swept_rows": case.swept_rows,
                 "sets": sets, "bytes": case.bytes, "warpfuse_impl": case.impl,
                 "warpfuse_median_us": case.median_us, "warpfuse_GBps": case.gbps,
                 "torch_median_us": torch_us, "torch_GBps": torch_gbps, "ratio": ratio,
@@ -499,6 +509,8 @@ def main(argv: List[str]) -> int:
             call = None  # free this case's tensors before the next one allocates
             torch.cuda.empty_cache()
 
+    if skipped_for_time:
+        print(f"time limit of {args.time_limit:.0f} s reached: {skipped_for_time} shapes not timed")
     by_op: Dict[str, List[float]] = {}
     for row in rows_out:
         by_op.setdefault(row["op"], []).append(row["ratio"])

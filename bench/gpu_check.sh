@@ -7,6 +7,8 @@
 #   2b. runs scripts/kernel-report (and its gate, informative) on the GPU build's sm_90 code,
 #   4. runs every benchmark (build-gpu/bin/*_bench: softmax, activation, loss, trainer) in quick
 #      mode, writing JSON each and a PNG plot of the row-length sweeps (softmax, loss),
+#   4a. runs the rows x cols sweep of the long-row ops (softmax_bench and loss_bench --rows-sweep:
+#      cluster vs online vs automatic, bf16, 16384..262144 columns x 1..16384 rows),
 #   4b. runs ncu on one case per kernel family when ncu works (DRAM throughput, occupancy),
 #   5. times PyTorch on the same shapes (bench/compare_torch.py) and trains the trainer bench's
 #      network in PyTorch eager (bench/trainer_torch.py --no-compile); both skipped without torch,
@@ -228,16 +230,15 @@ done
 # --- 4. benchmarks ---------------------------------------------------------------------------------
 declare -a bench_lines=() jsons=()
 trainer_json=""
-for bench in "$build"/bin/*_bench; do
-  [ -x "$bench" ] || continue
-  name=$(basename "$bench")
-  bench_start=$SECONDS
-  # Quick mode: softmax ~700 cases, activation ~170, loss ~100, trainer 7 batch sizes x 6 epochs.
-  run_logged "$work/$name.txt" "$(limit 150 90)" "$bench" "${bench_args[@]}" \
+# run_bench NAME BINARY CAP [FLAGS...]: runs a bench binary in quick mode with FLAGS under a time
+# limit, its JSON into $work/NAME.json (added to jsons), and records its line for the summary.
+run_bench() {
+  local name=$1 binary=$2 cap=$3 bench_start=$SECONDS status cases bad line
+  shift 3
+  run_logged "$work/$name.txt" "$(limit "$cap" 90)" "$binary" "${bench_args[@]}" "$@" \
     --benchmark_out="$work/$name.json" --benchmark_out_format=json
   status=$?
   cases=$(grep -c '^[a-z0-9_]*/.*/manual_time' "$work/$name.txt")
-  [ "$name" = trainer_bench ] && trainer_json=$work/$name.json
   bad=$(sed -n 's/^\([0-9]*\) case(s) FAILED:.*/\1/p' "$work/$name.txt" | tail -n 1)
   line="$name: $cases cases, ${bad:-0} failed, $((SECONDS - bench_start)) s (exit $status)"
   if grep -q 'no CUDA device present' "$work/$name.txt"; then line="$name: no CUDA device present"; fi
@@ -245,6 +246,21 @@ for bench in "$build"/bin/*_bench; do
   bench_lines+=("$line")
   [ -s "$work/$name.json" ] && jsons+=("$work/$name.json")
   say "$line"
+}
+for bench in "$build"/bin/*_bench; do
+  [ -x "$bench" ] || continue
+  name=$(basename "$bench")
+  # Quick mode: softmax ~700 cases, activation ~170, loss ~100, trainer 7 batch sizes x 6 epochs.
+  run_bench "$name" "$bench" 150
+  [ "$name" = trainer_bench ] && trainer_json=$work/$name.json
+done
+
+# --- 4a. the rows x cols sweep of the long-row ops (--rows-sweep: bf16, 16384..262144 columns x
+# 1..16384 rows, cluster vs online vs automatic; softmax, softmax_backward, cross_entropy in place).
+# Its JSON joins the others: compare_torch.py times torch on the automatic cases' shapes and
+# summary.py prints the rows x cols tables and the cluster goals (131072 x 8192, 262144 x 4096).
+for bench in softmax_bench loss_bench; do
+  [ -x "$build/bin/$bench" ] && run_bench "${bench%_bench}_rows_sweep" "$build/bin/$bench" 90 --rows-sweep
 done
 
 # --- 4b. ncu on one case per kernel family, when ncu works here (performance counters may be
@@ -310,8 +326,10 @@ trainer_torch_result="not run"
 if [ "${#jsons[@]}" -gt 0 ]; then
   torch_python=$(python_with torch || command -v python3 || true)
   if [ -n "$torch_python" ]; then
-    run_logged "$work/compare_torch.txt" "$(limit 100 30)" "$torch_python" bench/compare_torch.py \
-      "${jsons[@]}" --quick --json "$work/torch.json"
+    torch_seconds=$(limit 130 30)
+    # --time-limit leaves it time to write the JSON of what it measured before the kill.
+    run_logged "$work/compare_torch.txt" "$torch_seconds" "$torch_python" bench/compare_torch.py \
+      "${jsons[@]}" --quick --json "$work/torch.json" --time-limit $((torch_seconds - 20))
     status=$?
     torch_result="$(grep -c ' aten\.\| torch\.\| F\.' "$work/compare_torch.txt") shapes (exit $status)"
     grep -q 'nothing to compare' "$work/compare_torch.txt" && torch_result=$(tail -n 1 "$work/compare_torch.txt")

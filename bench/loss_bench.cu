@@ -24,6 +24,11 @@
 // pred and target read, dpred written, 3 rows cols sizeof(T); grad_scale = rows cols for the same
 // reason.
 //
+// --rows-sweep replaces these cases with the long-row sweep: cross_entropy/bf16/<impl>/<C>/rows=<R>
+// at every (C, R) of rows_sweep_shapes() (16384..262144 classes x 1..16384 rows), impl cluster,
+// online or automatic, every one with dlogits in place (the form a training step runs; the same
+// bytes moved, half the memory, so 16384 x 262144 fits).
+//
 // Inputs: logits and predictions uniform in [-4, 4); class targets from a fixed hash, uniform in
 // [0, C); MSE targets in [-4, 4), BCE targets (soft labels) in [0, 1). Correctness before timing:
 // the per-row losses (Reduction::none, per_sample for the elementwise losses) of sampled rows
@@ -173,10 +178,14 @@ std::vector<double> sampled(const std::vector<T>& all, const std::vector<std::in
 // --- cross-entropy -----------------------------------------------------------------------------
 
 /// Tensors of one rotation set: 0 logits, 1 dlogits (unused in place), 2 the naive's temporary.
+/// `swept_rows` > 0 fixes the row count and writes dlogits in place whatever the strategy (the rows
+/// x cols sweep); 0 sizes the rows by --min-mib.
 template <class T>
-void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes) {
-  const int tensors = impl == Impl::naive ? 3 : (impl == Impl::inplace ? 1 : 2);
-  const std::int64_t rows = rows_for(static_cast<std::size_t>(classes) * sizeof(T) * 2);
+void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes,
+                       std::int64_t swept_rows = 0) {
+  const bool in_place = impl == Impl::inplace || swept_rows > 0;
+  const int tensors = impl == Impl::naive ? 3 : (in_place ? 1 : 2);
+  const std::int64_t rows = rows_or(swept_rows, static_cast<std::size_t>(classes) * sizeof(T) * 2);
   const auto elements = static_cast<std::size_t>(rows * classes);
   RotatingTensors<T> data(tensors, elements);
   const int sets = data.sets();
@@ -211,7 +220,7 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
   const VectorView<const std::int64_t> target_view(targets.data(), rows);
   const auto logits = [&](int set) { return MatrixView<const T>(data.at(set, 0), rows, classes); };
   const auto dlogits = [&](int set) {
-    return MatrixView<T>(data.at(set, impl == Impl::inplace ? 0 : 1), rows, classes);
+    return MatrixView<T>(data.at(set, in_place ? 0 : 1), rows, classes);
   };
   const auto naive = [&](int set) {
     T* probabilities = data.at(set, 2);
@@ -244,7 +253,7 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
   poison(row_loss.data(), static_cast<std::size_t>(rows) * sizeof(float));
   poison(loss.data(), sizeof(float));
   poison(dlogits(0).data, elements * sizeof(T));
-  if (impl == Impl::inplace) fill_uniform(data.at(0, 0), elements, -4.0f, 4.0f, seed);
+  if (in_place) fill_uniform(data.at(0, 0), elements, -4.0f, 4.0f, seed);
   if (impl != Impl::naive) {
     CrossEntropyOptions per_row = options;
     per_row.reduction = CrossEntropyReduction::none;
@@ -289,7 +298,9 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes)
   state.counters["sets"] = sets;
   state.counters["checked_rows"] = static_cast<double>(checked.size());
   if (impl == Impl::automatic || impl == Impl::inplace) {
-    state.SetLabel(std::string("picks ") + to_string(softmax_strategy_for(classes, dtype_of<T>())));
+    state.SetLabel(std::string("picks ") +
+                   to_string(cross_entropy_strategy_for(classes, dtype_of<T>(),
+                                                        CrossEntropyTargets::index, rows)));
   }
   time_case(state, sets, 2.0 * static_cast<double>(elements) * sizeof(T), launch);
 }
@@ -444,7 +455,27 @@ void register_dtype() {
   }
 }
 
+/// The rows x cols sweep (--rows-sweep): cross-entropy forward + backward in bf16 at every
+/// (classes, rows) of rows_sweep_shapes(), cluster vs online vs automatic, dlogits in place as a
+/// training step runs it (compare_torch.py times PyTorch on the automatic cases' shapes).
+void register_rows_sweep() {
+  using T = __nv_bfloat16;
+  for (Impl impl : {Impl::cluster, Impl::online, Impl::automatic}) {
+    for (const auto& [classes, rows] : rows_sweep_shapes()) {
+      if (!applicable<T>(impl, classes)) continue;
+      add_case(case_name("cross_entropy", dtype_of<T>(), impl_name(impl), classes, rows),
+               [impl, classes = classes, rows = rows](benchmark::State& state) {
+                 run_cross_entropy<T>(state, impl, classes, rows);
+               });
+    }
+  }
+}
+
 void register_loss_cases() {
+  if (config().rows_sweep) {
+    register_rows_sweep();
+    return;
+  }
   register_dtype<float>();
   register_dtype<__half>();
   register_dtype<__nv_bfloat16>();

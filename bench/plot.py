@@ -62,6 +62,8 @@ def main(argv: List[str]) -> int:
             print(f"plot.py: cannot read {args.torch}: {error}", file=sys.stderr)
             return 2
 
+    # The rows x cols sweep's cases (rows in the name) are tables (summary.py), not row-length lines.
+    cases = [case for case in cases if not case.swept_rows]
     ops: List[str] = []
     dtypes: List[str] = []
     for case in cases:
@@ -92,8 +94,8 @@ def main(argv: List[str]) -> int:
                 colour, marker, style = STYLE.get(impl, (None, ".", "-"))
                 axis.plot([p[0] for p in points], [p[1] for p in points], label=impl, color=colour,
                           marker=marker, linestyle=style, markersize=4, linewidth=1.3)
-            torch_points = sorted((cols, r["torch_GBps"]) for (o, d, cols), r in
-                                  torch_results.items() if o == op and d == dtype)
+            torch_points = sorted((cols, r["torch_GBps"]) for (o, d, cols, swept), r in
+                                  torch_results.items() if o == op and d == dtype and not swept)
             if torch_points:
                 axis.plot([p[0] for p in torch_points], [p[1] for p in torch_points],
                           label="torch", color="tab:red", marker="*", linestyle="--",

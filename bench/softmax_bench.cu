@@ -7,6 +7,7 @@
 //                        kSoftmaxWarpMaxCols; block up to softmax_block_max_cols, half that for
 //                        the backward, which caches two rows)
 //   cluster              the cluster strategy forced, from 16384 columns on compute capability 9.0
+//                        (on the emulator too, which models a Hopper's clusters)
 //   automatic            warpfuse's own choice (the forward's label names it)
 //   naive                the unfused baseline below: row max, row exp-sum and normalise kernels
 //                        (forward, 3 reads of x), or row dot and elementwise kernels (backward,
@@ -19,6 +20,10 @@
 // reads y and dy and writes dx, 3 x rows x cols x sizeof(T). Inputs: x uniform in [-4, 4); for
 // the backward y = softmax(x) or log_softmax(x) (naive forward) and dy uniform in [-1, 1). Every
 // implementation of one (op, dtype, cols) sees the same inputs. scale = 1 (cuDNN has none).
+//
+// --rows-sweep replaces all of this with the long-row sweep: softmax and softmax_backward in bf16,
+// cluster vs online vs automatic, at every (cols, rows) of rows_sweep_shapes() (16384..262144
+// columns x 1..16384 rows), named "<op>/bf16/<impl>/<cols>/rows=<rows>".
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -315,11 +320,14 @@ std::vector<double> reference(Op op, const std::vector<double>& in0, const std::
   return out;
 }
 
+/// One case; `swept_rows` > 0 fixes the row count (the rows x cols sweep), 0 sizes it by --min-mib.
 template <class T>
-void run_case(benchmark::State& state, Op op, Impl impl, std::int64_t cols) {
+void run_case(benchmark::State& state, Op op, Impl impl, std::int64_t cols,
+              std::int64_t swept_rows = 0) {
   const bool backward = is_backward(op);
   const int tensors = backward ? 3 : 2;  // forward: x, y; backward: y, dy, dx
-  const std::int64_t rows = rows_for(static_cast<std::size_t>(cols) * sizeof(T) * tensors);
+  const std::int64_t rows =
+      rows_or(swept_rows, static_cast<std::size_t>(cols) * sizeof(T) * tensors);
   const auto elements = static_cast<std::size_t>(rows * cols);
   RotatingTensors<T> data(tensors, elements);
   NaiveSoftmax<T> naive(rows);
@@ -423,8 +431,10 @@ void run_case(benchmark::State& state, Op op, Impl impl, std::int64_t cols) {
   state.counters["cols"] = static_cast<double>(cols);
   state.counters["sets"] = data.sets();
   state.counters["checked_rows"] = static_cast<double>(checked.size());
-  if (impl == Impl::automatic && !backward) {
-    state.SetLabel(std::string("picks ") + to_string(softmax_strategy_for(cols, dtype_of<T>())));
+  if (impl == Impl::automatic) {
+    const SoftmaxPass pass = backward ? SoftmaxPass::backward : SoftmaxPass::forward;
+    state.SetLabel(std::string("picks ") +
+                   to_string(softmax_strategy_for(cols, dtype_of<T>(), pass, rows)));
   }
   time_case(state, data.sets(), static_cast<double>(tensors) * elements * sizeof(T), launch);
 }
@@ -473,7 +483,29 @@ void register_dtype(Op op) {
   }
 }
 
+/// The rows x cols sweep (--rows-sweep): bf16, the dtype of the vocabulary rows the cluster
+/// strategy is for; softmax and its backward; cluster vs online, and what automatic picks at each
+/// row count (compare_torch.py times PyTorch on the automatic cases' shapes).
+void register_rows_sweep() {
+  using T = __nv_bfloat16;
+  for (Op op : {Op::softmax, Op::softmax_backward}) {
+    for (Impl impl : {Impl::cluster, Impl::online, Impl::automatic}) {
+      for (const auto& [cols, rows] : rows_sweep_shapes()) {
+        if (!applicable<T>(op, impl, cols)) continue;
+        add_case(case_name(op_name(op), dtype_of<T>(), impl_name(impl), cols, rows),
+                 [op, impl, cols = cols, rows = rows](benchmark::State& state) {
+                   run_case<T>(state, op, impl, cols, rows);
+                 });
+      }
+    }
+  }
+}
+
 void register_softmax_cases() {
+  if (config().rows_sweep) {
+    register_rows_sweep();
+    return;
+  }
 #if defined(WARPFUSE_BENCH_HAVE_CUDNN)
   const std::size_t version = cudnnGetVersion();
   add_context("cudnn_version", std::to_string(version / 10000) + "." +

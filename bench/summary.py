@@ -4,6 +4,12 @@ automatic strategy reaches over all dtypes and row lengths (with the range), the
 median, the naive baseline's, and, given compare_torch.py's --json output, the median ratio of torch's
 time to warpfuse's. bench/gpu_check.sh prints it as part of its closing summary.
 
+Files of the rows x cols sweep (a bench binary's --rows-sweep) also get a table per op: each (cols,
+rows) with the cluster, online and automatic strategies' fractions of copy bandwidth, the cluster's
+speed-up over online (online time / cluster time) and torch's time over automatic's; then the issue's
+goals at 131072 x 8192 and 262144 x 4096 bf16 (automatic >= 0.90 of copy, cluster >= 1.5x online),
+each "met" or "NOT met".
+
   bench/summary.py build/bin/softmax_bench.json [more.json ...] [--torch torch.json]
 """
 
@@ -14,9 +20,68 @@ from typing import Dict, List
 
 import bench_results
 
+GOAL_SHAPES = [(131072, 8192), (262144, 4096)]  # (cols, rows), bf16
+GOAL_COPY_FRACTION = 0.90
+GOAL_SPEEDUP_OVER_ONLINE = 1.5
+
 
 def fmt(values: List[float]) -> str:
     return f"{statistics.median(values):.2f}" if values else "-"
+
+
+def cell(case) -> str:
+    if case is None:
+        return "-"
+    if case.unsupported:
+        return "n/a"
+    if case.failed:
+        return "FAILED"
+    return f"{case.copy_fraction:.3f}"
+
+
+def print_rows_sweep(cases, torch_results) -> None:
+    """The rows x cols table of each swept op, then the goal lines."""
+    swept = [c for c in cases if c.swept_rows]
+    ops: List[str] = []
+    for case in swept:
+        if case.op not in ops:
+            ops.append(case.op)
+    for op in ops:
+        by_key = {(c.dtype, c.cols, c.swept_rows, c.impl): c for c in swept if c.op == op}
+        shapes = sorted({(c.dtype, c.cols, c.swept_rows) for c in swept if c.op == op})
+        print(f"\n{op}: rows x cols sweep, fraction of copy bandwidth; cluster/online = online time "
+              "/ cluster time; torch/auto = torch time / automatic time")
+        print(f"{'dtype':<6}{'cols':>8}{'rows':>7}{'cluster':>9}{'online':>8}{'automatic':>10}  "
+              f"{'picks':<9}{'cluster/online':>15}{'torch/auto':>11}")
+        for dtype, cols, rows in shapes:
+            cluster = by_key.get((dtype, cols, rows, "cluster"))
+            online = by_key.get((dtype, cols, rows, "online"))
+            automatic = by_key.get((dtype, cols, rows, "automatic"))
+            speedup = "-"
+            if cluster and online and cluster.ok and online.ok and cluster.median_us > 0:
+                speedup = f"{online.median_us / cluster.median_us:.2f}"
+            picks = automatic.label.replace("picks ", "") if automatic and automatic.ok else ""
+            torch = torch_results.get((op, dtype, cols, rows))
+            ratio = f"{torch['ratio']:.2f}" if torch else "-"
+            print(f"{dtype:<6}{cols:>8}{rows:>7}{cell(cluster):>9}{cell(online):>8}"
+                  f"{cell(automatic):>10}  {picks:<9}{speedup:>15}{ratio:>11}")
+        for cols, rows in GOAL_SHAPES:
+            automatic = by_key.get(("bf16", cols, rows, "automatic"))
+            cluster = by_key.get(("bf16", cols, rows, "cluster"))
+            online = by_key.get(("bf16", cols, rows, "online"))
+            if not (automatic and automatic.ok):
+                print(f"goal {op} bf16 {cols} x {rows}: not measured")
+                continue
+            fraction = automatic.copy_fraction
+            verdict = "met" if fraction >= GOAL_COPY_FRACTION else "NOT met"
+            line = (f"goal {op} bf16 {cols} x {rows}: automatic {fraction:.3f} of copy "
+                    f"(>= {GOAL_COPY_FRACTION:.2f}: {verdict})")
+            if cluster and online and cluster.ok and online.ok and cluster.median_us > 0:
+                speedup = online.median_us / cluster.median_us
+                verdict = "met" if speedup >= GOAL_SPEEDUP_OVER_ONLINE else "NOT met"
+                line += (f", cluster {speedup:.2f}x online (>= {GOAL_SPEEDUP_OVER_ONLINE:.1f}: "
+                         f"{verdict})")
+            print(line)
 
 
 def main(argv: List[str]) -> int:
@@ -54,11 +119,11 @@ def main(argv: List[str]) -> int:
             for case in mine:
                 if case.ok:
                     by_impl.setdefault(case.impl, []).append(case.copy_fraction)
-            # Best forced strategy: per (dtype, cols), the fastest warpfuse strategy.
+            # Best forced strategy: per (dtype, cols, rows), the fastest warpfuse strategy.
             best: Dict[tuple, float] = {}
             for case in mine:
-                if case.ok and case.impl in ("warp", "block", "online"):
-                    key = (case.dtype, case.cols)
+                if case.ok and case.impl in ("warp", "block", "online", "cluster"):
+                    key = (case.dtype, case.cols, case.swept_rows)
                     best[key] = max(best.get(key, 0.0), case.copy_fraction)
             automatic = by_impl.get("automatic", [])
             spread = f"{min(automatic):.2f}..{max(automatic):.2f}" if automatic else ""
@@ -70,6 +135,9 @@ def main(argv: List[str]) -> int:
         print(f"  ({path}: {context.get('device_name', '?')}, copy bandwidth "
               f"{bench_results.copy_bandwidth(context):.0f} GB/s, commit "
               f"{context.get('git_commit', '?')})")
+        if any(case.swept_rows for case in cases):
+            print_rows_sweep(cases, torch_results)
+            print()
     return status
 
 

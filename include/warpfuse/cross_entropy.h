@@ -29,8 +29,10 @@
 //
 // Strategies (RowStrategy, the row engine's): warp (C <= 1024, the row in registers), block (the
 // row cached in shared memory; probability targets are cached beside the logits, so the limit is
-// half), online (two passes over global memory, any C); see cross_entropy_strategy_for. With warp
-// or block the logits are read once; dlogits may alias logits (in place, no logits-sized
+// half), cluster (compute capability >= 9.0: the row cached across a thread-block cluster's shared
+// memory, the rows past the block limit and few long rows), online (two passes over global
+// memory, any C); see cross_entropy_strategy_for. With warp, block or cluster the logits are read
+// once; dlogits may alias logits (in place, no logits-sized
 // temporary). Any alignment and row stride keep 128-bit accesses for every row's body (e.g.
 // C = ld = 50257). Asynchronous on `stream`; scratch comes from the caller's workspace.
 #pragma once
