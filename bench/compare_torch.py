@@ -28,6 +28,7 @@ What torch runs per warpfuse op:
                                       in one timed call, as warpfuse's fused op (aten kernels directly
                                       where autograd fails)
   mse_loss, bce_with_logits_loss      F.mse_loss / F.binary_cross_entropy_with_logits + backward
+  adam (f32)                          torch.optim.Adam(fused=True, else foreach).step() on the list
 PyTorch is called through out= kernels where they exist, so that no allocation is timed. The
 activations are those of include/warpfuse/ref/activation.h with ActivationParams' defaults:
 F.relu, F.leaky_relu(0.01), F.prelu (a weight per column), F.elu(1), F.selu,
@@ -355,6 +356,38 @@ def elementwise_loss(name: str):
     return build
 
 
+# adam/<dtype>/<impl>/<cols>: one step of torch.optim.Adam (fused=True where this torch has it,
+# else foreach) over `rows` parameter tensors of `cols` elements with their gradients set, the
+# state already initialised (a step taken before timing). Only f32: torch keeps a 16-bit
+# parameter's Adam state in 16 bits, where warpfuse keeps fp32 master weights and state, so the
+# work differs. warpfuse's flat case (one tensor) is compared with torch over the same list.
+
+def adam():
+    def build(torch, rows, cols, dtype, sets, generator):
+        if dtype != torch.float32:
+            raise RuntimeError("only f32 is comparable (torch keeps 16-bit Adam state in 16 bits)")
+        optimizers = []
+        for _ in range(sets):
+            params = [torch.nn.Parameter(_uniform(torch, 1, cols, dtype, -1.0, 1.0, generator)
+                                         .reshape(cols)) for _ in range(rows)]
+            for p in params:
+                p.grad = _uniform(torch, 1, cols, dtype, -1.0, 1.0, generator).reshape(cols)
+            optimizers.append(params)
+        candidates = []
+        for how, flags in (("torch.optim.Adam(fused=True).step()", {"fused": True}),
+                           ("torch.optim.Adam(foreach=True).step()", {"foreach": True})):
+            def make(flags=flags):
+                made = [torch.optim.Adam(params, lr=1e-3, eps=1e-7, **flags)
+                        for params in optimizers]
+                return lambda s: made[s].step()
+            try:
+                candidates.append((how, make()))
+            except (RuntimeError, TypeError, ValueError) as error:
+                candidates.append((how, lambda s, error=error: (_ for _ in ()).throw(error)))
+        return _first_working(candidates)
+    return build
+
+
 OPS: Dict[str, Callable] = {
     "softmax": softmax_forward(log=False),
     "log_softmax": softmax_forward(log=True),
@@ -363,6 +396,7 @@ OPS: Dict[str, Callable] = {
     "cross_entropy": cross_entropy(),
     "mse_loss": elementwise_loss("mse_loss"),
     "bce_with_logits_loss": elementwise_loss("bce_with_logits_loss"),
+    "adam": adam(),
 }
 for _kind in KINDS:
     for _form in FORMS:

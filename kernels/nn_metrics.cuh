@@ -25,10 +25,10 @@ struct NnTotals {
   double abs_sum;
   double sq_sum;
   double elements;
-  long long bad_step;     ///< first epoch step with a non-finite loss, -1 when none
-  long long epoch_step;   ///< steps since the totals were reset
-  long long global_step;  ///< optimizer steps ever taken (Adam's t); never reset by the epoch
-  long long cursor;       ///< position in the epoch's sample order of the next mini-batch
+  long long bad_step;        ///< first epoch step with a non-finite loss, -1 when none
+  long long epoch_step;      ///< steps since the totals were reset
+  std::int64_t global_step;  ///< optimizer steps ever taken (Adam's t); never reset by the epoch
+  long long cursor;          ///< position in the epoch's sample order of the next mini-batch
 };
 
 enum class NnAccuracy : int { none = 0, categorical = 1, sparse = 2, binary = 3 };

@@ -190,7 +190,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.has_optimizer = r.get<std::uint8_t>("optimizer flag") != 0;
   if (c.has_optimizer) {
     Optimizer& o = c.optimizer;
-    o.kind = checked_enum<OptimizerKind>(r, "optimizer", 3);
+    o.rule = checked_enum<OptimizerRule>(r, "optimizer", 3);
     o.learning_rate = r.get<float>("learning_rate");
     o.momentum = r.get<float>("momentum");
     o.nesterov = r.get<std::uint8_t>("nesterov") != 0;
@@ -200,7 +200,7 @@ Checkpoint read_checkpoint(const std::string& path) {
     o.weight_decay = r.get<float>("weight_decay");
     c.step = r.get<std::uint64_t>("step");
     c.state = r.get_floats("optimizer state",
-                           static_cast<std::uint64_t>(total * o.state_per_parameter()));
+                           static_cast<std::uint64_t>(optimizer_state_floats(o, total)));
   }
   if (version >= 2 && r.get<std::uint8_t>("preprocessing flag") != 0) {
     const auto kind = r.get<std::uint32_t>("preprocessing kind");
@@ -270,7 +270,7 @@ void Sequential::save(const std::string& path, bool include_optimizer) {
   w.put<std::uint8_t>(include_optimizer ? 1 : 0);
   if (include_optimizer) {
     const Optimizer& o = optimizer_;
-    w.put<std::uint32_t>(static_cast<std::uint32_t>(o.kind));
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(o.rule));
     w.put<float>(o.learning_rate);
     w.put<float>(o.momentum);
     w.put<std::uint8_t>(o.nesterov ? 1 : 0);
@@ -336,8 +336,8 @@ void Sequential::load_weights(const std::string& path) {
                   describe(c.layers) + ", the model is " + describe(layers_));
   }
   backend_->set_parameters(c.parameters);
-  if (c.has_optimizer && c.optimizer.kind == optimizer_.kind &&
-      c.optimizer.state_per_parameter() == optimizer_.state_per_parameter()) {
+  if (c.has_optimizer && c.optimizer.rule == optimizer_.rule &&
+      optimizer_state_floats(c.optimizer, 1) == optimizer_state_floats(optimizer_, 1)) {
     backend_->set_optimizer_state(c.state, static_cast<std::int64_t>(c.step));
   }
   standardizer_ = std::move(c.standardizer);

@@ -150,18 +150,6 @@ Optimizer optimizer_from_string(const std::string& name, float learning_rate) {
   return o;
 }
 
-std::string to_string(OptimizerKind kind) {
-  switch (kind) {
-    case OptimizerKind::sgd:
-      return "sgd";
-    case OptimizerKind::adam:
-      return "adam";
-    case OptimizerKind::adamw:
-      return "adamw";
-  }
-  return "unknown";
-}
-
 std::string to_string(Device device) {
   switch (device) {
     case Device::automatic:

@@ -13,6 +13,7 @@
 #include "host/nn/backend.h"
 #include "warpfuse/error.h"
 #include "warpfuse/ref/nn_cpu.h"
+#include "warpfuse/ref/optimizer.h"
 
 namespace warpfuse::nn::detail {
 namespace {
@@ -23,7 +24,7 @@ class CpuBackend final : public Backend {
       : spec_(spec),
         params_(spec.layout.total, 0.0f),
         grads_(spec.layout.total, 0.0f),
-        state_(static_cast<std::size_t>(spec.layout.total * spec.optimizer.state_per_parameter()),
+        state_(static_cast<std::size_t>(optimizer_state_floats(spec.optimizer, spec.layout.total)),
                0.0f) {}
 
   Device device() const override { return Device::cpu; }
@@ -73,8 +74,11 @@ class CpuBackend final : public Backend {
     accumulate_metrics(spec_, out.data(), yb_.data(), count, last.units, totals_);
     backward(xb_.data(), count);
     ++step_;
-    ref::nn_optimizer_step(spec_.optimizer, step_, params_.data(), grads_.data(), state_.data(),
-                           spec_.layout.total);
+    // The reference op instantiated for float: the same rules as the CUDA backend's fused op.
+    Optimizer options = spec_.optimizer;
+    options.step = step_;
+    ref::optimizer_step<float>({{params_.data(), grads_.data(), state_.data(), spec_.layout.total}},
+                               options);
   }
 
   Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) override {

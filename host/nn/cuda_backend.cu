@@ -13,7 +13,7 @@
 //   bookkeeping nn_accumulate_kernel: running loss and metric sums, step counters, the cursor
 //   backward    bias_activation_backward (deterministic dbias and PReLU dslope), softmax_backward,
 //               or a ones^T dz GEMM for the bias; dW = a^T dz and da = dz W^T (GEMMs)
-//   optimizer   optimizer_step_kernel: one launch over the contiguous parameter buffer
+//   optimizer   warpfuse::optimizer_step (the public op): one launch over the parameter buffer
 // From the second step of a batch shape on, the step runs as a CUDA Graph captured from it; the
 // emulated build captures and replays it too (its cudart shim records graphs, and the GEMMs and
 // gathers, host work there, are recorded in stream order). WARPFUSE_CUDA_GRAPHS=0 in the
@@ -35,13 +35,13 @@
 #include "host/nn/backend.h"
 #include "host/nn/gemm.h"
 #include "kernels/nn_metrics.cuh"
-#include "kernels/optimizer.cuh"
 #include "warpfuse/activation.h"
 #include "warpfuse/cross_entropy.h"
 #include "warpfuse/device.h"
 #include "warpfuse/elementwise_loss.h"
 #include "warpfuse/error.h"
 #include "warpfuse/memory.h"
+#include "warpfuse/optimizer.h"
 #include "warpfuse/softmax.h"
 
 namespace warpfuse::nn::detail {
@@ -127,7 +127,8 @@ class CudaBackend final : public Backend {
     gemm_ = std::make_unique<Gemm>(stream_);
     params_ = DeviceBuffer<float>(spec.layout.total);
     grads_ = DeviceBuffer<float>(spec.layout.total);
-    state_ = DeviceBuffer<float>(spec.layout.total * spec.optimizer.state_per_parameter());
+    state_ = DeviceBuffer<float>(optimizer_state_floats(spec.optimizer, spec.layout.total));
+    optimizer_workspace_ = DeviceBuffer<unsigned char>(optimizer_workspace_bytes(1));
     state_.fill_bytes(0, stream_);
     totals_ = DeviceBuffer<NnTotals>(1);
     eval_totals_ = DeviceBuffer<NnTotals>(1);
@@ -346,23 +347,17 @@ class CudaBackend final : public Backend {
     loss_and_gradient(count, true);
     accumulate(count, totals_.data(), true);
     backward(count);
-    const Optimizer& o = spec_.optimizer;
-    warpfuse::detail::OptimizerStepParams p;
-    p.rule = static_cast<warpfuse::detail::OptimizerRule>(static_cast<int>(o.kind));
-    p.learning_rate = o.learning_rate;
-    p.momentum = o.momentum;
-    p.nesterov = o.nesterov ? 1 : 0;
-    p.beta_1 = o.beta_1;
-    p.beta_2 = o.beta_2;
-    p.epsilon = o.epsilon;
-    p.weight_decay = o.weight_decay;
-    const std::int64_t n = spec_.layout.total;
-    constexpr unsigned kThreads = warpfuse::detail::kOptimizerThreads;
-    const auto kernel = warpfuse::detail::optimizer_step_kernel;
-    warpfuse::detail::launch(warpfuse::detail::wave_config(kernel, (n + kThreads - 1) / kThreads,
-                                                           dim3(kThreads), 0, stream_),
-                             "optimizer_step_kernel", kernel, p, &totals_.data()->global_step,
-                             params_.data(), grads_.data(), state_.data(), n);
+    // The public op, like any user: one tensor (the contiguous parameter buffer), Adam's step
+    // number read on the device from the totals, which accumulate() advanced.
+    OptimizerTensor<float> tensor;
+    tensor.params = params_.data();
+    tensor.grads = grads_.data();
+    tensor.state = state_.data();
+    tensor.size = spec_.layout.total;
+    OptimizerExtras extras;
+    extras.step = &totals_.data()->global_step;
+    optimizer_step(tensor, spec_.optimizer, extras,
+                   Workspace{optimizer_workspace_.data(), optimizer_workspace_.size()}, stream_);
   }
 
   void gather(std::int64_t count) {
@@ -576,6 +571,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Gemm> gemm_;
   DeviceBuffer<float> params_, grads_, state_;
   DeviceBuffer<NnTotals> totals_, eval_totals_;
+  DeviceBuffer<unsigned char> optimizer_workspace_;
   DeviceBuffer<float> loss_value_;
   DeviceBuffer<float> x_train_, y_train_;
   DeviceBuffer<int> labels_train_;

@@ -298,36 +298,4 @@ double nn_loss(const nn::Loss& loss, bool logits, const float* input, const floa
   return total;
 }
 
-void nn_optimizer_step(const nn::Optimizer& opt, std::int64_t step, float* params,
-                       const float* grads, float* state, std::int64_t n) {
-  const float lr = opt.learning_rate;
-  if (opt.kind == nn::OptimizerKind::sgd) {
-    if (opt.momentum == 0.0f) {
-      for (std::int64_t i = 0; i < n; ++i) params[i] -= lr * grads[i];
-      return;
-    }
-    const float mu = opt.momentum;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const float v = mu * state[i] - lr * grads[i];
-      state[i] = v;
-      params[i] += opt.nesterov ? mu * v - lr * grads[i] : v;
-    }
-    return;
-  }
-  const double t = static_cast<double>(step);
-  const float step_size = static_cast<float>(lr * std::sqrt(1.0 - std::pow(opt.beta_2, t)) /
-                                             (1.0 - std::pow(opt.beta_1, t)));
-  const float decay = opt.kind == nn::OptimizerKind::adamw ? lr * opt.weight_decay : 0.0f;
-  float* m = state;
-  float* v = state + n;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float g = grads[i];
-    float p = params[i];
-    p -= decay * p;
-    m[i] += (g - m[i]) * (1.0f - opt.beta_1);
-    v[i] += (g * g - v[i]) * (1.0f - opt.beta_2);
-    params[i] = p - step_size * m[i] / (std::sqrt(v[i]) + opt.epsilon);
-  }
-}
-
 }  // namespace warpfuse::ref

@@ -39,6 +39,11 @@ WF_DEVICE float fast_rsqrt(float x) {
   return rsqrtf(x);
 }
 
+/// Neither infinite nor NaN (a comparison, so it needs no libm overload on either side).
+WF_DEVICE bool is_finite(double x) {
+  return fabs(x) <= 1.7976931348623157e308;
+}
+
 WF_DEVICE float positive_infinity() {
   return __int_as_float(0x7f800000);
 }

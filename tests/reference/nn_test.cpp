@@ -158,43 +158,5 @@ TEST(NnCpu, CrossEntropyOnLogitsIsStableForHugeLogits) {
   EXPECT_NEAR(grad[1], -1.0f, 1e-6);
 }
 
-TEST(NnCpu, OptimizerStepsFollowKeras) {
-  const std::vector<float> g = {0.5f, -2.0f};
-  {  // Adam, two steps
-    auto p = std::vector<float>{1.0f, -1.0f};
-    std::vector<float> state(4, 0.0f);
-    const nn::Optimizer adam = nn::Adam(0.1f);
-    nn_optimizer_step(adam, 1, p.data(), g.data(), state.data(), 2);
-    nn_optimizer_step(adam, 2, p.data(), g.data(), state.data(), 2);
-    double ep[2] = {1.0, -1.0}, m[2] = {0, 0}, v[2] = {0, 0};
-    for (int t = 1; t <= 2; ++t) {
-      const double lr_t = 0.1 * std::sqrt(1 - std::pow(0.999, t)) / (1 - std::pow(0.9, t));
-      for (int i = 0; i < 2; ++i) {
-        m[i] += (g[i] - m[i]) * 0.1;
-        v[i] += (g[i] * g[i] - v[i]) * 0.001;
-        ep[i] -= lr_t * m[i] / (std::sqrt(v[i]) + 1e-7);
-      }
-    }
-    EXPECT_NEAR(p[0], ep[0], 1e-5);
-    EXPECT_NEAR(p[1], ep[1], 1e-5);
-  }
-  {  // SGD with Nesterov momentum
-    auto p = std::vector<float>{1.0f, -1.0f};
-    std::vector<float> velocity(2, 0.0f);
-    const nn::Optimizer sgd = nn::SGD(0.1f, 0.9f, true);
-    nn_optimizer_step(sgd, 1, p.data(), g.data(), velocity.data(), 2);
-    // v = -lr g; p += momentum v - lr g
-    EXPECT_NEAR(p[0], 1.0f + 0.9f * -0.05f - 0.05f, 1e-6);
-    EXPECT_NEAR(p[1], -1.0f + 0.9f * 0.2f + 0.2f, 1e-6);
-  }
-  {  // AdamW decays the weights by lr * weight_decay first
-    auto p = std::vector<float>{1.0f};
-    std::vector<float> state(2, 0.0f);
-    const std::vector<float> zero = {0.0f};
-    nn_optimizer_step(nn::AdamW(0.1f, 0.5f), 1, p.data(), zero.data(), state.data(), 1);
-    EXPECT_NEAR(p[0], 0.95f, 1e-6);
-  }
-}
-
 }  // namespace
 }  // namespace warpfuse::ref

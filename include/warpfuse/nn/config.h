@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "warpfuse/optimizer_types.h"
+
 namespace warpfuse::nn {
 
 enum class ActivationKind {
@@ -75,37 +77,22 @@ struct Loss {
 
 std::string to_string(LossKind kind);
 
-enum class OptimizerKind { sgd, adam, adamw };
-
-/// Optimizer hyperparameters. Build one with SGD(...), Adam(...) or AdamW(...) below. The update
-/// rules are Keras':
+/// Optimizer hyperparameters: the fused op's options (<warpfuse/optimizer_types.h>, one rule enum
+/// for the library and the trainer). Build one with SGD(...), Adam(...) or AdamW(...) below. The
+/// update rules are Keras':
 ///   sgd:   v = momentum v - lr g; p += nesterov ? momentum v - lr g : v   (plain p -= lr g)
 ///   adam:  m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v);
 ///          p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
-///   adamw: p -= lr weight_decay p, then adam
-struct Optimizer {
-  OptimizerKind kind = OptimizerKind::adam;
-  float learning_rate = 1e-3f;
-  float momentum = 0.0f;
-  bool nesterov = false;
-  float beta_1 = 0.9f;
-  float beta_2 = 0.999f;
-  float epsilon = 1e-7f;
-  float weight_decay = 0.0f;
-
-  /// Optimizer-state floats per parameter: sgd 1 with momentum else 0, adam and adamw 2.
-  int state_per_parameter() const {
-    if (kind == OptimizerKind::sgd) return momentum != 0.0f ? 1 : 0;
-    return 2;
-  }
-};
+///   adamw: adam after the decoupled decay p -= lr weight_decay p (which every rule applies when
+///          weight_decay > 0, as Keras 3's optimizers do)
+/// max_grad_norm (> 0) clips by the global gradient norm, Keras' global_clipnorm. Optimizer state
+/// per parameter: optimizer_state_floats(o, 1).
+using Optimizer = OptimizerOptions;
 
 Optimizer optimizer_from_string(const std::string& name, float learning_rate = -1.0f);
-std::string to_string(OptimizerKind kind);
-
 inline Optimizer SGD(float learning_rate = 0.01f, float momentum = 0.0f, bool nesterov = false) {
   Optimizer o;
-  o.kind = OptimizerKind::sgd;
+  o.rule = OptimizerRule::sgd;
   o.learning_rate = learning_rate;
   o.momentum = momentum;
   o.nesterov = nesterov;
@@ -114,7 +101,7 @@ inline Optimizer SGD(float learning_rate = 0.01f, float momentum = 0.0f, bool ne
 inline Optimizer Adam(float learning_rate = 1e-3f, float beta_1 = 0.9f, float beta_2 = 0.999f,
                       float epsilon = 1e-7f) {
   Optimizer o;
-  o.kind = OptimizerKind::adam;
+  o.rule = OptimizerRule::adam;
   o.learning_rate = learning_rate;
   o.beta_1 = beta_1;
   o.beta_2 = beta_2;
@@ -125,7 +112,7 @@ inline Optimizer Adam(float learning_rate = 1e-3f, float beta_1 = 0.9f, float be
 inline Optimizer AdamW(float learning_rate = 1e-3f, float weight_decay = 0.004f,
                        float beta_1 = 0.9f, float beta_2 = 0.999f, float epsilon = 1e-7f) {
   Optimizer o = Adam(learning_rate, beta_1, beta_2, epsilon);
-  o.kind = OptimizerKind::adamw;
+  o.rule = OptimizerRule::adamw;
   o.weight_decay = weight_decay;
   return o;
 }

@@ -53,10 +53,4 @@ void nn_activation_backward(const nn::Activation& act, const float* prelu_alpha,
 double nn_loss(const nn::Loss& loss, bool logits, const float* input, const float* y,
                std::int64_t rows, std::int64_t cols, float* grad);
 
-/// One optimizer step over a contiguous parameter buffer (see nn::Optimizer for the rules).
-/// `step` counts from 1. `state` holds state_per_parameter() x n floats: adam's m then v, sgd's
-/// velocity.
-void nn_optimizer_step(const nn::Optimizer& opt, std::int64_t step, float* params,
-                       const float* grads, float* state, std::int64_t n);
-
 }  // namespace warpfuse::ref
