@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "warpfuse/nn/model.h"
+#include "warpfuse/training_types.h"
 
 namespace warpfuse::nn::detail {
 
@@ -38,16 +39,17 @@ Layout make_layout(const std::vector<Dense>& layers);
 /// or "" when it can: mean and scale of one length (input_dim's), finite, scales nonzero.
 std::string standardizer_problem(const Standardizer& s, std::int64_t input_dim);
 
-enum class AccuracyKind { none, categorical, sparse, binary };
-
 /// Everything a backend needs to know about the compiled model.
 struct ModelSpec {
   Layout layout;
   Loss loss;
   Optimizer optimizer;
-  AccuracyKind accuracy = AccuracyKind::none;
-  bool want_mse = false;
-  bool want_mae = false;
+  /// What accumulate_metrics adds per batch (the public op's options; accuracy kind, threshold,
+  /// errors for the mse / mae metrics). `advance` is set by the training step itself.
+  MetricOptions metrics;
+  /// The metrics read the output layer's logits (a fused softmax or sigmoid output whose
+  /// activation the step does not compute): the same argmax, and a threshold of 0 instead of 0.5.
+  bool metrics_on_logits = false;
   /// The output layer's activation is applied inside the loss (softmax + categorical/sparse CE,
   /// sigmoid + binary CE): the loss reads the pre-activation and its gradient is dL/dz.
   bool fused_output = false;
@@ -55,17 +57,8 @@ struct ModelSpec {
   bool loss_reads_logits = false;
 };
 
-/// Sums over the samples seen since reset_totals() (or in one evaluate()).
-struct Totals {
-  double loss_sum = 0.0;
-  double samples = 0.0;
-  double correct = 0.0;
-  double accuracy_count = 0.0;  ///< samples, or elements for binary accuracy
-  double abs_sum = 0.0;
-  double sq_sum = 0.0;
-  double elements = 0.0;
-  std::int64_t bad_step = -1;  ///< the first step whose loss was NaN or inf, -1 when none
-};
+/// Sums over the samples seen since reset_totals() (or in one evaluate()): the public op's totals.
+using Totals = TrainingTotals;
 
 class Backend {
  public:
@@ -96,10 +89,6 @@ class Backend {
 std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec);
 /// Throws Unsupported when no CUDA device is present.
 std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec);
-
-/// Adds one batch's metric sums (accuracy, mse, mae) from the outputs `out` to `t`.
-void accumulate_metrics(const ModelSpec& spec, const float* out, const float* y, std::int64_t rows,
-                        std::int64_t cols, Totals& t);
 
 /// The model's initial parameters, drawn from `seed` (mt19937_64 with our own conversions, so the
 /// values are the same with every standard library).

@@ -274,40 +274,5 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, bool shuffle, std::uint64_
   return order;
 }
 
-void accumulate_metrics(const ModelSpec& spec, const float* out, const float* y, std::int64_t rows,
-                        std::int64_t cols, Totals& t) {
-  const bool sparse = spec.loss.kind == LossKind::sparse_categorical_crossentropy;
-  if (spec.accuracy == AccuracyKind::categorical || spec.accuracy == AccuracyKind::sparse) {
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float* o = out + r * cols;
-      const std::int64_t predicted = std::max_element(o, o + cols) - o;
-      std::int64_t truth = 0;
-      if (spec.accuracy == AccuracyKind::sparse) {
-        truth = static_cast<std::int64_t>(y[r]);
-      } else {
-        const float* yr = y + r * cols;
-        truth = std::max_element(yr, yr + cols) - yr;
-      }
-      if (predicted == truth) t.correct += 1.0;
-    }
-    t.accuracy_count += static_cast<double>(rows);
-  } else if (spec.accuracy == AccuracyKind::binary) {
-    // Keras' binary_accuracy thresholds probabilities at 0.5; logits at 0 is the same decision.
-    const float threshold = spec.loss.from_logits ? 0.0f : 0.5f;
-    for (std::int64_t i = 0; i < rows * cols; ++i) {
-      if ((out[i] > threshold) == (y[i] > 0.5f)) t.correct += 1.0;
-    }
-    t.accuracy_count += static_cast<double>(rows * cols);
-  }
-  if ((spec.want_mse || spec.want_mae) && !sparse) {
-    for (std::int64_t i = 0; i < rows * cols; ++i) {
-      const double e = static_cast<double>(out[i]) - y[i];
-      t.abs_sum += std::fabs(e);
-      t.sq_sum += e * e;
-    }
-    t.elements += static_cast<double>(rows * cols);
-  }
-}
-
 }  // namespace detail
 }  // namespace warpfuse::nn

@@ -14,6 +14,7 @@
 #include "warpfuse/error.h"
 #include "warpfuse/ref/nn_cpu.h"
 #include "warpfuse/ref/optimizer.h"
+#include "warpfuse/ref/training.h"
 
 namespace warpfuse::nn::detail {
 namespace {
@@ -45,7 +46,7 @@ class CpuBackend final : public Backend {
     y_ = &y;
   }
   void set_order(const std::vector<std::int64_t>& order) override { order_ = order; }
-  void reset_totals() override { totals_ = Totals(); }
+  void reset_totals() override { totals_ = empty_training_totals(); }
   bool cheap_totals() const override { return true; }
   Totals totals() override { return totals_; }
 
@@ -68,10 +69,8 @@ class CpuBackend final : public Backend {
     grad.resize(static_cast<std::size_t>(count * last.units));
     const double loss_sum = ref::nn_loss(spec_.loss, spec_.loss_reads_logits, loss_input,
                                          yb_.data(), count, last.units, grad.data());
-    if (!std::isfinite(loss_sum) && totals_.bad_step < 0) totals_.bad_step = step;
-    totals_.loss_sum += loss_sum;
-    totals_.samples += static_cast<double>(count);
-    accumulate_metrics(spec_, out.data(), yb_.data(), count, last.units, totals_);
+    static_cast<void>(step);  // totals_.steps numbers the epoch's steps, as on the device
+    add_metrics(out.data(), yb_.data(), count, loss_sum, true, totals_);
     backward(xb_.data(), count);
     ++step_;
     // The reference op instantiated for float: the same rules as the CUDA backend's fused op.
@@ -82,16 +81,15 @@ class CpuBackend final : public Backend {
   }
 
   Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) override {
-    Totals t;
+    Totals t = empty_training_totals();
     const std::int64_t units = spec_.layout.layers.back().units;
     for (std::int64_t begin = 0; begin < x.rows; begin += batch_size) {
       const std::int64_t count = std::min(batch_size, x.rows - begin);
       forward(x.row(begin), count);
       const float* loss_input = spec_.fused_output ? z_.back().data() : a_.back().data();
-      t.loss_sum += ref::nn_loss(spec_.loss, spec_.loss_reads_logits, loss_input, y.row(begin),
-                                 count, units, nullptr);
-      t.samples += static_cast<double>(count);
-      accumulate_metrics(spec_, a_.back().data(), y.row(begin), count, units, t);
+      const double loss_sum = ref::nn_loss(spec_.loss, spec_.loss_reads_logits, loss_input,
+                                           y.row(begin), count, units, nullptr);
+      add_metrics(a_.back().data(), y.row(begin), count, loss_sum, false, t);
     }
     return t;
   }
@@ -106,6 +104,27 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // One batch into `t` through the reference op the CUDA backend's device op mirrors: the same
+  // accuracy, threshold and error sums (on the logits where the spec says the device reads them).
+  void add_metrics(const float* out, const float* y, std::int64_t count, double loss_sum,
+                   bool advance, Totals& t) {
+    const std::int64_t units = spec_.layout.layers.back().units;
+    const bool sparse = spec_.metrics.accuracy == AccuracyKind::argmax_index;
+    const std::int64_t y_cols = sparse ? 1 : units;
+    if (sparse) {
+      labels_.resize(static_cast<std::size_t>(count));
+      for (std::int64_t r = 0; r < count; ++r) labels_[r] = static_cast<std::int32_t>(y[r]);
+    }
+    MetricOptions options = spec_.metrics;
+    options.advance = advance;
+    const float* read = spec_.metrics_on_logits ? z_.back().data() : out;
+    const double loss_mean = count > 0 ? loss_sum / static_cast<double>(count) : 0.0;
+    ref::accumulate_metrics<float, std::int32_t>(
+        MatrixView<const float>(read, count, units, units),
+        sparse ? MatrixView<const float>() : MatrixView<const float>(y, count, y_cols, y_cols),
+        VectorView<const std::int32_t>(labels_.data(), sparse ? count : 0), &loss_mean, options, t);
+  }
+
   void forward(const float* x, std::int64_t count) {
     const auto& layers = spec_.layout.layers;
     z_.resize(layers.size());
@@ -159,7 +178,8 @@ class CpuBackend final : public Backend {
   const Matrix* x_ = nullptr;
   const Matrix* y_ = nullptr;
   std::vector<std::int64_t> order_;
-  Totals totals_;
+  Totals totals_ = empty_training_totals();
+  std::vector<std::int32_t> labels_;
   std::vector<float> xb_, yb_, da_, dprev_;
   std::vector<std::vector<float>> z_, a_;
 };

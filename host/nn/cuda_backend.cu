@@ -1,28 +1,24 @@
 // warpfuse::nn — the CUDA backend: the training step on one stream through warpfuse's public ops
 // (bias_activation_forward / backward, softmax, cross_entropy, the elementwise losses) and cuBLAS
-// GEMMs through one wrapper (gemm.h), with Thrust gathering the mini-batches.
+// GEMMs through one wrapper (gemm.h); gather_rows and accumulate_metrics keep the bookkeeping on
+// the device. It includes only the public headers, like any user.
 //
 // One step, all on stream_ and with no host synchronisation:
-//   gather      x, y (and class indices) rows order[cursor .. cursor + count) with thrust::gather
+//   gather      x, y (or class indices) rows order[cursor .. cursor + count) with gather_rows
 //   forward     z = a W (GEMM); then bias_activation_forward(z + b) -> a (pre kept in z), or for
 //               linear / softmax a rank-1 GEMM adding the bias (and softmax for a softmax output)
 //   loss        softmax output + (sparse) categorical CE: cross_entropy on the logits, its fused
 //               kernel writing dL/dz in the same pass; sigmoid + binary CE:
 //               binary_cross_entropy_with_logits; else mse / mae / huber / binary_cross_entropy on
 //               the activations, each writing its gradient in the same pass
-//   bookkeeping nn_accumulate_kernel: running loss and metric sums, step counters, the cursor
+//   bookkeeping accumulate_metrics: running loss and metric sums, step counters, the cursor
 //   backward    bias_activation_backward (deterministic dbias and PReLU dslope), softmax_backward,
 //               or a ones^T dz GEMM for the bias; dW = a^T dz and da = dz W^T (GEMMs)
 //   optimizer   warpfuse::optimizer_step (the public op): one launch over the parameter buffer
 // From the second step of a batch shape on, the step runs as a CUDA Graph captured from it; the
-// emulated build captures and replays it too (its cudart shim records graphs, and the GEMMs and
-// gathers, host work there, are recorded in stream order). WARPFUSE_CUDA_GRAPHS=0 in the
+// emulated build captures and replays it too (its cudart shim records graphs, and the GEMMs,
+// host work there, are recorded in stream order). WARPFUSE_CUDA_GRAPHS=0 in the
 // environment runs every step eagerly (debugging, profiling single kernels).
-#include <thrust/execution_policy.h>
-#include <thrust/gather.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/iterator/transform_iterator.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -31,10 +27,8 @@
 #include <set>
 #include <vector>
 
-#include "host/cuda/launch.h"
 #include "host/nn/backend.h"
 #include "host/nn/gemm.h"
-#include "kernels/nn_metrics.cuh"
 #include "warpfuse/activation.h"
 #include "warpfuse/cross_entropy.h"
 #include "warpfuse/device.h"
@@ -43,21 +37,10 @@
 #include "warpfuse/memory.h"
 #include "warpfuse/optimizer.h"
 #include "warpfuse/softmax.h"
+#include "warpfuse/training.h"
 
 namespace warpfuse::nn::detail {
 namespace {
-
-using warpfuse::detail::NnAccumulateArgs;
-using warpfuse::detail::NnAccuracy;
-using warpfuse::detail::NnBatchIndex;
-using warpfuse::detail::NnTotals;
-
-// Thrust on the backend's stream; the emulated build runs Thrust's CPP backend instead.
-#if defined(WARPFUSE_SIMT)
-#define WF_THRUST_POLICY(stream) thrust::device
-#else
-#define WF_THRUST_POLICY(stream) thrust::cuda::par_nosync.on(stream)
-#endif
 
 bool has_warpfuse_activation(ActivationKind k) {
   return k != ActivationKind::linear && k != ActivationKind::softmax;
@@ -130,8 +113,8 @@ class CudaBackend final : public Backend {
     state_ = DeviceBuffer<float>(optimizer_state_floats(spec.optimizer, spec.layout.total));
     optimizer_workspace_ = DeviceBuffer<unsigned char>(optimizer_workspace_bytes(1));
     state_.fill_bytes(0, stream_);
-    totals_ = DeviceBuffer<NnTotals>(1);
-    eval_totals_ = DeviceBuffer<NnTotals>(1);
+    totals_ = DeviceBuffer<TrainingTotals>(1);
+    eval_totals_ = DeviceBuffer<TrainingTotals>(1);
     loss_value_ = DeviceBuffer<float>(1);
     reset_device_totals(totals_, true);
   }
@@ -153,13 +136,13 @@ class CudaBackend final : public Backend {
   }
   void set_optimizer_state(const std::vector<float>& state, std::int64_t step) override {
     upload(state_, state.data(), state.size(), stream_);
-    const NnTotals t = read_totals(totals_);
-    NnTotals updated = t;
+    const TrainingTotals t = read_totals(totals_);
+    TrainingTotals updated = t;
     updated.global_step = step;
     write_totals(totals_, updated);
   }
   std::vector<float> optimizer_state(std::int64_t* step) override {
-    const NnTotals t = read_totals(totals_);
+    const TrainingTotals t = read_totals(totals_);
     if (step != nullptr) *step = t.global_step;
     std::vector<float> state(state_.size());
     state_.copy_to_host(state.data(), state.size());
@@ -180,8 +163,8 @@ class CudaBackend final : public Backend {
   }
 
   void set_order(const std::vector<std::int64_t>& order) override {
-    static_assert(sizeof(long long) == sizeof(std::int64_t), "order is uploaded as long long");
-    upload(order_, reinterpret_cast<const long long*>(order.data()), order.size(), stream_);
+    upload(order_, order.data(), order.size(), stream_);
+    order_rows_ = static_cast<std::int64_t>(order.size());
     sync();
   }
 
@@ -236,7 +219,7 @@ class CudaBackend final : public Backend {
         const std::vector<int> labels = to_labels(y.row(begin), count);
         upload(labels_b_, labels.data(), labels.size(), stream_);
       }
-      forward(xb_.data(), count, false);
+      forward(xb_.data(), count, !spec_.metrics_on_logits);
       loss_and_gradient(count, false);
       accumulate(count, eval_totals_.data(), false);
       sync();  // the host rows uploaded above are pageable and reused next iteration
@@ -269,38 +252,25 @@ class CudaBackend final : public Backend {
 
   void sync() { WARPFUSE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-  NnTotals read_totals(DeviceBuffer<NnTotals>& buffer) {
-    NnTotals t;
+  TrainingTotals read_totals(DeviceBuffer<TrainingTotals>& buffer) {
+    TrainingTotals t;
     WARPFUSE_CUDA_CHECK(
         cudaMemcpyAsync(&t, buffer.data(), sizeof t, cudaMemcpyDeviceToHost, stream_));
     sync();
     return t;
   }
-  void write_totals(DeviceBuffer<NnTotals>& buffer, const NnTotals& t) {
+  void write_totals(DeviceBuffer<TrainingTotals>& buffer, const TrainingTotals& t) {
     WARPFUSE_CUDA_CHECK(
         cudaMemcpyAsync(buffer.data(), &t, sizeof t, cudaMemcpyHostToDevice, stream_));
     sync();
   }
-  // Zeroes the sums and the epoch's counters; the optimizer's step count survives unless `all`.
-  void reset_device_totals(DeviceBuffer<NnTotals>& buffer, bool all) {
-    NnTotals t{};
-    if (!all) t.global_step = read_totals(buffer).global_step;
-    t.bad_step = -1;
-    write_totals(buffer, t);
+  // Zeroes the sums and the epoch's counters on the stream; the optimizer's step count survives
+  // unless `all`. No host round trip.
+  void reset_device_totals(DeviceBuffer<TrainingTotals>& buffer, bool all) {
+    reset_training_totals(buffer.data(), !all, stream_);
   }
 
-  static Totals to_totals(const NnTotals& d) {
-    Totals t;
-    t.loss_sum = d.loss_sum;
-    t.samples = d.samples;
-    t.correct = d.correct;
-    t.accuracy_count = d.accuracy_count;
-    t.abs_sum = d.abs_sum;
-    t.sq_sum = d.sq_sum;
-    t.elements = d.elements;
-    t.bad_step = d.bad_step;
-    return t;
-  }
+  static Totals to_totals(const TrainingTotals& d) { return d; }
 
   // Buffers sized for `count` rows; growing them invalidates captured graphs (their pointers).
   void ensure_workspace(std::int64_t count) {
@@ -330,6 +300,7 @@ class CudaBackend final : public Backend {
     delta_prev_ = DeviceBuffer<float>(count * spec_.layout.widest);
     activation_workspace_ = DeviceBuffer<unsigned char>(
         std::max<std::size_t>(activation_workspace, kWorkspaceAlignment));
+    metrics_workspace_ = DeviceBuffer<unsigned char>(metrics_workspace_bytes(count));
     loss_workspace_ = DeviceBuffer<unsigned char>(
         std::max(cross_entropy_workspace_bytes(count), elementwise_loss_workspace_bytes(count)));
     ones_ = DeviceBuffer<float>(count);
@@ -343,7 +314,7 @@ class CudaBackend final : public Backend {
 
   void enqueue_step(std::int64_t count) {
     gather(count);
-    forward(xb_.data(), count, false);
+    forward(xb_.data(), count, !spec_.metrics_on_logits);
     loss_and_gradient(count, true);
     accumulate(count, totals_.data(), true);
     backward(count);
@@ -360,39 +331,20 @@ class CudaBackend final : public Backend {
                    Workspace{optimizer_workspace_.data(), optimizer_workspace_.size()}, stream_);
   }
 
+  // The mini-batch's rows of x, y (and the class indices) at the device-side cursor into the
+  // epoch's order, which accumulate_metrics advances: a captured step gathers the next batch.
   void gather(std::int64_t count) {
-    const long long* cursor = &totals_.data()->cursor;
-    const long long* order = order_.data();
-    cudaStream_t stream = stream_;
-    static_cast<void>(stream);  // the emulated build's Thrust policy has no stream
-    auto gather_rows = [=](const float* src, long long cols, float* dst) {
-      auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
-                                                 NnBatchIndex{order, cursor, cols});
-      thrust::gather(WF_THRUST_POLICY(stream), map, map + count * cols, src, dst);
-    };
-    const float* x = x_train_.data();
-    const float* y = y_train_.data();
-    float* xb = xb_.data();
-    float* yb = yb_.data();
-    const long long x_cols = x_cols_, y_cols = y_cols_;
-    const int* labels = sparse() ? labels_train_.data() : nullptr;
-    int* labels_b = labels_b_.data();
-    const auto run = [=] {
-      gather_rows(x, x_cols, xb);
-      gather_rows(y, y_cols, yb);
-      if (labels != nullptr) {
-        auto map = thrust::make_transform_iterator(thrust::counting_iterator<long long>(0),
-                                                   NnBatchIndex{order, cursor, 1});
-        thrust::gather(WF_THRUST_POLICY(stream), map, map + count, labels, labels_b);
-      }
-    };
-#if defined(WARPFUSE_SIMT)
-    // Thrust's CPP backend runs on the host at once: in stream order (and into a capture) as host
-    // work, where the GPU build enqueues device work.
-    ::simt::host_work(stream_, "thrust::gather", run);
-#else
-    run();
-#endif
+    const VectorView<const std::int64_t> order(order_.data(), order_rows_);
+    const std::int64_t* cursor = &totals_.data()->cursor;
+    gather_rows<float>(MatrixView<const float>(x_train_.data(), rows_, x_cols_), order, cursor,
+                       MatrixView<float>(xb_.data(), count, x_cols_), stream_);
+    if (sparse()) {
+      gather_rows<int>(MatrixView<const int>(labels_train_.data(), rows_, 1), order, cursor,
+                       MatrixView<int>(labels_b_.data(), count, 1), stream_);
+    } else {
+      gather_rows<float>(MatrixView<const float>(y_train_.data(), rows_, y_cols_), order, cursor,
+                         MatrixView<float>(yb_.data(), count, y_cols_), stream_);
+    }
   }
 
   // Adds the bias row to every row of z: z += ones(count x 1) bias(1 x units).
@@ -498,24 +450,24 @@ class CudaBackend final : public Backend {
     }
   }
 
-  void accumulate(std::int64_t count, NnTotals* totals, bool advance) {
+  // The batch's loss and metrics into `totals` through the public op (advancing the counters and
+  // the cursor for a training step).
+  void accumulate(std::int64_t count, TrainingTotals* totals, bool advance) {
     const LayerSlots& s = spec_.layout.layers.back();
-    NnAccumulateArgs args{};
-    args.loss = loss_value_.data();
-    // Logits and probabilities have the same argmax; binary accuracy thresholds logits at 0.
-    const bool on_logits = spec_.fused_output;
-    args.out = on_logits ? z_.back().data() : a_.back().data();
-    args.y = yb_.data();
-    args.labels = sparse() ? labels_b_.data() : nullptr;
-    args.rows = count;
-    args.cols = s.units;
-    args.accuracy = static_cast<NnAccuracy>(static_cast<int>(spec_.accuracy));
-    args.threshold = (on_logits || spec_.loss.from_logits) ? 0.0f : 0.5f;
-    args.want_errors = (spec_.want_mae || spec_.want_mse) && !sparse() ? 1 : 0;
-    args.advance = advance ? 1 : 0;
-    warpfuse::detail::launch({dim3(1), dim3(warpfuse::detail::kNnAccumulateThreads), 0, stream_},
-                             "nn_accumulate_kernel", warpfuse::detail::nn_accumulate_kernel, args,
-                             totals);
+    const std::int64_t cols = s.units;
+    MetricInputs<float, int> inputs;
+    const float* out = spec_.metrics_on_logits ? z_.back().data() : a_.back().data();
+    inputs.outputs = MatrixView<const float>(out, count, cols, cols);
+    if (sparse()) {
+      inputs.labels = VectorView<const int>(labels_b_.data(), count);
+    } else {
+      inputs.targets = MatrixView<const float>(yb_.data(), count, cols, cols);
+    }
+    inputs.batch_loss = loss_value_.data();
+    MetricOptions options = spec_.metrics;
+    options.advance = advance;
+    accumulate_metrics(inputs, options, totals,
+                       Workspace{metrics_workspace_.data(), metrics_workspace_.size()}, stream_);
   }
 
   void backward(std::int64_t count) {
@@ -570,12 +522,13 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Gemm> gemm_;
   DeviceBuffer<float> params_, grads_, state_;
-  DeviceBuffer<NnTotals> totals_, eval_totals_;
-  DeviceBuffer<unsigned char> optimizer_workspace_;
+  DeviceBuffer<TrainingTotals> totals_, eval_totals_;
+  DeviceBuffer<unsigned char> optimizer_workspace_, metrics_workspace_;
   DeviceBuffer<float> loss_value_;
   DeviceBuffer<float> x_train_, y_train_;
   DeviceBuffer<int> labels_train_;
-  DeviceBuffer<long long> order_;
+  DeviceBuffer<std::int64_t> order_;
+  std::int64_t order_rows_ = 0;
   std::int64_t rows_ = 0, x_cols_ = 0, y_cols_ = 0;
   std::int64_t capacity_ = 0;
   DeviceBuffer<float> xb_, yb_, delta_, delta_prev_, ones_;

@@ -152,9 +152,9 @@ std::vector<std::pair<std::string, double>> metric_values(const detail::ModelSpe
     if (m == "accuracy" || m == "acc") {
       values.emplace_back(prefix + "accuracy", t.correct / std::max(t.accuracy_count, 1.0));
     } else if (m == "mse" || m == "mean_squared_error") {
-      values.emplace_back(prefix + m, t.sq_sum / std::max(t.elements, 1.0));
+      values.emplace_back(prefix + m, t.squared_error_sum / std::max(t.elements, 1.0));
     } else if (m == "mae" || m == "mean_absolute_error") {
-      values.emplace_back(prefix + m, t.abs_sum / std::max(t.elements, 1.0));
+      values.emplace_back(prefix + m, t.abs_error_sum / std::max(t.elements, 1.0));
     }
   }
   static_cast<void>(spec);
@@ -173,17 +173,17 @@ detail::ModelSpec make_spec(const std::vector<Dense>& layers, const Optimizer& o
     if (m == "accuracy" || m == "acc") {
       switch (loss.kind) {
         case LossKind::categorical_crossentropy:
-          spec.accuracy = detail::AccuracyKind::categorical;
+          spec.metrics.accuracy = AccuracyKind::argmax_onehot;
           break;
         case LossKind::sparse_categorical_crossentropy:
-          spec.accuracy = detail::AccuracyKind::sparse;
+          spec.metrics.accuracy = AccuracyKind::argmax_index;
           break;
         case LossKind::binary_crossentropy:
-          spec.accuracy = detail::AccuracyKind::binary;
+          spec.metrics.accuracy = AccuracyKind::threshold;
           break;
         default:  // Keras: one output unit means binary, several categorical
-          spec.accuracy =
-              units == 1 ? detail::AccuracyKind::binary : detail::AccuracyKind::categorical;
+          spec.metrics.accuracy =
+              units == 1 ? AccuracyKind::threshold : AccuracyKind::argmax_onehot;
       }
     } else if (m == "mse" || m == "mean_squared_error" || m == "mae" ||
                m == "mean_absolute_error") {
@@ -193,7 +193,7 @@ detail::ModelSpec make_spec(const std::vector<Dense>& layers, const Optimizer& o
                                   "' needs targets shaped like the outputs; "
                                   "sparse_categorical_crossentropy has class indices");
       }
-      (m == "mse" || m == "mean_squared_error" ? spec.want_mse : spec.want_mae) = true;
+      spec.metrics.errors = true;
     } else {
       throw InvalidArgument("nn::Sequential::compile", "metrics",
                             "unknown metric '" + m + "' (one of accuracy, mse, mae)");
@@ -207,6 +207,10 @@ detail::ModelSpec make_spec(const std::vector<Dense>& layers, const Optimizer& o
     spec.fused_output = true;
   }
   spec.loss_reads_logits = spec.fused_output || (loss.is_crossentropy() && loss.from_logits);
+  // Metrics read the logits of a fused output unless mse / mae need its activation; Keras'
+  // binary_accuracy thresholds probabilities at 0.5, which is logits at 0.
+  spec.metrics_on_logits = spec.fused_output && !spec.metrics.errors;
+  spec.metrics.threshold = spec.metrics_on_logits || loss.from_logits ? 0.0f : 0.5f;
   return spec;
 }
 
@@ -435,12 +439,13 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
           std::chrono::duration<double>(Clock::now() - last_draw).count() >= kRedrawSeconds;
       if (backend_->cheap_totals() || redraw) {
         const detail::Totals t = backend_->totals();
-        if (t.bad_step >= 0) {
+        if (t.first_nonfinite_step >= 0) {
           throw InvalidArgument(
               op, "loss",
               "became " + std::string(std::isnan(t.loss_sum) ? "NaN" : "infinite") + " at epoch " +
-                  std::to_string(epoch + 1) + ", step " + std::to_string(t.bad_step + 1) + " of " +
-                  std::to_string(steps) + "; lower the learning rate or check the data");
+                  std::to_string(epoch + 1) + ", step " +
+                  std::to_string(t.first_nonfinite_step + 1) + " of " + std::to_string(steps) +
+                  "; lower the learning rate or check the data");
         }
         if (redraw) {
           progress.update(step + 1, metric_values(spec, metrics_, t));
@@ -449,10 +454,10 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
       }
     }
     const detail::Totals t = backend_->totals();
-    if (t.bad_step >= 0) {
+    if (t.first_nonfinite_step >= 0) {
       throw InvalidArgument(op, "loss",
                             "became NaN or infinite at epoch " + std::to_string(epoch + 1) +
-                                ", step " + std::to_string(t.bad_step + 1) + " of " +
+                                ", step " + std::to_string(t.first_nonfinite_step + 1) + " of " +
                                 std::to_string(steps) +
                                 "; lower the learning rate or check the data");
     }
