@@ -2,6 +2,10 @@
 // model, and (when a GPU is present) device memory. Prints "consumer: ok" and exits 0 on success.
 #include <warpfuse/warpfuse.h>
 
+#if defined(CUBLAS_API_H_)
+#error "the umbrella header pulled in cuBLAS: the ops' headers must not need it"
+#endif
+
 #include <cmath>
 #include <cstdio>
 #include <string>
