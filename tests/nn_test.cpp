@@ -14,6 +14,9 @@
 #include <vector>
 
 #include "test_util.h"
+#if defined(WARPFUSE_SIMT)
+#include "simt/simt.h"
+#endif
 #include "warpfuse/nn/nn.h"
 
 namespace warpfuse::nn {
@@ -218,6 +221,115 @@ TEST_F(NnCudaTest, NonFiniteLossNamesEpochAndStep) {
     EXPECT_NE(std::string(e.what()).find("epoch 1, step 1 of 3"), std::string::npos) << e.what();
   }
 }
+
+// ELU and SELU below zero: f'(z) = alpha e^z must come from z, not from f(z) + alpha, which cancels
+// (at z = -17 float f(z) + 1 is 44% off, at z = -20 it is 0). A first layer of one unit sees
+// z = w1 x = -17 or -20 with x = 1e6, so dL/dw1 = x f'(z) w2 dL/dz2 moves w1 measurably after one
+// SGD step; the move is checked against the formula in double on both devices.
+TEST_F(NnCudaTest, EluAndSeluGradientsHoldFarBelowZero) {
+  for (Device device : {Device::cpu, Device::cuda}) {
+    for (const Activation& act : {Activation::elu(1.0f), Activation(ActivationKind::selu)}) {
+      for (double target_z : {-17.0, -20.0}) {
+        Sequential model;
+        model.add(Dense(1, act, 1));
+        model.add(Dense(1));
+        const float lr = 1e-3f;
+        model.compile(SGD(lr), "mse", {}, device, 1);
+        const float x_value = 1e6f;
+        const float w1 = static_cast<float>(target_z / 1e6);
+        model.set_weights({w1, 0.0f, 1.0f, 0.0f});  // kernel, bias of each layer
+        FitOptions fit;
+        fit.epochs = 1;
+        fit.batch_size = 1;
+        fit.shuffle = false;
+        fit.verbose = 0;
+        model.fit(Matrix(1, 1, std::vector<float>{x_value}), Matrix(1, 1, std::vector<float>{0.0f}),
+                  fit);
+        const std::vector<float> after = model.get_weights();
+        const double z = static_cast<double>(w1) * x_value;
+        const bool selu = act.kind == ActivationKind::selu;
+        const double alpha = selu ? 1.6732632423543772848170429916717 : 1.0;
+        const double scale = selu ? 1.0507009873554804934193349852946 : 1.0;
+        const double a = scale * alpha * std::expm1(z);
+        const double dz1 = 2.0 * a * scale * alpha * std::exp(z);  // dL/dz2 = 2 a, w2 = 1
+        const double expected = static_cast<double>(w1) - lr * x_value * dz1;
+        EXPECT_NEAR(after[0], expected, 0.01 * std::fabs(lr * x_value * dz1))
+            << to_string(device) << " " << to_string(act.kind) << " at z = " << target_z;
+      }
+    }
+  }
+}
+
+// A NaN reaching any activation stays NaN through it and into predict (the CPU ReLU once mapped it
+// to 0, so a poisoned model predicted confident probabilities). The NaN enters through a weight.
+TEST_F(NnCudaTest, NanThroughEveryActivationIntoPredict) {
+  const ActivationKind kinds[] = {
+      ActivationKind::linear, ActivationKind::relu,   ActivationKind::leaky_relu,
+      ActivationKind::prelu,  ActivationKind::elu,    ActivationKind::selu,
+      ActivationKind::gelu,   ActivationKind::silu,   ActivationKind::sigmoid,
+      ActivationKind::tanh,   ActivationKind::softmax};
+  const Matrix x = random_matrix(4, 2, 8, -1.0f, 1.0f);
+  for (Device device : {Device::cpu, Device::cuda}) {
+    for (ActivationKind kind : kinds) {
+      Sequential model;
+      model.add(Dense(3, Activation(kind), 2));
+      model.add(Dense(2, "softmax"));
+      model.compile(Adam(), "categorical_crossentropy", {}, device, 3);
+      std::vector<float> w = model.get_weights();
+      w[0] = NAN;  // first layer's kernel [0][0]: unit 0's z is NaN for every row
+      model.set_weights(w);
+      const Matrix out = model.predict(x);
+      for (std::size_t i = 0; i < out.data.size(); ++i) {
+        EXPECT_TRUE(std::isnan(out.data[i])) << to_string(device) << " " << to_string(kind)
+                                             << " output " << i << " = " << out.data[i];
+      }
+    }
+  }
+}
+
+#if defined(WARPFUSE_SIMT)
+// The CUDA backend's data flow, counted by the emulator's cudart shim: the validation data goes
+// to the device once per fit, and the host waits per epoch, never per batch. Two fits that differ
+// only in the batch count (4 and 16 steps per epoch) make the same number of host-to-device
+// copies and host waits; a third epoch adds the same amount as the second (the epoch's sample
+// order and the end-of-epoch reads), not a second upload of the validation data.
+TEST_F(NnCudaTest, ValidationUploadedOnceAndNoWaitPerBatch) {
+  const Problem p = problems().front();
+  const Matrix x = random_matrix(64, 4, 21, -1.0f, 1.0f);
+  Matrix y(64, 1);
+  for (std::int64_t r = 0; r < 64; ++r) y.data[r] = static_cast<float>(r % 3);
+  const Matrix val_x = random_matrix(40, 4, 22, -1.0f, 1.0f);
+  Matrix val_y(40, 1);
+  for (std::int64_t r = 0; r < 40; ++r) val_y.data[r] = static_cast<float>(r % 3);
+  const auto run = [&](std::int64_t batch, int epochs) {
+    Sequential model;
+    for (const Dense& d : p.layers) model.add(d);
+    model.compile(p.optimizer, p.loss, p.metrics, Device::cuda, 5);
+    FitOptions fit;
+    fit.epochs = epochs;
+    fit.batch_size = batch;
+    fit.verbose = 0;
+    fit.validation_data = std::make_pair(val_x, val_y);
+    // The first fit of a batch shape sizes the buffers and captures its graphs: count a second.
+    model.fit(x, y, fit);
+    const simt::Stats before = simt::stats();
+    model.fit(x, y, fit);
+    const simt::Stats after = simt::stats();
+    return std::make_pair(after.host_to_device_copies - before.host_to_device_copies,
+                          after.host_waits - before.host_waits);
+  };
+  const auto [copies_16, waits_16] = run(4, 2);  // 16 steps per epoch
+  const auto [copies_4, waits_4] = run(16, 2);   // 4 steps per epoch
+  EXPECT_EQ(copies_16, copies_4);
+  EXPECT_EQ(waits_16, waits_4);
+  const auto [copies_3, waits_3] = run(16, 3);
+  const auto [copies_1, waits_1] = run(16, 1);
+  EXPECT_EQ(copies_3 - copies_4, copies_4 - copies_1) << "an epoch re-uploads something";
+  EXPECT_EQ(waits_3 - waits_4, waits_4 - waits_1);
+  EXPECT_LE(copies_4 - copies_1, 1u) << "more than the sample order per epoch";
+  EXPECT_LE(waits_4 - waits_1, 4u) << "more host waits per epoch than the epoch's reads";
+}
+#endif
 
 }  // namespace
 }  // namespace warpfuse::nn

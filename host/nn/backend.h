@@ -83,6 +83,10 @@ class Backend {
   virtual bool cheap_totals() const = 0;
 
   virtual Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) = 0;
+  /// The validation samples of a fit, given once (the CUDA backend keeps them on the device);
+  /// evaluate_validation() then evaluates them at every epoch's end.
+  virtual void set_validation_data(const Matrix& x, const Matrix& y) = 0;
+  virtual Totals evaluate_validation(std::int64_t batch_size) = 0;
   virtual void predict(const Matrix& x, std::int64_t batch_size, float* out) = 0;
 };
 

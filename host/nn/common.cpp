@@ -62,6 +62,46 @@ Activation::Activation(const char* name) {
                         "unknown activation '" + n + "' (one of " + activation_names() + ")");
 }
 
+ActivationParams Activation::params() const {
+  ActivationParams p;
+  switch (kind) {
+    case ActivationKind::relu:
+      p.kind = warpfuse::Activation::relu;
+      break;
+    case ActivationKind::leaky_relu:
+      p.kind = warpfuse::Activation::leaky_relu;
+      p.negative_slope = alpha;
+      break;
+    case ActivationKind::prelu:
+      p.kind = warpfuse::Activation::prelu;
+      break;
+    case ActivationKind::elu:
+      p.kind = warpfuse::Activation::elu;
+      p.alpha = alpha;
+      break;
+    case ActivationKind::selu:
+      p.kind = warpfuse::Activation::selu;
+      break;
+    case ActivationKind::gelu:
+      p.kind = warpfuse::Activation::gelu;
+      break;
+    case ActivationKind::silu:
+      p.kind = warpfuse::Activation::silu;
+      break;
+    case ActivationKind::sigmoid:
+      p.kind = warpfuse::Activation::sigmoid;
+      break;
+    case ActivationKind::tanh:
+      p.kind = warpfuse::Activation::tanh;
+      break;
+    case ActivationKind::linear:
+    case ActivationKind::softmax:
+      throw InvalidArgument("nn::Activation::params", "kind",
+                            to_string(kind) + " is not an elementwise activation of the ops");
+  }
+  return p;
+}
+
 std::string to_string(ActivationKind kind) {
   for (const auto& entry : kActivationNames) {
     if (entry.kind == kind) return entry.name;

@@ -1,5 +1,7 @@
-// warpfuse::nn — the CPU backend: Dense forward / backward, losses and optimizer steps through the
-// float kernels of warpfuse::ref (warpfuse/ref/nn_cpu.h; GEMMs through CBLAS).
+// warpfuse::nn — the CPU backend: Dense forward / backward, losses, metrics and optimizer steps
+// through warpfuse::ref: the reference ops instantiated for float (activations with their bias,
+// softmax, the optimizer, the metrics: one definition each, shared with the CUDA path's oracle),
+// plus the trainer's float helpers of warpfuse/ref/nn_cpu.h (GEMMs through CBLAS, the loss).
 //
 // Per layer l with input a[l-1] (batch x inputs), kernel W (inputs x units):
 //   forward   z[l] = a[l-1] W + b,  a[l] = f(z[l])
@@ -12,8 +14,10 @@
 
 #include "host/nn/backend.h"
 #include "warpfuse/error.h"
+#include "warpfuse/ref/activation.h"
 #include "warpfuse/ref/nn_cpu.h"
 #include "warpfuse/ref/optimizer.h"
+#include "warpfuse/ref/softmax.h"
 #include "warpfuse/ref/training.h"
 
 namespace warpfuse::nn::detail {
@@ -94,6 +98,14 @@ class CpuBackend final : public Backend {
     return t;
   }
 
+  void set_validation_data(const Matrix& x, const Matrix& y) override {
+    val_x_ = &x;
+    val_y_ = &y;
+  }
+  Totals evaluate_validation(std::int64_t batch_size) override {
+    return evaluate(*val_x_, *val_y_, batch_size);
+  }
+
   void predict(const Matrix& x, std::int64_t batch_size, float* out) override {
     const std::int64_t units = spec_.layout.layers.back().units;
     for (std::int64_t begin = 0; begin < x.rows; begin += batch_size) {
@@ -125,6 +137,9 @@ class CpuBackend final : public Backend {
         VectorView<const std::int32_t>(labels_.data(), sparse ? count : 0), &loss_mean, options, t);
   }
 
+  // The library's reference ops instantiated for float, the same definitions the CUDA kernels
+  // are checked against: an elementwise activation fused with its bias (ref::activation_forward,
+  // pre = z + b kept in z), softmax (ref::softmax), or the bias alone for a linear layer.
   void forward(const float* x, std::int64_t count) {
     const auto& layers = spec_.layout.layers;
     z_.resize(layers.size());
@@ -134,33 +149,59 @@ class CpuBackend final : public Backend {
       const LayerSlots& s = layers[l];
       z_[l].resize(static_cast<std::size_t>(count * s.units));
       a_[l].resize(static_cast<std::size_t>(count * s.units));
+      float* z = z_[l].data();
+      float* a = a_[l].data();
       ref::sgemm(false, false, count, s.units, s.inputs, 1.0f, input, s.inputs,
-                 params_.data() + s.kernel, s.units, 0.0f, z_[l].data(), s.units);
-      if (s.bias >= 0) ref::nn_add_bias(z_[l].data(), count, s.units, params_.data() + s.bias);
-      const float* prelu = s.prelu >= 0 ? params_.data() + s.prelu : nullptr;
-      ref::nn_activation_forward(s.activation, prelu, z_[l].data(), a_[l].data(), count, s.units);
-      input = a_[l].data();
+                 params_.data() + s.kernel, s.units, 0.0f, z, s.units);
+      const MatrixView<float> zv(z, count, s.units, s.units);
+      const MatrixView<float> av(a, count, s.units, s.units);
+      const VectorView<const float> bias = vector_at(s.bias, s.units);
+      if (s.activation.elementwise()) {
+        ref::activation_forward<float>(zv, bias, vector_at(s.prelu, s.units), av, zv,
+                                       s.activation.params());
+      } else {
+        if (s.bias >= 0) ref::nn_add_bias(z, count, s.units, bias.data);
+        if (s.activation.kind == ActivationKind::softmax) {
+          ref::softmax<float>(zv, av, 1.0);
+        } else {
+          std::copy_n(z, count * s.units, a);
+        }
+      }
+      input = a;
     }
   }
 
   // Expects da_ to hold the loss gradient (w.r.t. z of the last layer when the output is fused,
-  // else w.r.t. its activation).
+  // else w.r.t. its activation). The activation's backward writes dz over da in place and, fused
+  // with it, the bias and PReLU slope gradients (ref::activation_backward).
   void backward(const float* x, std::int64_t count) {
     const auto& layers = spec_.layout.layers;
     for (std::size_t i = layers.size(); i-- > 0;) {
       const LayerSlots& s = layers[i];
-      float* prelu_grad = s.prelu >= 0 ? grads_.data() + s.prelu : nullptr;
       const bool fused = spec_.fused_output && i + 1 == layers.size();
-      if (!fused) {
-        const float* prelu = s.prelu >= 0 ? params_.data() + s.prelu : nullptr;
-        ref::nn_activation_backward(s.activation, prelu, z_[i].data(), a_[i].data(), da_.data(),
-                                    da_.data(), prelu_grad, count, s.units);
+      const MatrixView<float> dv(da_.data(), count, s.units, s.units);
+      bool bias_done = false;
+      if (!fused && s.activation.elementwise()) {
+        const ActivationParams params = s.activation.params();
+        const float* saved = activation_backward_from(params.kind) == BackwardFrom::output
+                                 ? a_[i].data()
+                                 : z_[i].data();
+        ref::activation_backward<float>(MatrixView<const float>(saved, count, s.units, s.units), dv,
+                                        vector_at(s.prelu, s.units), dv,
+                                        mutable_vector_at(s.bias, s.units),
+                                        mutable_vector_at(s.prelu, s.units), params);
+        bias_done = true;
+      } else if (!fused && s.activation.kind == ActivationKind::softmax) {
+        ref::softmax_backward<float>(MatrixView<const float>(a_[i].data(), count, s.units, s.units),
+                                     dv, dv, 1.0);
       }
       const float* dz = da_.data();
+      if (s.bias >= 0 && !bias_done) {
+        ref::nn_column_sums(dz, count, s.units, grads_.data() + s.bias);
+      }
       const float* input = i == 0 ? x : a_[i - 1].data();
       ref::sgemm(true, false, s.inputs, s.units, count, 1.0f, input, s.inputs, dz, s.units, 0.0f,
                  grads_.data() + s.kernel, s.units);
-      if (s.bias >= 0) ref::nn_column_sums(dz, count, s.units, grads_.data() + s.bias);
       if (i > 0) {
         dprev_.resize(static_cast<std::size_t>(count * s.inputs));
         ref::sgemm(false, true, count, s.inputs, s.units, 1.0f, dz, s.units,
@@ -170,6 +211,16 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // The parameters at `offset` (-1: absent, an empty view) as a vector of `size`.
+  VectorView<const float> vector_at(std::int64_t offset, std::int64_t size) const {
+    return offset >= 0 ? VectorView<const float>(params_.data() + offset, size)
+                       : VectorView<const float>();
+  }
+  // The gradients at `offset`, likewise.
+  VectorView<float> mutable_vector_at(std::int64_t offset, std::int64_t size) {
+    return offset >= 0 ? VectorView<float>(grads_.data() + offset, size) : VectorView<float>();
+  }
+
   ModelSpec spec_;
   std::vector<float> params_;
   std::vector<float> grads_;
@@ -177,6 +228,8 @@ class CpuBackend final : public Backend {
   std::int64_t step_ = 0;
   const Matrix* x_ = nullptr;
   const Matrix* y_ = nullptr;
+  const Matrix* val_x_ = nullptr;
+  const Matrix* val_y_ = nullptr;
   std::vector<std::int64_t> order_;
   Totals totals_ = empty_training_totals();
   std::vector<std::int32_t> labels_;

@@ -42,48 +42,6 @@
 namespace warpfuse::nn::detail {
 namespace {
 
-bool has_warpfuse_activation(ActivationKind k) {
-  return k != ActivationKind::linear && k != ActivationKind::softmax;
-}
-
-ActivationParams to_params(const nn::Activation& act) {
-  ActivationParams p;
-  switch (act.kind) {
-    case ActivationKind::relu:
-      p.kind = warpfuse::Activation::relu;
-      break;
-    case ActivationKind::leaky_relu:
-      p.kind = warpfuse::Activation::leaky_relu;
-      p.negative_slope = act.alpha;
-      break;
-    case ActivationKind::prelu:
-      p.kind = warpfuse::Activation::prelu;
-      break;
-    case ActivationKind::elu:
-      p.kind = warpfuse::Activation::elu;
-      p.alpha = act.alpha;
-      break;
-    case ActivationKind::selu:
-      p.kind = warpfuse::Activation::selu;
-      break;
-    case ActivationKind::gelu:
-      p.kind = warpfuse::Activation::gelu;
-      break;
-    case ActivationKind::silu:
-      p.kind = warpfuse::Activation::silu;
-      break;
-    case ActivationKind::sigmoid:
-      p.kind = warpfuse::Activation::sigmoid;
-      break;
-    case ActivationKind::tanh:
-      p.kind = warpfuse::Activation::tanh;
-      break;
-    default:
-      break;
-  }
-  return p;
-}
-
 template <class T>
 void upload(DeviceBuffer<T>& buffer, const T* host, std::size_t count, cudaStream_t stream) {
   if (buffer.size() < count) buffer = DeviceBuffer<T>(count);
@@ -208,23 +166,20 @@ class CudaBackend final : public Backend {
     WARPFUSE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
   }
 
+  // Uploads x and y once (one copy each, then one wait for the pageable host memory), then
+  // evaluates from device memory.
   Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) override {
-    reset_device_totals(eval_totals_, true);
-    for (std::int64_t begin = 0; begin < x.rows; begin += batch_size) {
-      const std::int64_t count = std::min(batch_size, x.rows - begin);
-      ensure_workspace(count);
-      upload(xb_, x.row(begin), static_cast<std::size_t>(count * x.cols), stream_);
-      upload(yb_, y.row(begin), static_cast<std::size_t>(count * y.cols), stream_);
-      if (sparse()) {
-        const std::vector<int> labels = to_labels(y.row(begin), count);
-        upload(labels_b_, labels.data(), labels.size(), stream_);
-      }
-      forward(xb_.data(), count, !spec_.metrics_on_logits);
-      loss_and_gradient(count, false);
-      accumulate(count, eval_totals_.data(), false);
-      sync();  // the host rows uploaded above are pageable and reused next iteration
-    }
-    return to_totals(read_totals(eval_totals_));
+    upload_matrices(x, y, eval_data_);
+    return evaluate_device(eval_data_, batch_size);
+  }
+
+  // The validation data stays on the device for the whole fit: each epoch's validation pass
+  // reads it there, with no upload and no wait but the totals' read at the end.
+  void set_validation_data(const Matrix& x, const Matrix& y) override {
+    upload_matrices(x, y, validation_data_);
+  }
+  Totals evaluate_validation(std::int64_t batch_size) override {
+    return evaluate_device(validation_data_, batch_size);
   }
 
   void predict(const Matrix& x, std::int64_t batch_size, float* out) override {
@@ -234,7 +189,7 @@ class CudaBackend final : public Backend {
       ensure_workspace(count);
       upload(xb_, x.row(begin), static_cast<std::size_t>(count * x.cols), stream_);
       forward(xb_.data(), count, true);
-      WARPFUSE_CUDA_CHECK(cudaMemcpyAsync(out + begin * last.units, a_.back().data(),
+      WARPFUSE_CUDA_CHECK(cudaMemcpyAsync(out + begin * last.units, activation_of(last_layer()),
                                           count * last.units * sizeof(float),
                                           cudaMemcpyDeviceToHost, stream_));
       sync();
@@ -242,6 +197,45 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Samples in device memory: x, and y (or its class indices for a sparse loss).
+  struct DeviceData {
+    DeviceBuffer<float> x, y;
+    DeviceBuffer<int> labels;
+    std::int64_t rows = 0, x_cols = 0, y_cols = 0;
+  };
+
+  void upload_matrices(const Matrix& x, const Matrix& y, DeviceData& d) {
+    d.rows = x.rows;
+    d.x_cols = x.cols;
+    d.y_cols = y.cols;
+    upload(d.x, x.data.data(), x.data.size(), stream_);
+    if (sparse()) {
+      const std::vector<int> labels = to_labels(y.data.data(), y.rows);
+      upload(d.labels, labels.data(), labels.size(), stream_);
+      sync();  // `labels` is about to go away
+    } else {
+      upload(d.y, y.data.data(), y.data.size(), stream_);
+      sync();  // pageable host memory: the copies are done once this returns anyway
+    }
+  }
+
+  // Loss and metrics of every batch of `d` into the evaluation totals, from device memory; the
+  // host waits once, to read the totals.
+  Totals evaluate_device(const DeviceData& d, std::int64_t batch_size) {
+    reset_device_totals(eval_totals_, true);
+    for (std::int64_t begin = 0; begin < d.rows; begin += batch_size) {
+      const std::int64_t count = std::min(batch_size, d.rows - begin);
+      ensure_workspace(count);
+      const float* y = sparse() ? nullptr : d.y.data() + begin * d.y_cols;
+      const int* labels = sparse() ? d.labels.data() + begin : nullptr;
+      forward(d.x.data() + begin * d.x_cols, count, !spec_.metrics_on_logits);
+      loss_and_gradient(count, false, y, labels);
+      accumulate(count, eval_totals_.data(), false, y, labels);
+    }
+    return to_totals(read_totals(eval_totals_));
+  }
+
+  std::size_t last_layer() const { return spec_.layout.layers.size() - 1; }
   bool sparse() const { return spec_.loss.kind == LossKind::sparse_categorical_crossentropy; }
 
   static std::vector<int> to_labels(const float* y, std::int64_t rows) {
@@ -292,9 +286,11 @@ class CudaBackend final : public Backend {
     for (const LayerSlots& s : layers) {
       z_.emplace_back(count * s.units);
       a_.emplace_back(count * s.units);
-      activation_workspace = std::max(
-          activation_workspace,
-          bias_activation_backward_workspace_bytes(count, s.units, to_params(s.activation).kind));
+      if (s.activation.elementwise()) {
+        activation_workspace = std::max(
+            activation_workspace,
+            bias_activation_backward_workspace_bytes(count, s.units, s.activation.params().kind));
+      }
     }
     delta_ = DeviceBuffer<float>(count * spec_.layout.widest);
     delta_prev_ = DeviceBuffer<float>(count * spec_.layout.widest);
@@ -315,9 +311,9 @@ class CudaBackend final : public Backend {
   void enqueue_step(std::int64_t count) {
     gather(count);
     forward(xb_.data(), count, !spec_.metrics_on_logits);
-    loss_and_gradient(count, true);
-    accumulate(count, totals_.data(), true);
-    backward(count);
+    loss_and_gradient(count, true, yb_.data(), labels_b_.data());
+    accumulate(count, totals_.data(), true, yb_.data(), labels_b_.data());
+    backward(xb_.data(), count);
     // The public op, like any user: one tensor (the contiguous parameter buffer), Adam's step
     // number read on the device from the totals, which accumulate() advanced.
     OptimizerTensor<float> tensor;
@@ -353,6 +349,12 @@ class CudaBackend final : public Backend {
              s.units, 1.0f, z, s.units);
   }
 
+  // Layer l's activation: a_[l], or z_[l] for a linear layer (the same values; no copy).
+  float* activation_of(std::size_t l) {
+    return spec_.layout.layers[l].activation.kind == ActivationKind::linear ? z_[l].data()
+                                                                            : a_[l].data();
+  }
+
   // `outputs`: compute the last layer's activation even when the loss reads its logits.
   void forward(const float* x, std::int64_t count, bool outputs) {
     const auto& layers = spec_.layout.layers;
@@ -367,11 +369,11 @@ class CudaBackend final : public Backend {
       const MatrixView<float> av(a, count, s.units, s.units);
       const bool last = l + 1 == layers.size();
       const ActivationKind kind = s.activation.kind;
-      if (has_warpfuse_activation(kind)) {
+      if (s.activation.elementwise()) {
         const VectorView<const float> slope =
             s.prelu >= 0 ? VectorView<const float>(params_.data() + s.prelu, s.units)
                          : VectorView<const float>();
-        const ActivationParams params = to_params(s.activation);
+        const ActivationParams params = s.activation.params();
         if (last && spec_.fused_output && !outputs) {
           // sigmoid + binary CE: the loss reads z (with the bias), not the activation.
           if (s.bias >= 0) add_bias_by_gemm(s, count, z);
@@ -383,34 +385,34 @@ class CudaBackend final : public Backend {
         }
       } else {
         if (s.bias >= 0) add_bias_by_gemm(s, count, z);
+        // A linear layer's activation is z itself (activation_of), so nothing is copied; a fused
+        // softmax output's probabilities are computed only when asked for.
         if (kind == ActivationKind::softmax && (!last || !spec_.fused_output || outputs)) {
           softmax(MatrixView<const float>(zv), av, SoftmaxOptions{}, stream_);
-        } else {
-          WARPFUSE_CUDA_CHECK(cudaMemcpyAsync(a, z, count * s.units * sizeof(float),
-                                              cudaMemcpyDeviceToDevice, stream_));
         }
       }
-      input = a;
+      input = activation_of(l);
     }
   }
 
-  // The loss into loss_value_ and, when `gradient`, dL/d(what the loss reads) into delta_.
-  void loss_and_gradient(std::int64_t count, bool gradient) {
+  // The loss into loss_value_ and, when `gradient`, dL/d(what the loss reads) into delta_, for
+  // `count` rows of targets y (or class indices `labels`, sparse) in device memory.
+  void loss_and_gradient(std::int64_t count, bool gradient, const float* y, const int* labels) {
     const LayerSlots& s = spec_.layout.layers.back();
     const std::int64_t cols = s.units;
-    const float* input = spec_.fused_output ? z_.back().data() : a_.back().data();
+    const float* input = spec_.fused_output ? z_.back().data() : activation_of(last_layer());
     const MatrixView<const float> pred(input, count, cols, cols);
     const MatrixView<float> grad =
         gradient ? MatrixView<float>(delta_.data(), count, cols, cols) : MatrixView<float>();
     const Workspace workspace{loss_workspace_.data(), loss_workspace_.size()};
     const MatrixView<float> loss(loss_value_.data(), 1, 1, 1);
-    const MatrixView<const float> target(yb_.data(), count, cols, cols);
+    const MatrixView<const float> target(y, count, cols, cols);
     switch (spec_.loss.kind) {
       case LossKind::sparse_categorical_crossentropy: {
         CrossEntropyOutputs<float> out;
         out.loss = VectorView<float>(loss_value_.data(), 1);
         out.dlogits = grad;
-        cross_entropy(pred, VectorView<const int>(labels_b_.data(), count), out, workspace,
+        cross_entropy(pred, VectorView<const int>(labels, count), out, workspace,
                       CrossEntropyOptions{}, VectorView<const float>(), stream_);
         return;
       }
@@ -452,16 +454,17 @@ class CudaBackend final : public Backend {
 
   // The batch's loss and metrics into `totals` through the public op (advancing the counters and
   // the cursor for a training step).
-  void accumulate(std::int64_t count, TrainingTotals* totals, bool advance) {
+  void accumulate(std::int64_t count, TrainingTotals* totals, bool advance, const float* y,
+                  const int* labels) {
     const LayerSlots& s = spec_.layout.layers.back();
     const std::int64_t cols = s.units;
     MetricInputs<float, int> inputs;
-    const float* out = spec_.metrics_on_logits ? z_.back().data() : a_.back().data();
+    const float* out = spec_.metrics_on_logits ? z_.back().data() : activation_of(last_layer());
     inputs.outputs = MatrixView<const float>(out, count, cols, cols);
     if (sparse()) {
-      inputs.labels = VectorView<const int>(labels_b_.data(), count);
+      inputs.labels = VectorView<const int>(labels, count);
     } else {
-      inputs.targets = MatrixView<const float>(yb_.data(), count, cols, cols);
+      inputs.targets = MatrixView<const float>(y, count, cols, cols);
     }
     inputs.batch_loss = loss_value_.data();
     MetricOptions options = spec_.metrics;
@@ -470,7 +473,7 @@ class CudaBackend final : public Backend {
                        Workspace{metrics_workspace_.data(), metrics_workspace_.size()}, stream_);
   }
 
-  void backward(std::int64_t count) {
+  void backward(const float* x, std::int64_t count) {
     const auto& layers = spec_.layout.layers;
     float* delta = delta_.data();  // dL/da of layer l on entry (dL/dz for a fused output)
     for (std::size_t i = layers.size(); i-- > 0;) {
@@ -479,8 +482,8 @@ class CudaBackend final : public Backend {
       const bool fused = spec_.fused_output && i + 1 == layers.size();
       const ActivationKind kind = s.activation.kind;
       bool bias_done = false;
-      if (!fused && has_warpfuse_activation(kind)) {
-        const ActivationParams params = to_params(s.activation);
+      if (!fused && s.activation.elementwise()) {
+        const ActivationParams params = s.activation.params();
         const bool from_output = activation_backward_from(params.kind) == BackwardFrom::output;
         const float* saved = from_output ? a_[i].data() : z_[i].data();
         const VectorView<const float> slope =
@@ -506,7 +509,7 @@ class CudaBackend final : public Backend {
         (*gemm_)(false, false, 1, s.units, count, 1.0f, ones_.data(), count, delta, s.units, 0.0f,
                  grads_.data() + s.bias, s.units);
       }
-      const float* input = i == 0 ? xb_.data() : a_[i - 1].data();
+      const float* input = i == 0 ? x : activation_of(i - 1);
       (*gemm_)(true, false, s.inputs, s.units, count, 1.0f, input, s.inputs, delta, s.units, 0.0f,
                grads_.data() + s.kernel, s.units);
       if (i > 0) {
@@ -524,6 +527,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> params_, grads_, state_;
   DeviceBuffer<TrainingTotals> totals_, eval_totals_;
   DeviceBuffer<unsigned char> optimizer_workspace_, metrics_workspace_;
+  DeviceData eval_data_, validation_data_;
   DeviceBuffer<float> loss_value_;
   DeviceBuffer<float> x_train_, y_train_;
   DeviceBuffer<int> labels_train_;

@@ -425,6 +425,7 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
 
   History history;
   backend_->set_training_data(*train_x, *train_y);
+  if (have_validation) backend_->set_validation_data(val_x, val_y);  // once: CUDA keeps it there
   for (const auto& cb : options.callbacks) cb->on_train_begin(*this);
   for (int epoch = 0; epoch < options.epochs; ++epoch) {
     backend_->set_order(detail::epoch_order(n, options.shuffle, options.seed, epoch));
@@ -463,7 +464,7 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
     }
     auto values = metric_values(spec, metrics_, t);
     if (have_validation) {
-      const detail::Totals v = backend_->evaluate(val_x, val_y, std::max<std::int64_t>(batch, 256));
+      const detail::Totals v = backend_->evaluate_validation(std::max<std::int64_t>(batch, 256));
       for (auto& entry : metric_values(spec, metrics_, v, "val_")) values.push_back(entry);
     }
     progress.end_epoch(values);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 namespace warpfuse::ref {
 namespace {
@@ -192,20 +193,24 @@ void activation_backward(nondeduced_t<MatrixView<const T>> saved,
   if (slope.data != nullptr) detail::require_size("activation_backward", "slope", slope, cols);
   if (dbias.data != nullptr) detail::require_size("activation_backward", "dbias", dbias, cols);
   if (dslope.data != nullptr) detail::require_size("activation_backward", "dslope", dslope, cols);
-  for (std::int64_t col = 0; col < cols; ++col) {
-    const double w = slope.data != nullptr ? static_cast<double>(slope.data[col]) : 0.0;
-    double bias_sum = 0.0;
-    double slope_sum = 0.0;
-    for (std::int64_t row = 0; row < rows; ++row) {
+  // Row by row (the matrices' own order: the CPU trainer runs this on every step), each column's
+  // sums accumulated in row order.
+  std::vector<double> bias_sums(static_cast<std::size_t>(cols), 0.0);
+  std::vector<double> slope_sums(static_cast<std::size_t>(cols), 0.0);
+  for (std::int64_t row = 0; row < rows; ++row) {
+    for (std::int64_t col = 0; col < cols; ++col) {
+      const double w = slope.data != nullptr ? static_cast<double>(slope.data[col]) : 0.0;
       const double s = static_cast<double>(saved.data[row * saved.ld + col]);
       const double g = static_cast<double>(dy.data[row * dy.ld + col]);
       const double grad = activation_backward(s, g, params, w);
       dx.data[row * dx.ld + col] = static_cast<T>(grad);
-      bias_sum += grad;
-      slope_sum += prelu_slope_term(s, g);
+      bias_sums[col] += grad;
+      slope_sums[col] += prelu_slope_term(s, g);
     }
-    if (dbias.data != nullptr) dbias.data[col] = static_cast<T>(bias_sum);
-    if (dslope.data != nullptr) dslope.data[col] = static_cast<T>(slope_sum);
+  }
+  for (std::int64_t col = 0; col < cols; ++col) {
+    if (dbias.data != nullptr) dbias.data[col] = static_cast<T>(bias_sums[col]);
+    if (dslope.data != nullptr) dslope.data[col] = static_cast<T>(slope_sums[col]);
   }
 }
 

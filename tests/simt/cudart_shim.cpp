@@ -236,6 +236,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
   // Synchronous: on the legacy stream.
   if (const cudaError_t implicit = simt::detail::legacy_stream_use()) return implicit;
+  if (kind == cudaMemcpyHostToDevice) simt::detail::count_host_to_device_copy();
   return copy_now(dst, src, count, kind);
 }
 
@@ -244,6 +245,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
   if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) {
     return fail(cudaErrorInvalidMemcpyDirection);
   }
+  if (kind == cudaMemcpyHostToDevice) simt::detail::count_host_to_device_copy();
   return enqueue(stream, "cudaMemcpyAsync", [=] { return copy_now(dst, src, count, kind); });
 }
 
@@ -271,6 +273,7 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t str
 }
 
 cudaError_t cudaDeviceSynchronize() {
+  simt::detail::count_host_wait();
   return unsafe_during_capture();
 }
 
@@ -306,6 +309,7 @@ cudaError_t wait_for(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  simt::detail::count_host_wait();
   return wait_for(stream);
 }
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
@@ -408,6 +412,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  simt::detail::count_host_wait();
   return unsafe_during_capture();
 }
 

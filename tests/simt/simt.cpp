@@ -1017,6 +1017,13 @@ Schedule current_schedule() {
   return detail::schedule_state();
 }
 
+void detail::count_host_to_device_copy() {
+  ++g_stats.host_to_device_copies;
+}
+void detail::count_host_wait() {
+  ++g_stats.host_waits;
+}
+
 Stats stats() {
   return detail::g_stats;
 }

@@ -75,9 +75,17 @@ struct Stats {
   std::uint64_t launches = 0;
   std::uint64_t blocks = 0;
   std::uint64_t threads = 0;
-  std::uint64_t switches = 0;  ///< fiber resumptions
+  std::uint64_t switches = 0;               ///< fiber resumptions
+  std::uint64_t host_to_device_copies = 0;  ///< cudaMemcpy / cudaMemcpyAsync HostToDevice calls
+  std::uint64_t host_waits =
+      0;  ///< cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize
 };
 Stats stats();
+namespace detail {
+/// The cudart shim's counters of Stats.
+void count_host_to_device_copy();
+void count_host_wait();
+}  // namespace detail
 
 /// What the emulator's occupancy model knows of a kernel's sm_90 machine code (kernel_model.cpp).
 struct KernelResources {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "warpfuse/optimizer_types.h"
+#include "warpfuse/ref/activation.h"
 
 namespace warpfuse::nn {
 
@@ -38,6 +39,17 @@ struct Activation {
   Activation(const std::string& name) : Activation(name.c_str()) {}  // NOLINT
   static Activation leaky_relu(float alpha = 0.2f) { return {ActivationKind::leaky_relu, alpha}; }
   static Activation elu(float alpha = 1.0f) { return {ActivationKind::elu, alpha}; }
+
+  /// An elementwise activation of the ops (every kind but linear and softmax): both backends run
+  /// it through the library's one definition of it, params() below.
+  bool elementwise() const {
+    return kind != ActivationKind::linear && kind != ActivationKind::softmax;
+  }
+  /// The ops' parameters of an elementwise kind (<warpfuse/ref/activation.h>): the CUDA backend
+  /// passes them to bias_activation_forward / _backward, the CPU backend to the reference's
+  /// ref::activation_forward / _backward for float. Keras' defaults stay the trainer's (alpha
+  /// is leaky_relu's slope, 0.2, where the ops default to PyTorch's 0.01).
+  ActivationParams params() const;
 
  private:
   Activation(ActivationKind k, float a) : kind(k), alpha(a) {}

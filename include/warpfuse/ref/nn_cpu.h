@@ -30,16 +30,6 @@ void nn_add_bias(float* z, std::int64_t rows, std::int64_t cols, const float* bi
 /// sums[c] = sum over r of x[r][c], in row order.
 void nn_column_sums(const float* x, std::int64_t rows, std::int64_t cols, float* sums);
 
-/// a = f(z) row-wise (softmax over each row). `prelu_alpha` holds one slope per column for prelu.
-void nn_activation_forward(const nn::Activation& act, const float* prelu_alpha, const float* z,
-                           float* a, std::int64_t rows, std::int64_t cols);
-
-/// dz = da f'(z) (softmax: the row-wise Jacobian product); dz may alias da. For prelu,
-/// dprelu_alpha[c] = sum over rows of da min(z, 0) when it is not null.
-void nn_activation_backward(const nn::Activation& act, const float* prelu_alpha, const float* z,
-                            const float* a, const float* da, float* dz, float* dprelu_alpha,
-                            std::int64_t rows, std::int64_t cols);
-
 /// The loss summed over the rows of a batch (Keras' per-sample loss: the mean over columns for
 /// mse, mae, huber and binary crossentropy, the sum for the categorical ones), and, when `grad` is
 /// not null, the gradient of the batch MEAN with respect to `input`.
