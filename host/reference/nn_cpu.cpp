@@ -7,21 +7,14 @@
 #include <cmath>
 #include <vector>
 
+#include "warpfuse/ref/cross_entropy.h"
+#include "warpfuse/ref/elementwise_loss.h"
+#include "warpfuse/view_types.h"
+
 namespace warpfuse::ref {
 namespace {
 
 constexpr float kClip = 1e-7f;  // Keras' backend epsilon, for losses on probabilities
-
-float sigmoid(float x) {
-  // Never forms inf / inf: e^-|x| is at most 1.
-  const float e = std::exp(-std::fabs(x));
-  return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-}
-
-// log(1 + e^x) without overflow.
-float softplus(float x) {
-  return std::max(x, 0.0f) + std::log1p(std::exp(-std::fabs(x)));
-}
 
 }  // namespace
 
@@ -54,111 +47,114 @@ void nn_column_sums(const float* x, std::int64_t rows, std::int64_t cols, float*
   }
 }
 
+namespace {
+
+/// Scratch of the loss that grows and is kept, so a training step allocates nothing.
+template <class T>
+T* scratch(std::vector<T>& buffer, std::int64_t n) {
+  if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
+  return buffer.data();
+}
+
+}  // namespace
+
 double nn_loss(const nn::Loss& loss, bool logits, const float* input, const float* y,
                std::int64_t rows, std::int64_t cols, float* grad) {
   using nn::LossKind;
+  thread_local std::vector<float> element_loss;
+  thread_local std::vector<double> wide_logits, wide_targets, row_loss, row_grad;
+  thread_local std::vector<std::int64_t> labels;
+  const MatrixView<const float> pred(input, rows, cols, cols);
+  const bool crossentropy = loss.kind == LossKind::categorical_crossentropy ||
+                            loss.kind == LossKind::sparse_categorical_crossentropy;
+  if (!crossentropy) {
+    // The elementwise losses of warpfuse::ref (the ops' oracle), per element; Keras' per-sample
+    // loss is the mean over the columns, and the gradient is that of the batch mean.
+    const MatrixView<const float> target(y, rows, cols, cols);
+    const MatrixView<float> values(scratch(element_loss, rows * cols), rows, cols, cols);
+    const MatrixView<float> slopes =
+        grad != nullptr ? MatrixView<float>(grad, rows, cols, cols) : MatrixView<float>();
+    switch (loss.kind) {
+      case LossKind::mean_squared_error:
+        mse_loss<float>(pred, target, values, slopes);
+        break;
+      case LossKind::mean_absolute_error:
+        mae_loss<float>(pred, target, values, slopes);
+        break;
+      case LossKind::huber:
+        huber_loss<float>(pred, target, loss.delta, values, slopes);
+        break;
+      default:  // binary_crossentropy
+        if (logits) {
+          binary_cross_entropy_with_logits<float>(pred, target, VectorView<const float>(), values,
+                                                  slopes);
+        } else {
+          binary_cross_entropy<float>(pred, target, kClip, values, slopes);
+        }
+    }
+    double total = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double row_sum = 0.0;
+      for (std::int64_t c = 0; c < cols; ++c) row_sum += values.data[r * cols + c];
+      total += row_sum / static_cast<double>(cols);
+    }
+    if (grad != nullptr) {
+      const float mean_weight = 1.0f / static_cast<float>(rows * cols);
+      for (std::int64_t i = 0; i < rows * cols; ++i) grad[i] *= mean_weight;
+    }
+    return total;
+  }
+  const bool sparse = loss.kind == LossKind::sparse_categorical_crossentropy;
+  if (logits) {
+    // warpfuse::ref::cross_entropy (the fused op's oracle) on the logits widened to double.
+    double* x = scratch(wide_logits, rows * cols);
+    for (std::int64_t i = 0; i < rows * cols; ++i) x[i] = input[i];
+    const MatrixView<const double> logit_view(x, rows, cols, cols);
+    const VectorView<double> per_row(scratch(row_loss, rows), rows);
+    const MatrixView<double> per_row_grad =
+        grad != nullptr ? MatrixView<double>(scratch(row_grad, rows * cols), rows, cols, cols)
+                        : MatrixView<double>();
+    if (sparse) {
+      std::int64_t* t = scratch(labels, rows);
+      for (std::int64_t r = 0; r < rows; ++r) t[r] = static_cast<std::int64_t>(y[r]);
+      cross_entropy(logit_view, VectorView<const std::int64_t>(t, rows), CrossEntropyParams{},
+                    per_row, {}, per_row_grad);
+    } else {
+      double* t = scratch(wide_targets, rows * cols);
+      for (std::int64_t i = 0; i < rows * cols; ++i) t[i] = y[i];
+      cross_entropy(logit_view, MatrixView<const double>(t, rows, cols, cols), CrossEntropyParams{},
+                    per_row, {}, per_row_grad);
+    }
+    double total = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) total += per_row.data[r];
+    if (grad != nullptr) {
+      const double inv_rows = 1.0 / static_cast<double>(rows);
+      for (std::int64_t i = 0; i < rows * cols; ++i) {
+        grad[i] = static_cast<float>(per_row_grad.data[i] * inv_rows);
+      }
+    }
+    return total;
+  }
+  // Crossentropy on probabilities (an output that is neither softmax nor logits): Keras clips
+  // them to [eps, 1 - eps]. No op computes this form (the CUDA backend refuses it), so it lives
+  // here alone.
   double total = 0.0;
   const float inv_rows = 1.0f / static_cast<float>(rows);
-  const float inv_elems = inv_rows / static_cast<float>(cols);
-  switch (loss.kind) {
-    case LossKind::mean_squared_error:
-    case LossKind::mean_absolute_error:
-    case LossKind::huber:
-      for (std::int64_t r = 0; r < rows; ++r) {
-        double row_sum = 0.0;
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const std::int64_t i = r * cols + c;
-          const float e = input[i] - y[i];
-          float value = 0.0f;
-          float slope = 0.0f;
-          if (loss.kind == LossKind::mean_squared_error) {
-            value = e * e;
-            slope = 2.0f * e;
-          } else if (loss.kind == LossKind::mean_absolute_error) {
-            value = std::fabs(e);
-            slope = e > 0.0f ? 1.0f : (e < 0.0f ? -1.0f : 0.0f);
-          } else if (std::fabs(e) <= loss.delta) {
-            value = 0.5f * e * e;
-            slope = e;
-          } else {
-            value = loss.delta * (std::fabs(e) - 0.5f * loss.delta);
-            slope = e > 0.0f ? loss.delta : -loss.delta;
-          }
-          row_sum += value;
-          if (grad != nullptr) grad[i] = slope * inv_elems;
-        }
-        total += row_sum / static_cast<double>(cols);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* in = input + r * cols;
+    float* g = grad != nullptr ? grad + r * cols : nullptr;
+    const std::int64_t label = sparse ? static_cast<std::int64_t>(y[r]) : -1;
+    double row = 0.0;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const float t = sparse ? (c == label ? 1.0f : 0.0f) : y[r * cols + c];
+      const float p = std::min(std::max(in[c], kClip), 1.0f - kClip);
+      if (t != 0.0f) row -= t * std::log(p);
+      if (g != nullptr) {
+        const bool clipped = in[c] < kClip || in[c] > 1.0f - kClip;
+        g[c] = clipped ? 0.0f : -t / p * inv_rows;
       }
-      return total;
-    case LossKind::binary_crossentropy:
-      for (std::int64_t r = 0; r < rows; ++r) {
-        double row_sum = 0.0;
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const std::int64_t i = r * cols + c;
-          const float t = y[i];
-          if (logits) {
-            const float x = input[i];
-            // -(t log s(x) + (1 - t) log(1 - s(x))) = softplus(x) - t x
-            row_sum += softplus(x) - t * x;
-            if (grad != nullptr) grad[i] = (sigmoid(x) - t) * inv_elems;
-          } else {
-            const float p = std::min(std::max(input[i], kClip), 1.0f - kClip);
-            row_sum += -(t * std::log(p) + (1.0f - t) * std::log(1.0f - p));
-            if (grad != nullptr) {
-              const bool clipped = input[i] < kClip || input[i] > 1.0f - kClip;
-              grad[i] = clipped ? 0.0f : (p - t) / (p * (1.0f - p)) * inv_elems;
-            }
-          }
-        }
-        total += row_sum / static_cast<double>(cols);
-      }
-      return total;
-    case LossKind::categorical_crossentropy:
-    case LossKind::sparse_categorical_crossentropy: {
-      const bool sparse = loss.kind == LossKind::sparse_categorical_crossentropy;
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float* in = input + r * cols;
-        float* g = grad != nullptr ? grad + r * cols : nullptr;
-        const std::int64_t label = sparse ? static_cast<std::int64_t>(y[r]) : -1;
-        auto target = [&](std::int64_t c) {
-          return sparse ? (c == label ? 1.0f : 0.0f) : y[r * cols + c];
-        };
-        if (logits) {
-          const float max = *std::max_element(in, in + cols);
-          double sum = 0.0;
-          for (std::int64_t c = 0; c < cols; ++c) sum += std::exp(static_cast<double>(in[c] - max));
-          const float log_sum = static_cast<float>(std::log(sum));
-          float target_sum = 0.0f;
-          double row_loss = 0.0;
-          for (std::int64_t c = 0; c < cols; ++c) {
-            const float t = target(c);
-            target_sum += t;
-            if (t != 0.0f) row_loss -= t * (in[c] - max - log_sum);
-          }
-          total += row_loss;
-          if (g != nullptr) {
-            // d/dx of -sum t log softmax(x) = softmax(x) sum(t) - t.
-            for (std::int64_t c = 0; c < cols; ++c) {
-              const float p = std::exp(in[c] - max - log_sum);
-              g[c] = (p * target_sum - target(c)) * inv_rows;
-            }
-          }
-        } else {
-          double row_loss = 0.0;
-          for (std::int64_t c = 0; c < cols; ++c) {
-            const float t = target(c);
-            const float p = std::min(std::max(in[c], kClip), 1.0f - kClip);
-            if (t != 0.0f) row_loss -= t * std::log(p);
-            if (g != nullptr) {
-              const bool clipped = in[c] < kClip || in[c] > 1.0f - kClip;
-              g[c] = clipped ? 0.0f : -t / p * inv_rows;
-            }
-          }
-          total += row_loss;
-        }
-      }
-      return total;
     }
+    total += row;
   }
   return total;
 }

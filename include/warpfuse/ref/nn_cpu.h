@@ -1,10 +1,12 @@
-// warpfuse::ref — the float kernels of the trainer's CPU backend (warpfuse::nn on Device::cpu).
+// warpfuse::ref — the trainer's CPU backend (warpfuse::nn on Device::cpu): what it needs beyond the
+// reference ops it calls for float (activations, softmax, the optimizer, the metrics).
 //
-// Unlike the rest of warpfuse::ref (double-precision oracles for the CUDA kernels), these compute
-// in float like the CUDA path, so both devices train the same model to within float rounding.
-// Matrices are row-major with rows = samples; a Dense layer's kernel W is (inputs x units) as in
-// Keras. GEMMs go through CBLAS (OpenBLAS); the rest are plain loops. Column sums (bias and PReLU
-// gradients) run in a fixed order, so results are bitwise reproducible run to run.
+// GEMMs through CBLAS (OpenBLAS), the bias helpers, and nn_loss: Keras' per-sample losses and the
+// gradient of the batch mean, computed by the reference's elementwise losses and cross-entropy
+// (the oracles of the CUDA ops, so both devices share one formula) with only the Keras
+// reductions done here. Matrices are row-major with rows = samples; a Dense layer's kernel W is
+// (inputs x units) as in Keras. Column sums run in a fixed order, so results are bitwise
+// reproducible run to run.
 #pragma once
 
 #include <cstdint>
