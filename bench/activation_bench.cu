@@ -400,10 +400,7 @@ void run_case(benchmark::State& state, Activation kind, Form form, Impl impl, st
     return;
   }
 
-  state.counters["rows"] = static_cast<double>(rows);
-  state.counters["cols"] = static_cast<double>(cols);
-  state.counters["sets"] = sets;
-  state.counters["checked_rows"] = static_cast<double>(checked.size());
+  set_shape_counters(state, rows, cols, sets, checked.size());
   int vectors_moved = prelu ? 1 : 0;                                // slope
   if (form == Form::bias_forward) vectors_moved += 1;               // bias
   if (form == Form::bias_backward) vectors_moved += prelu ? 2 : 1;  // dbias, dslope

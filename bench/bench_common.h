@@ -247,6 +247,16 @@ class EventPair {
 /// Median of `values` (which it reorders); 0 for none.
 double median(std::vector<double> values);
 
+/// Sets the shape counters every case reports: rows, cols, sets (rotation copies) and checked_rows
+/// (how many rows the correctness check compared).
+inline void set_shape_counters(benchmark::State& state, std::int64_t rows, std::int64_t cols,
+                               int sets, std::size_t checked_rows) {
+  state.counters["rows"] = static_cast<double>(rows);
+  state.counters["cols"] = static_cast<double>(cols);
+  state.counters["sets"] = sets;
+  state.counters["checked_rows"] = static_cast<double>(checked_rows);
+}
+
 /// Sets the counters every case reports from its per-repeat times: bytes, GBps (median),
 /// copy_fraction, median_us, min_us.
 void set_bandwidth_counters(benchmark::State& state, double bytes_moved,

@@ -293,10 +293,7 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes,
     return;
   }
 
-  state.counters["rows"] = static_cast<double>(rows);
-  state.counters["cols"] = static_cast<double>(classes);
-  state.counters["sets"] = sets;
-  state.counters["checked_rows"] = static_cast<double>(checked.size());
+  set_shape_counters(state, rows, classes, sets, checked.size());
   if (impl == Impl::automatic || impl == Impl::inplace) {
     state.SetLabel(std::string("picks ") +
                    to_string(cross_entropy_strategy_for(classes, dtype_of<T>(),
@@ -426,10 +423,7 @@ void run_elementwise(benchmark::State& state, Elementwise kind, std::int64_t col
     return;
   }
 
-  state.counters["rows"] = static_cast<double>(rows);
-  state.counters["cols"] = static_cast<double>(cols);
-  state.counters["sets"] = sets;
-  state.counters["checked_rows"] = static_cast<double>(checked.size());
+  set_shape_counters(state, rows, cols, sets, checked.size());
   time_case(state, sets, 3.0 * static_cast<double>(elements) * sizeof(T), launch);
 }
 

@@ -208,10 +208,7 @@ void run_case(benchmark::State& state, Impl impl, std::int64_t cols) {
     return;
   }
 
-  state.counters["rows"] = static_cast<double>(rows);
-  state.counters["cols"] = static_cast<double>(cols);
-  state.counters["sets"] = sets;
-  state.counters["checked_rows"] = static_cast<double>(checked.size());
+  set_shape_counters(state, rows, cols, sets, checked.size());
   time_case(state, sets, bytes_per_element * static_cast<double>(elements), launch);
 }
 

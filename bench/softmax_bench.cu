@@ -427,10 +427,7 @@ void run_case(benchmark::State& state, Op op, Impl impl, std::int64_t cols,
     return;
   }
 
-  state.counters["rows"] = static_cast<double>(rows);
-  state.counters["cols"] = static_cast<double>(cols);
-  state.counters["sets"] = data.sets();
-  state.counters["checked_rows"] = static_cast<double>(checked.size());
+  set_shape_counters(state, rows, cols, data.sets(), checked.size());
   if (impl == Impl::automatic) {
     const SoftmaxPass pass = backward ? SoftmaxPass::backward : SoftmaxPass::forward;
     state.SetLabel(std::string("picks ") +

@@ -27,6 +27,7 @@
 #include "kernels/common/math.cuh"
 #include "kernels/common/pack.cuh"
 #include "kernels/common/reduce.cuh"
+#include "warpfuse/optimizer_types.h"
 
 namespace warpfuse::detail {
 
@@ -36,11 +37,6 @@ constexpr int kOptimizerThreads = 256;
 constexpr int kOptimizerNormBlocks = 256;
 /// Elements per pack of the vector path.
 constexpr int kOptimizerPack = 4;
-/// Tensors per launch (warpfuse::kOptimizerTensorsPerLaunch; the launcher checks they agree).
-constexpr int kOptimizerBatchTensors = 64;
-
-/// warpfuse::OptimizerRule as the kernels see it (the launcher checks the values agree).
-enum class OptimizerKernelRule : int { sgd = 0, adam = 1, adamw = 2 };
 
 /// One tensor as the kernels see it (OptimizerTensor without the public defaults).
 template <class T, class G>
@@ -55,13 +51,13 @@ struct OptimizerSlot {
 /// The tensors of one launch, passed by value.
 template <class T, class G>
 struct OptimizerBatch {
-  OptimizerSlot<T, G> tensors[kOptimizerBatchTensors];
+  OptimizerSlot<T, G> tensors[kOptimizerTensorsPerLaunch];
   int count;
 };
 
 /// The options and extras as the update kernel reads them.
 struct OptimizerParams {
-  OptimizerKernelRule rule;
+  OptimizerRule rule;
   float learning_rate;
   float momentum;
   int nesterov;
@@ -205,7 +201,7 @@ WF_DEVICE OptimizerScalars optimizer_scalars(const OptimizerParams& p) {
       if (p.skipped != nullptr) *p.skipped = s.skip ? 1 : 0;
     }
   }
-  if (p.rule != OptimizerKernelRule::sgd) {
+  if (p.rule != OptimizerRule::sgd) {
     // In double, then rounded once: 1 - beta_2^t is 1e-3 at t = 1 and loses digits in fp32.
     const double t = static_cast<double>(p.device_step != nullptr ? *p.device_step : p.step);
     s.step_size = static_cast<float>(static_cast<double>(p.learning_rate) *
@@ -227,7 +223,7 @@ __global__ void __launch_bounds__(kOptimizerThreads)
   const std::int64_t thread = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const float lr = p.learning_rate;
   const float decay = lr * p.weight_decay;
-  const bool sgd = p.rule == OptimizerKernelRule::sgd;
+  const bool sgd = p.rule == OptimizerRule::sgd;
   for (int t = 0; t < batch.count; ++t) {
     const OptimizerSlot<T, G>& slot = batch.tensors[t];
     float* const first_state = slot.state;

@@ -17,8 +17,12 @@
 #include "kernels/common/dialect.cuh"
 #include "kernels/common/math.cuh"
 #include "kernels/common/reduce.cuh"
+#include "warpfuse/training_types.h"
 
 namespace warpfuse::detail {
+
+// The totals and the accuracy kinds are the public vocabulary's (warpfuse/training_types.h, a
+// CUDA-free header of plain types): one definition for the host, the reference and the kernels.
 
 constexpr int kMetricsThreads = 256;
 /// Rows per block of the partials kernel (a thread per row, kMetricsRowsPerThread rows each).
@@ -26,23 +30,6 @@ constexpr int kMetricsRowsPerThread = 4;
 constexpr std::int64_t kMetricsRowsPerBlock =
     static_cast<std::int64_t>(kMetricsThreads) * kMetricsRowsPerThread;
 constexpr int kGatherThreads = 256;
-
-/// The device layout of warpfuse::TrainingTotals (the launcher checks they agree).
-struct TotalsLayout {
-  double loss_sum;
-  double samples;
-  double correct;
-  double accuracy_count;
-  double abs_error_sum;
-  double squared_error_sum;
-  double elements;
-  std::int64_t first_nonfinite_step;
-  std::int64_t steps;
-  std::int64_t cursor;
-  std::int64_t global_step;
-};
-
-enum class MetricAccuracy : int { none = 0, argmax_index = 1, argmax_onehot = 2, threshold = 3 };
 
 template <class T, class L>
 struct MetricsArgs {
@@ -53,7 +40,7 @@ struct MetricsArgs {
   const L* labels;  ///< or null
   std::int64_t rows;
   std::int64_t cols;
-  MetricAccuracy accuracy;
+  AccuracyKind accuracy;
   float threshold;
   int errors;
 };
@@ -90,11 +77,11 @@ __global__ void __launch_bounds__(kMetricsThreads)
   for (std::int64_t r = first + threadIdx.x; r < last; r += kMetricsThreads) {
     const T* out = a.outputs + r * a.out_ld;
     const T* target = a.targets != nullptr ? a.targets + r * a.target_ld : nullptr;
-    if (a.cols > 0 && a.accuracy == MetricAccuracy::argmax_index) {
+    if (a.cols > 0 && a.accuracy == AccuracyKind::argmax_index) {
       correct += argmax_of(out, a.cols) == static_cast<std::int64_t>(a.labels[r]) ? 1.0 : 0.0;
-    } else if (a.cols > 0 && a.accuracy == MetricAccuracy::argmax_onehot) {
+    } else if (a.cols > 0 && a.accuracy == AccuracyKind::argmax_onehot) {
       correct += argmax_of(out, a.cols) == argmax_of(target, a.cols) ? 1.0 : 0.0;
-    } else if (a.accuracy == MetricAccuracy::threshold) {
+    } else if (a.accuracy == AccuracyKind::threshold) {
       for (std::int64_t c = 0; c < a.cols; ++c) {
         correct += (to_float(out[c]) > a.threshold) == (to_float(target[c]) > 0.5f) ? 1.0 : 0.0;
       }
@@ -123,7 +110,7 @@ struct MetricsFinishArgs {
   const float* batch_loss;  ///< or null
   std::int64_t rows;
   std::int64_t cols;
-  MetricAccuracy accuracy;
+  AccuracyKind accuracy;
   int errors;
   int advance;
 };
@@ -131,7 +118,7 @@ struct MetricsFinishArgs {
 /// One block of kMetricsThreads: adds the partials (thread t takes blocks t, t + 256, ... in
 /// order, then the fixed tree of block_all_reduce) and updates the totals.
 __global__ void __launch_bounds__(kMetricsThreads)
-    metrics_finish_kernel(MetricsFinishArgs a, TotalsLayout* totals) {
+    metrics_finish_kernel(MetricsFinishArgs a, TrainingTotals* totals) {
   double sums[3] = {0.0, 0.0, 0.0};
   for (std::int64_t b = threadIdx.x; b < a.blocks; b += kMetricsThreads) {
     for (int k = 0; k < 3; ++k) sums[k] += a.partials[3 * b + k];
@@ -147,10 +134,10 @@ __global__ void __launch_bounds__(kMetricsThreads)
     totals->loss_sum += static_cast<double>(loss) * rows;
   }
   totals->samples += rows;
-  if (a.accuracy != MetricAccuracy::none) {
+  if (a.accuracy != AccuracyKind::none) {
     totals->correct += sums[0];
     totals->accuracy_count +=
-        a.accuracy == MetricAccuracy::threshold ? rows * static_cast<double>(a.cols) : rows;
+        a.accuracy == AccuracyKind::threshold ? rows * static_cast<double>(a.cols) : rows;
   }
   if (a.errors) {
     totals->abs_error_sum += sums[1];

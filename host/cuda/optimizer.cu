@@ -21,16 +21,6 @@
 
 namespace warpfuse {
 
-static_assert(kOptimizerTensorsPerLaunch == detail::kOptimizerBatchTensors,
-              "optimizer: the public and the kernels' batch sizes differ");
-static_assert(static_cast<int>(OptimizerRule::sgd) ==
-                      static_cast<int>(detail::OptimizerKernelRule::sgd) &&
-                  static_cast<int>(OptimizerRule::adam) ==
-                      static_cast<int>(detail::OptimizerKernelRule::adam) &&
-                  static_cast<int>(OptimizerRule::adamw) ==
-                      static_cast<int>(detail::OptimizerKernelRule::adamw),
-              "optimizer: the public and the kernels' rules differ");
-
 std::size_t optimizer_workspace_bytes(std::size_t tensors) {
   const std::size_t launches = std::max<std::size_t>(
       1, (tensors + kOptimizerTensorsPerLaunch - 1) / kOptimizerTensorsPerLaunch);
@@ -185,7 +175,7 @@ void optimizer_step(const OptimizerTensor<T, G>* tensors, std::size_t count,
   }
 
   detail::OptimizerParams params{};
-  params.rule = static_cast<detail::OptimizerKernelRule>(static_cast<int>(options.rule));
+  params.rule = options.rule;
   params.learning_rate = options.learning_rate;
   params.momentum = options.momentum;
   params.nesterov = options.nesterov ? 1 : 0;

@@ -19,16 +19,6 @@
 
 namespace warpfuse {
 
-static_assert(sizeof(TrainingTotals) == sizeof(detail::TotalsLayout) &&
-                  offsetof(TrainingTotals, first_nonfinite_step) ==
-                      offsetof(detail::TotalsLayout, first_nonfinite_step) &&
-                  offsetof(TrainingTotals, global_step) ==
-                      offsetof(detail::TotalsLayout, global_step),
-              "training: the public and the kernels' totals differ");
-static_assert(static_cast<int>(AccuracyKind::threshold) ==
-                  static_cast<int>(detail::MetricAccuracy::threshold),
-              "training: the public and the kernels' accuracy kinds differ");
-
 std::size_t metrics_workspace_bytes(std::int64_t rows) {
   const std::size_t bytes =
       static_cast<std::size_t>(detail::metrics_blocks(rows)) * 3 * sizeof(double);
@@ -95,7 +85,7 @@ void accumulate_metrics(const MetricInputs<T, L>& inputs, const MetricOptions& o
   args.labels = options.accuracy == AccuracyKind::argmax_index ? inputs.labels.data : nullptr;
   args.rows = rows;
   args.cols = cols;
-  args.accuracy = static_cast<detail::MetricAccuracy>(static_cast<int>(options.accuracy));
+  args.accuracy = options.accuracy;
   args.threshold = options.threshold;
   args.errors = options.errors ? 1 : 0;
   detail::launch({dim3(static_cast<unsigned>(blocks)), dim3(detail::kMetricsThreads), 0, stream},
@@ -110,8 +100,7 @@ void accumulate_metrics(const MetricInputs<T, L>& inputs, const MetricOptions& o
   finish.errors = args.errors;
   finish.advance = options.advance ? 1 : 0;
   detail::launch({dim3(1), dim3(detail::kMetricsThreads), 0, stream}, "metrics_finish_kernel",
-                 detail::metrics_finish_kernel, finish,
-                 reinterpret_cast<detail::TotalsLayout*>(totals));
+                 detail::metrics_finish_kernel, finish, totals);
 }
 
 void reset_training_totals(TrainingTotals* totals, bool keep_global_step, cudaStream_t stream) {

@@ -78,9 +78,6 @@ struct OptimizerExtras {
   int* skipped = nullptr;              ///< receives 1 when skip_nonfinite skipped the step, else 0
 };
 
-/// Tensors one launch updates; a longer list takes more launches.
-constexpr std::size_t kOptimizerTensorsPerLaunch = 64;
-
 /// Bytes of workspace optimizer_step needs for a list of `tensors` tensors (at least 512; the
 /// norm's partial sums when it is computed, nothing otherwise but the minimum).
 std::size_t optimizer_workspace_bytes(std::size_t tensors);

@@ -39,6 +39,9 @@ struct OptimizerOptions {
   std::int64_t step = 1;        ///< >= 1: this update's number (adam's t) unless extras.step
 };
 
+/// Tensors one launch of optimizer_step updates; a longer list takes more launches.
+constexpr int kOptimizerTensorsPerLaunch = 64;
+
 /// fp32 state elements a tensor of `size` parameters needs under `options`: 0 (sgd without
 /// momentum), size (sgd with momentum: the velocity) or 2 size (adam, adamw: m then v).
 inline std::int64_t optimizer_state_floats(const OptimizerOptions& options, std::int64_t size) {
