@@ -21,9 +21,10 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
            const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
            std::int64_t ldc);
 
-/// Caps the threads OpenBLAS uses for sgemm (its default is one per core). The trainer's GEMMs are
-/// small (a mini-batch times a layer), so on a busy or small machine one thread is often faster:
-/// warpfuse-train sets 1 unless OPENBLAS_NUM_THREADS is in the environment.
+/// Caps the threads sgemm may use (default: OpenBLAS's own count, OPENBLAS_NUM_THREADS or one per
+/// core). Each sgemm picks per call: the cap for a product of at least 8 M multiply-adds, one
+/// thread below (a small mini-batch GEMM loses to the threads' start-up and spinning), so more
+/// threads never make the small networks slower.
 void set_blas_threads(int threads);
 
 /// z[r][c] += bias[c].
