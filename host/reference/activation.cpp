@@ -195,8 +195,11 @@ void activation_backward(nondeduced_t<MatrixView<const T>> saved,
   if (dslope.data != nullptr) detail::require_size("activation_backward", "dslope", dslope, cols);
   // Row by row (the matrices' own order: the CPU trainer runs this on every step), each column's
   // sums accumulated in row order.
-  std::vector<double> bias_sums(static_cast<std::size_t>(cols), 0.0);
-  std::vector<double> slope_sums(static_cast<std::size_t>(cols), 0.0);
+  // Only the sums asked for are formed.
+  const bool want_bias = dbias.data != nullptr;
+  const bool want_slope = dslope.data != nullptr;
+  std::vector<double> bias_sums(want_bias ? static_cast<std::size_t>(cols) : 0, 0.0);
+  std::vector<double> slope_sums(want_slope ? static_cast<std::size_t>(cols) : 0, 0.0);
   for (std::int64_t row = 0; row < rows; ++row) {
     for (std::int64_t col = 0; col < cols; ++col) {
       const double w = slope.data != nullptr ? static_cast<double>(slope.data[col]) : 0.0;
@@ -204,8 +207,8 @@ void activation_backward(nondeduced_t<MatrixView<const T>> saved,
       const double g = static_cast<double>(dy.data[row * dy.ld + col]);
       const double grad = activation_backward(s, g, params, w);
       dx.data[row * dx.ld + col] = static_cast<T>(grad);
-      bias_sums[col] += grad;
-      slope_sums[col] += prelu_slope_term(s, g);
+      if (want_bias) bias_sums[col] += grad;
+      if (want_slope) slope_sums[col] += prelu_slope_term(s, g);
     }
   }
   for (std::int64_t col = 0; col < cols; ++col) {
