@@ -297,8 +297,7 @@ int run(int argc, char** argv) {
     std::chrono::steady_clock::time_point mark;
     std::vector<double> seconds;
     void on_train_begin(nn::Sequential&) override { mark = std::chrono::steady_clock::now(); }
-    void on_epoch_end(int, const std::map<std::string, double>&, nn::Sequential&,
-                      bool&) override {
+    void on_epoch_end(int, const std::map<std::string, double>&, nn::Sequential&, bool&) override {
       const auto now = std::chrono::steady_clock::now();
       seconds.push_back(std::chrono::duration<double>(now - mark).count());
       mark = now;
@@ -353,8 +352,8 @@ int run(int argc, char** argv) {
       epoch_seconds += (epoch_seconds.empty() ? "" : ", ") + json_number(t);
     }
     line += ", \"epochs\": " + std::to_string(epochs_run) +
-            ", \"seconds\": " + json_number(seconds) + ", \"epoch_seconds\": [" +
-            epoch_seconds + "], \"device\": \"" + nn::to_string(model.device()) + "\"}";
+            ", \"seconds\": " + json_number(seconds) + ", \"epoch_seconds\": [" + epoch_seconds +
+            "], \"device\": \"" + nn::to_string(model.device()) + "\"}";
     std::cout << line << std::endl;
   }
   return 0;
