@@ -44,8 +44,8 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
            const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
            std::int64_t ldc) {
   if (m == 0 || n == 0) return;
-  const double multiply_adds = static_cast<double>(m) * static_cast<double>(n) *
-                               static_cast<double>(k);
+  const double multiply_adds =
+      static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int threads = multiply_adds >= kThreadedGemmMultiplyAdds ? max_threads() : 1;
   if (g_threads_set.exchange(threads) != threads) openblas_set_num_threads(threads);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
