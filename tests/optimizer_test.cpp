@@ -449,6 +449,13 @@ TEST_F(OptimizerErrors, ArgumentsAreCheckedAndNamed) {
       expect_invalid([&] { call(fp32(), o); }, "optimizer_step", argument);
     };
     bad("options.learning_rate", [](OptimizerOptions& o) { o.learning_rate = -1.0f; });
+    {
+      OptimizerOptions tiny;
+      tiny.learning_rate = -1e-9f;  // printed as %g, not std::to_string's -0.000000
+      EXPECT_THAT(
+          expect_invalid([&] { call(fp32(), tiny); }, "optimizer_step", "options.learning_rate"),
+          HasSubstr("-1e-09"));
+    }
     bad("options.learning_rate",
         [](OptimizerOptions& o) { o.learning_rate = std::numeric_limits<float>::infinity(); });
     bad("options.beta_1", [](OptimizerOptions& o) { o.beta_1 = 1.0f; });

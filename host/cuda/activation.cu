@@ -75,10 +75,6 @@ int column_sum_count(Activation kind) {
 
 // --- validation ----------------------------------------------------------------------------------
 
-std::string number(float value) {
-  return std::to_string(value);
-}
-
 enum class Direction { forward, backward };
 
 void check_params(const char* op, const ActivationParams& params, Direction direction) {
@@ -95,7 +91,7 @@ void check_params(const char* op, const ActivationParams& params, Direction dire
       if (direction == Direction::backward && params.negative_slope < 0.0f) {
         throw InvalidArgument(
             op, "params.negative_slope",
-            "negative_slope = " + number(params.negative_slope) +
+            "negative_slope = " + detail::format_number(params.negative_slope) +
                 " is negative: leaky_relu's backward reads the sign of x from y, which needs "
                 "negative_slope >= 0 (use prelu for a negative slope)");
       }
@@ -103,13 +99,14 @@ void check_params(const char* op, const ActivationParams& params, Direction dire
     case Activation::elu:
       if (!std::isfinite(params.alpha)) {
         throw InvalidArgument(op, "params.alpha",
-                              "alpha = " + number(params.alpha) + " is not finite");
+                              "alpha = " + detail::format_number(params.alpha) + " is not finite");
       }
       break;
     case Activation::softplus:
       if (!std::isfinite(params.beta) || params.beta <= 0.0f) {
-        throw InvalidArgument(op, "params.beta",
-                              "beta = " + number(params.beta) + " must be finite and positive");
+        throw InvalidArgument(
+            op, "params.beta",
+            "beta = " + detail::format_number(params.beta) + " must be finite and positive");
       }
       if (std::isnan(params.threshold)) {
         throw InvalidArgument(op, "params.threshold", "threshold is NaN");

@@ -1,6 +1,7 @@
 // warpfuse host — the argument checks the op families share beyond a view's own (include/warpfuse/
 // view.h): disjoint outputs and the caller's workspace.
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "host/cuda/common.h"
@@ -8,6 +9,12 @@
 #include "warpfuse/workspace.h"
 
 namespace warpfuse::detail {
+
+std::string format_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
 
 ByteSpan span_of(const Workspace& workspace) {
   if (workspace.data == nullptr || workspace.bytes == 0) return {};

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "warpfuse/device.h"
 #include "warpfuse/view.h"
@@ -44,6 +45,9 @@ int active_clusters(const void* kernel, unsigned cluster_blocks, unsigned thread
 /// cudaFuncAttributeNonPortableClusterSizeAllowed for `kernel` (clusters of 9..16 blocks), once
 /// per device and kernel. Throws CudaError.
 void allow_non_portable_clusters(const void* kernel);
+
+/// A number as printf's %g writes it, for argument errors: 1e-09, not std::to_string's 0.000000.
+std::string format_number(double value);
 
 /// [begin, end) of the bytes a view or workspace spans; empty (begin == end) for an empty one.
 struct ByteSpan {

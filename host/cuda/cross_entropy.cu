@@ -29,14 +29,14 @@ using detail::LaunchConfig;
 
 void check_options(const char* op, const CrossEntropyOptions& options) {
   if (!(options.label_smoothing >= 0.0f && options.label_smoothing < 1.0f)) {
-    throw InvalidArgument(
-        op, "options.label_smoothing",
-        "label_smoothing = " + std::to_string(options.label_smoothing) + " must be in [0, 1)");
+    throw InvalidArgument(op, "options.label_smoothing",
+                          "label_smoothing = " + detail::format_number(options.label_smoothing) +
+                              " must be in [0, 1)");
   }
   if (!(options.z_loss >= 0.0f) || !std::isfinite(options.z_loss)) {
     throw InvalidArgument(
         op, "options.z_loss",
-        "z_loss = " + std::to_string(options.z_loss) + " must be finite and non-negative");
+        "z_loss = " + detail::format_number(options.z_loss) + " must be finite and non-negative");
   }
   if (!std::isfinite(options.grad_scale)) {
     throw InvalidArgument(op, "options.grad_scale", "grad_scale must be finite");

@@ -29,13 +29,6 @@ namespace {
 
 using detail::ElementwiseLossMode;
 
-/// A float as printf's %g writes it: 1e-09, not to_string's 0.000000.
-std::string format_float(float value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%g", static_cast<double>(value));
-  return text;
-}
-
 bool is_valid(Reduction reduction) {
   const int value = static_cast<int>(reduction);
   return value >= static_cast<int>(Reduction::none) &&
@@ -68,7 +61,7 @@ void run_elementwise_loss(const char* op, MatrixView<const T> pred, MatrixView<c
   }
   if (!std::isfinite(grad_scale)) {
     throw InvalidArgument(op, "options.grad_scale",
-                          "grad_scale = " + format_float(grad_scale) + " must be finite");
+                          "grad_scale = " + detail::format_number(grad_scale) + " must be finite");
   }
 
   // The loss's shape follows the reduction.
@@ -179,7 +172,7 @@ void binary_cross_entropy(nondeduced_t<MatrixView<const T>> pred,
   const char* op = "binary_cross_entropy";
   if (!(options.eps > 0.0f && options.eps < 0.5f)) {
     throw InvalidArgument(op, "options.eps",
-                          "eps = " + format_float(options.eps) + " is not in (0, 0.5)");
+                          "eps = " + detail::format_number(options.eps) + " is not in (0, 0.5)");
   }
   run_elementwise_loss(op, pred, target, outputs, options.reduction, options.grad_scale, workspace,
                        VectorView<const float>{}, detail::BceLoss{options.eps}, stream);
@@ -209,7 +202,7 @@ void huber_loss(nondeduced_t<MatrixView<const T>> pred, nondeduced_t<MatrixView<
   if (!(std::isfinite(options.delta) && options.delta > 0.0f)) {
     throw InvalidArgument(
         op, "options.delta",
-        "delta = " + format_float(options.delta) + " must be finite and positive");
+        "delta = " + detail::format_number(options.delta) + " must be finite and positive");
   }
   run_elementwise_loss(op, pred, target, outputs, options.reduction, options.grad_scale, workspace,
                        VectorView<const float>{}, detail::HuberLoss{options.delta}, stream);

@@ -33,11 +33,6 @@ namespace {
 
 constexpr const char* kOp = "optimizer_step";
 
-std::string number(double value) {
-  std::string text = std::to_string(value);
-  return text;
-}
-
 void check_options(const OptimizerOptions& o, bool device_step) {
   const auto require = [](bool ok, const char* argument, const std::string& problem) {
     if (!ok) throw InvalidArgument(kOp, argument, problem);
@@ -46,38 +41,44 @@ void check_options(const OptimizerOptions& o, bool device_step) {
               o.rule == OptimizerRule::adamw,
           "options.rule", "is not an OptimizerRule");
   require(std::isfinite(o.learning_rate) && o.learning_rate >= 0.0f, "options.learning_rate",
-          "must be finite and >= 0 (is " + number(o.learning_rate) + ")");
+          "must be finite and >= 0 (is " + detail::format_number(o.learning_rate) + ")");
   require(o.momentum >= 0.0f && o.momentum < 1.0f, "options.momentum",
-          "must be in [0, 1) (is " + number(o.momentum) + ")");
+          "must be in [0, 1) (is " + detail::format_number(o.momentum) + ")");
   require(!o.nesterov || o.rule != OptimizerRule::sgd || o.momentum > 0.0f, "options.nesterov",
           "needs momentum > 0");
   require(o.beta_1 >= 0.0f && o.beta_1 < 1.0f, "options.beta_1",
-          "must be in [0, 1) (is " + number(o.beta_1) + ")");
+          "must be in [0, 1) (is " + detail::format_number(o.beta_1) + ")");
   require(o.beta_2 >= 0.0f && o.beta_2 < 1.0f, "options.beta_2",
-          "must be in [0, 1) (is " + number(o.beta_2) + ")");
+          "must be in [0, 1) (is " + detail::format_number(o.beta_2) + ")");
   require(std::isfinite(o.epsilon) && o.epsilon > 0.0f, "options.epsilon",
-          "must be finite and > 0 (is " + number(o.epsilon) + ")");
+          "must be finite and > 0 (is " + detail::format_number(o.epsilon) + ")");
   require(std::isfinite(o.weight_decay) && o.weight_decay >= 0.0f, "options.weight_decay",
-          "must be finite and >= 0 (is " + number(o.weight_decay) + ")");
+          "must be finite and >= 0 (is " + detail::format_number(o.weight_decay) + ")");
   require(std::isfinite(o.grad_scale), "options.grad_scale",
-          "must be finite (is " + number(o.grad_scale) + ")");
+          "must be finite (is " + detail::format_number(o.grad_scale) + ")");
   require(std::isfinite(o.max_grad_norm) && o.max_grad_norm >= 0.0f, "options.max_grad_norm",
-          "must be finite and >= 0 (is " + number(o.max_grad_norm) + ")");
+          "must be finite and >= 0 (is " + detail::format_number(o.max_grad_norm) + ")");
   require(o.rule == OptimizerRule::sgd || device_step || o.step >= 1, "options.step",
           "must be >= 1 (is " + std::to_string(o.step) + ")");
 }
 
-/// A named byte range of one argument, for the overlap check.
+/// A byte range of one argument, for the overlap check: tensors[tensor].member, or `member` alone
+/// (tensor -1). The name is formed only for an error, so a step's check allocates no strings.
 struct NamedSpan {
   detail::ByteSpan span;
-  std::string name;
+  std::int64_t tensor;
+  const char* member;
+  bool input;  ///< read only (grads): the other side of an overlap is the one named
+  std::string name() const {
+    return tensor < 0 ? std::string(member) : "tensors[" + std::to_string(tensor) + "]." + member;
+  }
 };
 
 template <class V>
-NamedSpan span_of(const V* data, std::int64_t count, std::string name) {
-  if (data == nullptr || count <= 0) return {{}, std::move(name)};
+NamedSpan span_of(const V* data, std::int64_t count, std::int64_t tensor, const char* member) {
+  if (data == nullptr || count <= 0) return {{}, tensor, member, false};
   const auto begin = reinterpret_cast<std::uintptr_t>(data);
-  return {{begin, begin + static_cast<std::uintptr_t>(count) * sizeof(V)}, std::move(name)};
+  return {{begin, begin + static_cast<std::uintptr_t>(count) * sizeof(V)}, tensor, member, false};
 }
 
 template <class T, class G>
@@ -89,40 +90,41 @@ void check_tensors(const OptimizerTensor<T, G>* tensors, std::size_t count,
   }
   constexpr bool kLowPrecision = !std::is_same_v<T, float>;
   std::vector<NamedSpan> spans;
+  spans.reserve(4 * count + 4);
   for (std::size_t i = 0; i < count; ++i) {
     const OptimizerTensor<T, G>& t = tensors[i];
-    const std::string name = "tensors[" + std::to_string(i) + "]";
-    if (t.size < 0) {
-      throw InvalidArgument(kOp, name + ".size", "is negative (" + std::to_string(t.size) + ")");
-    }
-    if (t.size == 0) continue;
-    const auto require = [&](bool ok, const char* member, const std::string& problem) {
-      if (!ok) throw InvalidArgument(kOp, name + "." + member, problem);
+    const auto index = static_cast<std::int64_t>(i);
+    const auto require = [&](bool ok, const char* member, const auto& problem) {
+      if (!ok) throw InvalidArgument(kOp, NamedSpan{{}, index, member, false}.name(), problem());
     };
-    require(t.params != nullptr, "params", "is null");
-    require(t.grads != nullptr, "grads", "is null");
+    require(t.size >= 0, "size", [&] { return "is negative (" + std::to_string(t.size) + ")"; });
+    if (t.size == 0) continue;
+    require(t.params != nullptr, "params", [] { return std::string("is null"); });
+    require(t.grads != nullptr, "grads", [] { return std::string("is null"); });
     require(!kLowPrecision || t.master != nullptr, "master",
-            "is null: 16-bit parameters need an fp32 master copy");
-    require(kLowPrecision || t.master == nullptr, "master",
-            "is set for fp32 parameters, which are their own master copy");
+            [] { return std::string("is null: 16-bit parameters need an fp32 master copy"); });
+    require(kLowPrecision || t.master == nullptr, "master", [] {
+      return std::string("is set for fp32 parameters, which are their own master copy");
+    });
     const std::int64_t state_floats = optimizer_state_floats(options, t.size);
     require(state_floats == 0 || t.state != nullptr, "state",
-            "is null; this rule needs " + std::to_string(state_floats) + " floats");
-    if (t.size > std::numeric_limits<std::int64_t>::max() / 8) {
-      throw InvalidArgument(kOp, name + ".size", "is too large (" + std::to_string(t.size) + ")");
-    }
-    spans.push_back(span_of(t.params, t.size, name + ".params"));
-    spans.push_back(span_of(t.grads, t.size, name + ".grads"));
-    spans.push_back(span_of(t.master, t.size, name + ".master"));
-    if (state_floats > 0) spans.push_back(span_of(t.state, state_floats, name + ".state"));
+            [&] { return "is null; this rule needs " + std::to_string(state_floats) + " floats"; });
+    require(t.size <= std::numeric_limits<std::int64_t>::max() / 8, "size",
+            [&] { return "is too large (" + std::to_string(t.size) + ")"; });
+    spans.push_back(span_of(t.params, t.size, index, "params"));
+    NamedSpan grads = span_of(t.grads, t.size, index, "grads");
+    grads.input = true;
+    spans.push_back(grads);
+    spans.push_back(span_of(t.master, t.size, index, "master"));
+    if (state_floats > 0) spans.push_back(span_of(t.state, state_floats, index, "state"));
   }
-  spans.push_back(span_of(extras.grad_norm, 1, "extras.grad_norm"));
-  spans.push_back(span_of(extras.skipped, 1, "extras.skipped"));
-  spans.push_back(span_of(extras.step, 1, "extras.step"));
+  spans.push_back(span_of(extras.grad_norm, 1, -1, "extras.grad_norm"));
+  spans.push_back(span_of(extras.skipped, 1, -1, "extras.skipped"));
+  spans.push_back(span_of(extras.step, 1, -1, "extras.step"));
   if (norm) {
     detail::check_workspace(kOp, workspace, optimizer_workspace_bytes(count),
                             "optimizer_workspace_bytes(tensors)");
-    spans.push_back({detail::span_of(workspace), "workspace"});
+    spans.push_back({detail::span_of(workspace), -1, "workspace", false});
   }
   // Every array of every tensor is disjoint from every other (sorted: n log n for long lists).
   spans.erase(std::remove_if(spans.begin(), spans.end(),
@@ -132,10 +134,10 @@ void check_tensors(const OptimizerTensor<T, G>* tensors, std::size_t count,
             [](const NamedSpan& a, const NamedSpan& b) { return a.span.begin < b.span.begin; });
   for (std::size_t i = 1; i < spans.size(); ++i) {
     if (spans[i].span.begin < spans[i - 1].span.end) {
-      const bool later_is_output = spans[i].name.find(".grads") == std::string::npos;
+      const bool later_is_output = !spans[i].input;
       const NamedSpan& out = later_is_output ? spans[i] : spans[i - 1];
       const NamedSpan& other = later_is_output ? spans[i - 1] : spans[i];
-      throw InvalidArgument(kOp, out.name, "overlaps " + other.name);
+      throw InvalidArgument(kOp, out.name(), "overlaps " + other.name());
     }
   }
 }

@@ -42,7 +42,7 @@ void check_options(const char* op, const SoftmaxOptions& options) {
   if (!std::isfinite(options.scale) || options.scale <= 0.0f) {
     throw InvalidArgument(
         op, "options.scale",
-        "scale = " + std::to_string(options.scale) + " must be finite and positive");
+        "scale = " + detail::format_number(options.scale) + " must be finite and positive");
   }
   detail::check_row_strategy(op, options.strategy);
 }

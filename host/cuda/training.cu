@@ -43,7 +43,7 @@ void accumulate_metrics(const MetricInputs<T, L>& inputs, const MetricOptions& o
   }
   if (!std::isfinite(options.threshold)) {
     throw InvalidArgument(kOp, "options.threshold",
-                          "must be finite (is " + std::to_string(options.threshold) + ")");
+                          "must be finite (is " + detail::format_number(options.threshold) + ")");
   }
   if (needs_targets) {
     detail::check_view(kOp, "inputs.targets", inputs.targets);
