@@ -174,6 +174,17 @@ std::string to_string(LossKind kind) {
   return "unknown";
 }
 
+std::string to_string(MatmulPrecision precision) {
+  return precision == MatmulPrecision::bf16 ? "bf16" : "fp32";
+}
+
+MatmulPrecision matmul_precision_from_string(const std::string& name) {
+  if (name == "fp32") return MatmulPrecision::fp32;
+  if (name == "bf16") return MatmulPrecision::bf16;
+  throw InvalidArgument("nn::MatmulPrecision", "name",
+                        "unknown matmul precision '" + name + "' (one of fp32, bf16)");
+}
+
 Optimizer optimizer_from_string(const std::string& name, float learning_rate) {
   Optimizer o;
   if (name == "sgd") {

@@ -42,8 +42,12 @@ int max_threads() {
 
 void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
            const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-           std::int64_t ldc) {
+           std::int64_t ldc, nn::MatmulPrecision precision) {
   if (m == 0 || n == 0) return;
+  if (precision == nn::MatmulPrecision::bf16) {
+    sgemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   const double multiply_adds =
       static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int threads = multiply_adds >= kThreadedGemmMultiplyAdds ? max_threads() : 1;

@@ -89,6 +89,18 @@ struct Loss {
 
 std::string to_string(LossKind kind);
 
+/// How the Dense layers multiply (both devices; PyTorch's set_float32_matmul_precision):
+///   fp32: fp32 products and sums (the default);
+///   bf16: each GEMM operand rounded to bfloat16 (nearest even), exact products, fp32 sums.
+///         Parameters, optimizer state, activations and losses stay fp32 (mixed precision). The
+///         CPU runs it on AMX tiles where the CPU has them (Sapphire Rapids and later), several
+///         times the fp32 GEMM rate; cuBLAS uses CUBLAS_COMPUTE_32F_FAST_16BF.
+enum class MatmulPrecision { fp32, bf16 };
+
+std::string to_string(MatmulPrecision precision);
+/// "fp32" or "bf16"; anything else throws InvalidArgument.
+MatmulPrecision matmul_precision_from_string(const std::string& name);
+
 /// Optimizer hyperparameters: the fused op's options (<warpfuse/optimizer_types.h>, one rule enum
 /// for the library and the trainer). Build one with SGD(...), Adam(...) or AdamW(...) below. The
 /// update rules are Keras':

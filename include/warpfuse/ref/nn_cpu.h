@@ -17,9 +17,22 @@ namespace warpfuse::ref {
 
 /// C = alpha op(A) op(B) + beta C for row-major float matrices (op = transpose when asked):
 /// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb, ldc are the row strides as stored.
+/// precision bf16: sgemm_bf16 below (on AMX where the CPU has it).
 void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
            const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-           std::int64_t ldc);
+           std::int64_t ldc, nn::MatmulPrecision precision = nn::MatmulPrecision::fp32);
+
+/// sgemm with both operands rounded to bfloat16 (nearest even, NaN stays NaN), exact products
+/// and fp32 sums. With `use_amx` and an AMX-BF16 CPU (cpu_has_amx_bf16()) it runs on the tile
+/// unit; otherwise it rounds into float copies and calls CBLAS (same products, other sum order).
+/// beta 0: C is not read. Scratch grows per thread and is kept (no allocation per call).
+void sgemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                float beta, float* c, std::int64_t ldc, bool use_amx = true);
+
+/// The CPU has AMX-BF16 and AVX512-BF16 and the OS grants this process the tile state; false when
+/// the environment sets WARPFUSE_CPU_AMX=0. Checked once.
+bool cpu_has_amx_bf16();
 
 /// Caps the threads sgemm may use (default: OpenBLAS's own count, OPENBLAS_NUM_THREADS or one per
 /// core). Each sgemm picks per call: the cap for a product of at least 8 M multiply-adds, one
