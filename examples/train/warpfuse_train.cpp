@@ -45,6 +45,8 @@ constexpr const char* kUsage =
     "  --validation-split F             hold out the last fraction F of the training data\n"
     "  --seed N                         weights and shuffling (default 0)\n"
     "  --device auto|cuda|cpu           default auto: cuda when a device exists\n"
+    "  --matmul-precision fp32|bf16     Dense GEMMs in fp32 (default) or with bf16 operands and\n"
+    "                                   fp32 sums (AMX tiles on a CPU that has them)\n"
     "  --save PATH                      save the trained model\n"
     "  --load PATH                      start from a saved model (its layers, loss, optimizer)\n"
     "  --verbose 0|1|2                  default 1 (progress bar)\n"
@@ -57,7 +59,7 @@ struct UsageError {
 
 struct Args {
   std::string train, test, dataset, label_column = "last", layers, loss, optimizer = "adam";
-  std::string save, load, device = "auto";
+  std::string save, load, device = "auto", matmul_precision = "fp32";
   bool standardize = false, json = false;
   std::optional<float> lr;
   std::optional<int> epochs;
@@ -127,6 +129,11 @@ Args parse_args(int argc, char** argv) {
       a.device = value();
       if (a.device != "auto" && a.device != "cuda" && a.device != "cpu") {
         throw UsageError{"--device: '" + a.device + "' is not auto, cuda or cpu"};
+      }
+    } else if (flag == "--matmul-precision") {
+      a.matmul_precision = value();
+      if (a.matmul_precision != "fp32" && a.matmul_precision != "bf16") {
+        throw UsageError{"--matmul-precision: '" + a.matmul_precision + "' is not fp32 or bf16"};
       }
     } else if (flag == "--save") {
       a.save = value();
@@ -248,6 +255,7 @@ int run(int argc, char** argv) {
       throw UsageError{e.what()};
     }
   }
+  model.set_matmul_precision(nn::matmul_precision_from_string(args.matmul_precision));
   // Standardisation: the statistics saved with a loaded model win (the data must be transformed
   // exactly as during its training); otherwise --standardize fits them on the training data,
   // never on the test data, and stores them in the model for --save.
@@ -353,7 +361,8 @@ int run(int argc, char** argv) {
     }
     line += ", \"epochs\": " + std::to_string(epochs_run) +
             ", \"seconds\": " + json_number(seconds) + ", \"epoch_seconds\": [" + epoch_seconds +
-            "], \"device\": \"" + nn::to_string(model.device()) + "\"}";
+            "], \"device\": \"" + nn::to_string(model.device()) +
+            "\", \"matmul_precision\": \"" + nn::to_string(model.matmul_precision()) + "\"}";
     std::cout << line << std::endl;
   }
   return 0;

@@ -64,6 +64,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
+  /// How the Dense layers' GEMMs multiply (Sequential::set_matmul_precision).
+  virtual void set_matmul_precision(MatmulPrecision precision) = 0;
 
   virtual void set_parameters(const std::vector<float>& parameters) = 0;
   virtual std::vector<float> parameters() = 0;

@@ -33,6 +33,7 @@ class CpuBackend final : public Backend {
                0.0f) {}
 
   Device device() const override { return Device::cpu; }
+  void set_matmul_precision(MatmulPrecision precision) override { precision_ = precision; }
 
   void set_parameters(const std::vector<float>& parameters) override { params_ = parameters; }
   std::vector<float> parameters() override { return params_; }
@@ -152,7 +153,7 @@ class CpuBackend final : public Backend {
       float* z = z_[l].data();
       float* a = a_[l].data();
       ref::sgemm(false, false, count, s.units, s.inputs, 1.0f, input, s.inputs,
-                 params_.data() + s.kernel, s.units, 0.0f, z, s.units);
+                 params_.data() + s.kernel, s.units, 0.0f, z, s.units, precision_);
       const MatrixView<float> zv(z, count, s.units, s.units);
       const MatrixView<float> av(a, count, s.units, s.units);
       const VectorView<const float> bias = vector_at(s.bias, s.units);
@@ -201,11 +202,11 @@ class CpuBackend final : public Backend {
       }
       const float* input = i == 0 ? x : a_[i - 1].data();
       ref::sgemm(true, false, s.inputs, s.units, count, 1.0f, input, s.inputs, dz, s.units, 0.0f,
-                 grads_.data() + s.kernel, s.units);
+                 grads_.data() + s.kernel, s.units, precision_);
       if (i > 0) {
         dprev_.resize(static_cast<std::size_t>(count * s.inputs));
         ref::sgemm(false, true, count, s.inputs, s.units, 1.0f, dz, s.units,
-                   params_.data() + s.kernel, s.units, 0.0f, dprev_.data(), s.inputs);
+                   params_.data() + s.kernel, s.units, 0.0f, dprev_.data(), s.inputs, precision_);
         da_.swap(dprev_);
       }
     }
@@ -222,6 +223,7 @@ class CpuBackend final : public Backend {
   }
 
   ModelSpec spec_;
+  MatmulPrecision precision_ = MatmulPrecision::fp32;
   std::vector<float> params_;
   std::vector<float> grads_;
   std::vector<float> state_;

@@ -83,6 +83,14 @@ class CudaBackend final : public Backend {
   }
 
   Device device() const override { return Device::cuda; }
+  // Captured steps hold the GEMMs they were recorded with: drop them when the precision changes.
+  void set_matmul_precision(MatmulPrecision precision) override {
+    if (precision == precision_) return;
+    sync();
+    for (auto& [rows, exec] : graphs_) release_graph(exec);
+    graphs_.clear();
+    precision_ = precision;
+  }
 
   void set_parameters(const std::vector<float>& parameters) override {
     upload(params_, parameters.data(), parameters.size(), stream_);
@@ -364,7 +372,7 @@ class CudaBackend final : public Backend {
       float* z = z_[l].data();
       float* a = a_[l].data();
       (*gemm_)(false, false, count, s.units, s.inputs, 1.0f, input, s.inputs,
-               params_.data() + s.kernel, s.units, 0.0f, z, s.units);
+               params_.data() + s.kernel, s.units, 0.0f, z, s.units, precision_);
       const MatrixView<float> zv(z, count, s.units, s.units);
       const MatrixView<float> av(a, count, s.units, s.units);
       const bool last = l + 1 == layers.size();
@@ -511,11 +519,11 @@ class CudaBackend final : public Backend {
       }
       const float* input = i == 0 ? x : activation_of(i - 1);
       (*gemm_)(true, false, s.inputs, s.units, count, 1.0f, input, s.inputs, delta, s.units, 0.0f,
-               grads_.data() + s.kernel, s.units);
+               grads_.data() + s.kernel, s.units, precision_);
       if (i > 0) {
         float* prev = delta == delta_.data() ? delta_prev_.data() : delta_.data();
         (*gemm_)(false, true, count, s.inputs, s.units, 1.0f, delta, s.units,
-                 params_.data() + s.kernel, s.units, 0.0f, prev, s.inputs);
+                 params_.data() + s.kernel, s.units, 0.0f, prev, s.inputs, precision_);
         delta = prev;
       }
     }
@@ -524,6 +532,7 @@ class CudaBackend final : public Backend {
   ModelSpec spec_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Gemm> gemm_;
+  MatmulPrecision precision_ = MatmulPrecision::fp32;
   DeviceBuffer<float> params_, grads_, state_;
   DeviceBuffer<TrainingTotals> totals_, eval_totals_;
   DeviceBuffer<unsigned char> optimizer_workspace_, metrics_workspace_;

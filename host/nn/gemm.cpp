@@ -21,13 +21,14 @@ Gemm::~Gemm() = default;
 
 void Gemm::operator()(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
                       float alpha, const float* a, std::int64_t lda, const float* b,
-                      std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+                      std::int64_t ldb, float beta, float* c, std::int64_t ldc,
+                      MatmulPrecision precision) {
   if (m == 0 || n == 0) return;
   // The emulator's device memory is host memory: the GEMM is host work in stream order (recorded
   // when the stream is captured, as cuBLAS's kernels would be). C is device memory it writes: the
   // access observer counts it as written (initcheck).
   ::simt::host_work(stream_, "sgemm", [=] {
-    ref::sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    ref::sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, precision);
     ::simt::detail::observe_host_write(c,
                                        static_cast<std::size_t>((m - 1) * ldc + n) * sizeof(float));
   });
@@ -64,10 +65,20 @@ Gemm::~Gemm() {
 
 void Gemm::operator()(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
                       float alpha, const float* a, std::int64_t lda, const float* b,
-                      std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+                      std::int64_t ldb, float beta, float* c, std::int64_t ldc,
+                      MatmulPrecision precision) {
   if (m == 0 || n == 0) return;
   // cuBLAS is column-major: a row-major C is a column-major C^T = op(B)^T op(A)^T, so the operands
   // swap places and keep their own transposes.
+  if (precision == MatmulPrecision::bf16) {
+    WARPFUSE_CUBLAS_CHECK(cublasGemmEx(
+        static_cast<cublasHandle_t>(handle_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+        static_cast<int>(k), &alpha, b, CUDA_R_32F, static_cast<int>(ldb), a, CUDA_R_32F,
+        static_cast<int>(lda), &beta, c, CUDA_R_32F, static_cast<int>(ldc),
+        CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   WARPFUSE_CUBLAS_CHECK(
       cublasSgemm(static_cast<cublasHandle_t>(handle_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                   trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "warpfuse/nn/config.h"
+
 namespace warpfuse::nn::detail {
 
 class Gemm {
@@ -19,9 +21,12 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   /// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb, ldc are row strides as stored.
+  /// precision bf16: operands rounded to bf16, fp32 sums (cuBLAS: CUBLAS_COMPUTE_32F_FAST_16BF;
+  /// the emulated build: ref::sgemm_bf16).
   void operator()(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
                   float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
-                  float beta, float* c, std::int64_t ldc);
+                  float beta, float* c, std::int64_t ldc,
+                  MatmulPrecision precision = MatmulPrecision::fp32);
 
  private:
   void* handle_ = nullptr;         // cublasHandle_t, kept opaque so this header needs no cuBLAS

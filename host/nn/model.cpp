@@ -276,6 +276,15 @@ std::int64_t Sequential::parameter_count() const {
   return detail::make_layout(layers_).total;
 }
 
+void Sequential::set_matmul_precision(MatmulPrecision precision) {
+  if (precision != MatmulPrecision::fp32 && precision != MatmulPrecision::bf16) {
+    throw InvalidArgument("nn::Sequential::set_matmul_precision", "precision",
+                          "is not a MatmulPrecision");
+  }
+  matmul_precision_ = precision;
+  if (backend_ != nullptr) backend_->set_matmul_precision(precision);
+}
+
 void Sequential::compile(const Optimizer& optimizer, const Loss& loss,
                          const std::vector<std::string>& metrics, Device device,
                          std::uint64_t seed) {
@@ -296,6 +305,7 @@ void Sequential::compile(const Optimizer& optimizer, const Loss& loss,
   std::unique_ptr<detail::Backend> backend =
       device == Device::cuda ? detail::make_cuda_backend(spec) : detail::make_cpu_backend(spec);
   backend->set_parameters(weights);
+  backend->set_matmul_precision(matmul_precision_);
   backend_ = std::move(backend);
   device_ = device;
   optimizer_ = optimizer;

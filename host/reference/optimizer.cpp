@@ -1,6 +1,8 @@
 // warpfuse::ref — the optimizer step in double (include/warpfuse/ref/optimizer.h).
 #include "warpfuse/ref/optimizer.h"
 
+#include "host/reference/thread_pool.h"
+
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -39,6 +41,9 @@ void check(const std::vector<OptimizerTensor<S>>& tensors, const OptimizerOption
   }
 }
 
+/// Tensors of at least this many elements are updated by every pool thread.
+constexpr std::int64_t kParallelUpdateElements = 64 * 1024;
+
 /// One tensor's update with the gradient factor (grad_scale times the clip) and adam's step size.
 /// The loop has no calls and no aliasing, so the compiler vectorises it (the CPU backend's
 /// float instantiation runs it every step).
@@ -48,10 +53,13 @@ void check(const std::vector<OptimizerTensor<S>>& tensors, const OptimizerOption
 template <class S>
 __attribute__((target_clones("avx2", "default"))) void update(const OptimizerOptions& o,
                                                               double factor, double step_size,
-                                                              const OptimizerTensor<S>& t) {
-  S* __restrict__ params = t.params;
-  const S* __restrict__ grads = t.grads;
-  const std::int64_t n = t.size;
+                                                              const OptimizerTensor<S>& t,
+                                                              std::int64_t begin,
+                                                              std::int64_t end) {
+  // Elements [begin, end) of the tensor (its state is [0, size) then, for adam, [size, 2 size)).
+  S* __restrict__ params = t.params + begin;
+  const S* __restrict__ grads = t.grads + begin;
+  const std::int64_t n = end - begin;
   const double lr = o.learning_rate;
   const double decay = lr * static_cast<double>(o.weight_decay);
   if (o.rule == OptimizerRule::sgd) {
@@ -64,7 +72,7 @@ __attribute__((target_clones("avx2", "default"))) void update(const OptimizerOpt
       }
       return;
     }
-    S* __restrict__ velocity = t.state;
+    S* __restrict__ velocity = t.state + begin;
     const bool nesterov = o.nesterov;
     for (std::int64_t i = 0; i < n; ++i) {
       const double g = factor * static_cast<double>(grads[i]);
@@ -76,8 +84,8 @@ __attribute__((target_clones("avx2", "default"))) void update(const OptimizerOpt
     }
     return;
   }
-  S* __restrict__ m = t.state;
-  S* __restrict__ v = t.state + n;
+  S* __restrict__ m = t.state + begin;
+  S* __restrict__ v = t.state + t.size + begin;
   const double keep_1 = 1.0 - static_cast<double>(o.beta_1);
   const double keep_2 = 1.0 - static_cast<double>(o.beta_2);
   const double epsilon = o.epsilon;
@@ -119,7 +127,19 @@ OptimizerResult optimizer_step(const std::vector<OptimizerTensor<S>>& tensors,
                 std::sqrt(1.0 - std::pow(static_cast<double>(options.beta_2), t)) /
                 (1.0 - std::pow(static_cast<double>(options.beta_1), t));
   }
-  for (const OptimizerTensor<S>& t : tensors) update(options, factor, step_size, t);
+  // Elementwise, so a tensor splits into parts the pool runs at once (the CPU trainer's step)
+  // with bitwise the same results as one loop.
+  const int threads = detail::parallel_threads();
+  for (const OptimizerTensor<S>& t : tensors) {
+    const int parts = t.size >= kParallelUpdateElements ? threads : 1;
+    if (parts <= 1) {
+      update(options, factor, step_size, t, 0, t.size);
+      continue;
+    }
+    detail::parallel_for(parts, [&](int part) {
+      update(options, factor, step_size, t, t.size * part / parts, t.size * (part + 1) / parts);
+    });
+  }
   return result;
 }
 

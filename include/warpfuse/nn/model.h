@@ -196,6 +196,10 @@ class Sequential {
   std::int64_t parameter_count() const;
   bool compiled() const { return backend_ != nullptr; }
   Device device() const { return device_; }
+  /// How the Dense layers' GEMMs multiply from now on (config.h: fp32, the default, or bf16
+  /// operands with fp32 sums); a runtime setting like the device, not saved with the model.
+  void set_matmul_precision(MatmulPrecision precision);
+  MatmulPrecision matmul_precision() const { return matmul_precision_; }
   const Loss& loss() const { return loss_; }
   const Optimizer& optimizer() const { return optimizer_; }
   const std::vector<std::string>& metrics() const { return metrics_; }
@@ -211,6 +215,7 @@ class Sequential {
   Loss loss_;
   std::vector<std::string> metrics_;
   Device device_ = Device::cpu;
+  MatmulPrecision matmul_precision_ = MatmulPrecision::fp32;
   std::unique_ptr<detail::Backend> backend_;
   std::optional<Standardizer> standardizer_;
 };
