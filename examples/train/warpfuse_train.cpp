@@ -361,8 +361,8 @@ int run(int argc, char** argv) {
     }
     line += ", \"epochs\": " + std::to_string(epochs_run) +
             ", \"seconds\": " + json_number(seconds) + ", \"epoch_seconds\": [" + epoch_seconds +
-            "], \"device\": \"" + nn::to_string(model.device()) +
-            "\", \"matmul_precision\": \"" + nn::to_string(model.matmul_precision()) + "\"}";
+            "], \"device\": \"" + nn::to_string(model.device()) + "\", \"matmul_precision\": \"" +
+            nn::to_string(model.matmul_precision()) + "\"}";
     std::cout << line << std::endl;
   }
   return 0;

@@ -71,12 +71,12 @@ void Gemm::operator()(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n
   // cuBLAS is column-major: a row-major C is a column-major C^T = op(B)^T op(A)^T, so the operands
   // swap places and keep their own transposes.
   if (precision == MatmulPrecision::bf16) {
-    WARPFUSE_CUBLAS_CHECK(cublasGemmEx(
-        static_cast<cublasHandle_t>(handle_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
-        static_cast<int>(k), &alpha, b, CUDA_R_32F, static_cast<int>(ldb), a, CUDA_R_32F,
-        static_cast<int>(lda), &beta, c, CUDA_R_32F, static_cast<int>(ldc),
-        CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+    WARPFUSE_CUBLAS_CHECK(
+        cublasGemmEx(static_cast<cublasHandle_t>(handle_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                     trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+                     static_cast<int>(k), &alpha, b, CUDA_R_32F, static_cast<int>(ldb), a,
+                     CUDA_R_32F, static_cast<int>(lda), &beta, c, CUDA_R_32F, static_cast<int>(ldc),
+                     CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
     return;
   }
   WARPFUSE_CUBLAS_CHECK(

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "host/reference/thread_pool.h"
 #include "warpfuse/ref/cross_entropy.h"
 #include "warpfuse/ref/elementwise_loss.h"
 #include "warpfuse/view_types.h"
@@ -61,6 +62,7 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
 void set_blas_threads(int threads) {
   g_max_threads.store(threads < 1 ? 1 : threads);
   g_threads_set.store(0);
+  detail::set_parallel_threads(threads < 1 ? 1 : threads);
 }
 
 void nn_add_bias(float* z, std::int64_t rows, std::int64_t cols, const float* bias) {

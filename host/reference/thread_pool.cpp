@@ -33,7 +33,7 @@ class Pool {
   void set_threads(int threads) {
     std::lock_guard<std::mutex> submit(submit_mutex_);
     stop();
-    cap_.store(std::max(1, threads));
+    cap_.store(std::max(0, threads));  // 0: the default again
   }
 
   void run(int tasks, TaskFunction fn, void* context) {

@@ -16,7 +16,8 @@ namespace warpfuse::ref::detail {
 /// Threads a parallel_for may use, the caller included: set_parallel_threads()'s value, else the
 /// OpenBLAS thread count (OPENBLAS_NUM_THREADS or one per core).
 int parallel_threads();
-/// Caps parallel_for's threads (1: everything on the caller). Workers start on first use.
+/// Caps parallel_for's threads (1: everything on the caller; 0: the default). Workers start on
+/// first use. ref::set_blas_threads sets this cap too.
 void set_parallel_threads(int threads);
 
 using TaskFunction = void (*)(void* context, int task);

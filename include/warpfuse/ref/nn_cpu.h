@@ -34,8 +34,8 @@ void sgemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 /// the environment sets WARPFUSE_CPU_AMX=0. Checked once.
 bool cpu_has_amx_bf16();
 
-/// Caps the threads sgemm may use (default: OpenBLAS's own count, OPENBLAS_NUM_THREADS or one per
-/// core). Each sgemm picks per call: the cap for a product of at least 8 M multiply-adds, one
+/// Caps the threads sgemm, sgemm_bf16 and the optimizer step may use (default: OpenBLAS's own
+/// count, OPENBLAS_NUM_THREADS or one per core). Each sgemm picks per call: the cap for a product of at least 8 M multiply-adds, one
 /// thread below (a small mini-batch GEMM loses to the threads' start-up and spinning), so more
 /// threads never make the small networks slower.
 void set_blas_threads(int threads);
