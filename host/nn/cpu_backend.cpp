@@ -78,11 +78,13 @@ class CpuBackend final : public Backend {
     add_metrics(out.data(), yb_.data(), count, loss_sum, true, totals_);
     backward(xb_.data(), count);
     ++step_;
-    // The reference op instantiated for float: the same rules as the CUDA backend's fused op.
+    // The reference's formula with float arithmetic, as the CUDA backend's fused op computes it
+    // (the fp64 reference's sqrt and divide cost more than the step's GEMMs on a wide network).
     Optimizer options = spec_.optimizer;
     options.step = step_;
-    ref::optimizer_step<float>({{params_.data(), grads_.data(), state_.data(), spec_.layout.total}},
-                               options);
+    optimizer_tensors_.assign(
+        1, {params_.data(), grads_.data(), state_.data(), spec_.layout.total});  // no allocation
+    ref::optimizer_step_fp32(optimizer_tensors_, options);
   }
 
   Totals evaluate(const Matrix& x, const Matrix& y, std::int64_t batch_size) override {
@@ -235,6 +237,7 @@ class CpuBackend final : public Backend {
   std::vector<std::int64_t> order_;
   Totals totals_ = empty_training_totals();
   std::vector<std::int32_t> labels_;
+  std::vector<ref::OptimizerTensor<float>> optimizer_tensors_;
   std::vector<float> xb_, yb_, da_, dprev_;
   std::vector<std::vector<float>> z_, a_;
 };

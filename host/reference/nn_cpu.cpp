@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <cmath>
 #include <vector>
 
@@ -22,21 +23,19 @@ constexpr float kClip = 1e-7f;  // Keras' backend epsilon, for losses on probabi
 
 namespace {
 
-/// GEMMs of at least this many multiply-adds use every allowed OpenBLAS thread; smaller ones use
-/// one. Measured on the 2-core CI machine (2026-12-05): a 64 x 784 x 256 product (12.8 M) gains
-/// from two threads, 64 x 256 x 128 (2.1 M) loses to their start-up and spinning.
-constexpr double kThreadedGemmMultiplyAdds = 8.0 * 1024 * 1024;
+/// GEMMs of at least this many multiply-adds are split over the pool's threads; smaller ones run on
+/// the caller (a product of a few microseconds gains nothing from a hand-off).
+constexpr double kThreadedGemmMultiplyAdds = 2.0 * 1024 * 1024;
 
-std::atomic<int> g_max_threads{0};  // 0: OpenBLAS's own count (OPENBLAS_NUM_THREADS or cores)
-std::atomic<int> g_threads_set{0};  // what openblas_set_num_threads was last told (0: nothing)
-
-int max_threads() {
-  int max = g_max_threads.load();
-  if (max == 0) {
-    max = std::max(1, openblas_get_num_threads());
-    g_max_threads.store(max);
-  }
-  return max;
+/// OpenBLAS runs single-threaded: the products are split over the pool instead, so one set of
+/// threads serves the GEMMs and the work between them (OpenBLAS's own workers spin after each call
+/// and fought the pool's for the cores). The pool reads OpenBLAS's thread count first.
+void single_threaded_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static_cast<void>(detail::parallel_threads());
+    openblas_set_num_threads(1);
+  });
 }
 
 }  // namespace
@@ -49,19 +48,41 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     sgemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
+  single_threaded_blas();
+  const auto product = [&](std::int64_t rows, std::int64_t cols, const float* a_part,
+                           const float* b_part, float* c_part) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols),
+                static_cast<int>(k), alpha, a_part, static_cast<int>(lda), b_part,
+                static_cast<int>(ldb), beta, c_part, static_cast<int>(ldc));
+  };
   const double multiply_adds =
       static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const int threads = multiply_adds >= kThreadedGemmMultiplyAdds ? max_threads() : 1;
-  if (g_threads_set.exchange(threads) != threads) openblas_set_num_threads(threads);
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
-              c, static_cast<int>(ldc));
+  const int threads = multiply_adds >= kThreadedGemmMultiplyAdds ? detail::parallel_threads() : 1;
+  if (threads <= 1) {
+    product(m, n, a, b, c);
+    return;
+  }
+  // Split C along its longer side into `threads` slabs, boundaries on multiples of 16 (whole
+  // register blocks of the kernel); each slab is one single-threaded product.
+  const bool split_columns = n >= m;
+  const std::int64_t length = split_columns ? n : m;
+  const auto boundary = [&](int part) {
+    return std::min(length, (length * part / threads + 15) / 16 * 16);
+  };
+  detail::parallel_for(threads, [&](int part) {
+    const std::int64_t first = part == 0 ? 0 : boundary(part);
+    const std::int64_t last = part + 1 == threads ? length : boundary(part + 1);
+    if (last <= first) return;
+    if (split_columns) {
+      product(m, last - first, a, trans_b ? b + first * ldb : b + first, c + first);
+    } else {
+      product(last - first, n, trans_a ? a + first : a + first * lda, b, c + first * ldc);
+    }
+  });
 }
 
 void set_blas_threads(int threads) {
-  g_max_threads.store(threads < 1 ? 1 : threads);
-  g_threads_set.store(0);
   detail::set_parallel_threads(threads < 1 ? 1 : threads);
 }
 

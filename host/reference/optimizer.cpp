@@ -44,41 +44,40 @@ void check(const std::vector<OptimizerTensor<S>>& tensors, const OptimizerOption
 /// Tensors of at least this many elements are updated by every pool thread.
 constexpr std::int64_t kParallelUpdateElements = 64 * 1024;
 
-/// One tensor's update with the gradient factor (grad_scale times the clip) and adam's step size.
-/// The loop has no calls and no aliasing, so the compiler vectorises it (the CPU backend's
-/// float instantiation runs it every step).
-// Compiled twice, for AVX2 and the baseline, and picked when the program starts: the CPU trainer
-// runs this over every parameter on every step. No FMA in either (AVX2 alone), so both give
-// bitwise the same results.
-template <class S>
-__attribute__((target_clones("avx2", "default"))) void update(const OptimizerOptions& o,
-                                                              double factor, double step_size,
-                                                              const OptimizerTensor<S>& t,
-                                                              std::int64_t begin,
-                                                              std::int64_t end) {
+/// One tensor's update with the gradient factor (grad_scale times the clip) and adam's step size,
+/// in arithmetic C (double: the reference; float: optimizer_step_fp32, the CPU trainer's step).
+/// The loop has no calls and no aliasing, so the compiler vectorises it.
+// Compiled three times, for AVX-512, AVX2 and the baseline, and picked when the program starts:
+// the CPU trainer runs this over every parameter on every step. This file is compiled with
+// -ffp-contract=off (CMakeLists.txt): no FMA in any clone, so all give bitwise the same results.
+template <class S, class C>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void update(
+    const OptimizerOptions& o, double factor_in, double step_size_in, const OptimizerTensor<S>& t,
+    std::int64_t begin, std::int64_t end) {
   // Elements [begin, end) of the tensor (its state is [0, size) then, for adam, [size, 2 size)).
   S* __restrict__ params = t.params + begin;
   const S* __restrict__ grads = t.grads + begin;
   const std::int64_t n = end - begin;
-  const double lr = o.learning_rate;
-  const double decay = lr * static_cast<double>(o.weight_decay);
+  const C lr = o.learning_rate;
+  const C factor = static_cast<C>(factor_in), step_size = static_cast<C>(step_size_in);
+  const C decay = lr * static_cast<C>(o.weight_decay);
   if (o.rule == OptimizerRule::sgd) {
-    const double momentum = o.momentum;
+    const C momentum = o.momentum;
     if (momentum == 0.0) {
       for (std::int64_t i = 0; i < n; ++i) {
-        double p = params[i];
+        C p = params[i];
         p -= decay * p;
-        params[i] = static_cast<S>(p - lr * (factor * static_cast<double>(grads[i])));
+        params[i] = static_cast<S>(p - lr * (factor * static_cast<C>(grads[i])));
       }
       return;
     }
     S* __restrict__ velocity = t.state + begin;
     const bool nesterov = o.nesterov;
     for (std::int64_t i = 0; i < n; ++i) {
-      const double g = factor * static_cast<double>(grads[i]);
-      double p = params[i];
+      const C g = factor * static_cast<C>(grads[i]);
+      C p = params[i];
       p -= decay * p;
-      const double v = momentum * static_cast<double>(velocity[i]) - lr * g;
+      const C v = momentum * static_cast<C>(velocity[i]) - lr * g;
       velocity[i] = static_cast<S>(v);
       params[i] = static_cast<S>(p + (nesterov ? momentum * v - lr * g : v));
     }
@@ -86,15 +85,15 @@ __attribute__((target_clones("avx2", "default"))) void update(const OptimizerOpt
   }
   S* __restrict__ m = t.state + begin;
   S* __restrict__ v = t.state + t.size + begin;
-  const double keep_1 = 1.0 - static_cast<double>(o.beta_1);
-  const double keep_2 = 1.0 - static_cast<double>(o.beta_2);
-  const double epsilon = o.epsilon;
+  const C keep_1 = C(1) - static_cast<C>(o.beta_1);
+  const C keep_2 = C(1) - static_cast<C>(o.beta_2);
+  const C epsilon = o.epsilon;
   for (std::int64_t i = 0; i < n; ++i) {
-    const double g = factor * static_cast<double>(grads[i]);
-    double p = params[i];
+    const C g = factor * static_cast<C>(grads[i]);
+    C p = params[i];
     p -= decay * p;
-    const double mi = static_cast<double>(m[i]) + (g - static_cast<double>(m[i])) * keep_1;
-    const double vi = static_cast<double>(v[i]) + (g * g - static_cast<double>(v[i])) * keep_2;
+    const C mi = static_cast<C>(m[i]) + (g - static_cast<C>(m[i])) * keep_1;
+    const C vi = static_cast<C>(v[i]) + (g * g - static_cast<C>(v[i])) * keep_2;
     m[i] = static_cast<S>(mi);
     v[i] = static_cast<S>(vi);
     params[i] = static_cast<S>(p - step_size * mi / (std::sqrt(vi) + epsilon));
@@ -103,9 +102,12 @@ __attribute__((target_clones("avx2", "default"))) void update(const OptimizerOpt
 
 }  // namespace
 
-template <class S>
-OptimizerResult optimizer_step(const std::vector<OptimizerTensor<S>>& tensors,
-                               const OptimizerOptions& options) {
+namespace {
+
+/// optimizer_step with the per-element arithmetic in C (the norm and Adam's step size in double).
+template <class S, class C>
+OptimizerResult step_in(const std::vector<OptimizerTensor<S>>& tensors,
+                        const OptimizerOptions& options) {
   check(tensors, options);
   OptimizerResult result;
   double factor = options.grad_scale;
@@ -133,14 +135,28 @@ OptimizerResult optimizer_step(const std::vector<OptimizerTensor<S>>& tensors,
   for (const OptimizerTensor<S>& t : tensors) {
     const int parts = t.size >= kParallelUpdateElements ? threads : 1;
     if (parts <= 1) {
-      update(options, factor, step_size, t, 0, t.size);
+      update<S, C>(options, factor, step_size, t, 0, t.size);
       continue;
     }
     detail::parallel_for(parts, [&](int part) {
-      update(options, factor, step_size, t, t.size * part / parts, t.size * (part + 1) / parts);
+      update<S, C>(options, factor, step_size, t, t.size * part / parts,
+                   t.size * (part + 1) / parts);
     });
   }
   return result;
+}
+
+}  // namespace
+
+template <class S>
+OptimizerResult optimizer_step(const std::vector<OptimizerTensor<S>>& tensors,
+                               const OptimizerOptions& options) {
+  return step_in<S, double>(tensors, options);
+}
+
+OptimizerResult optimizer_step_fp32(const std::vector<OptimizerTensor<float>>& tensors,
+                                    const OptimizerOptions& options) {
+  return step_in<float, float>(tensors, options);
 }
 
 template double gradient_norm<float>(const std::vector<OptimizerTensor<float>>&, double);

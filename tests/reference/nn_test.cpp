@@ -51,6 +51,43 @@ TEST(NnCpu, SgemmMatchesLoopsForEveryTranspose) {
   }
 }
 
+// Products above the split threshold (2 M multiply-adds) run as slabs of C on the pool's threads:
+// each slab must see the right rows or columns of A, B and C for every transpose, split along
+// columns (n >= m) and along rows (m > n), with slab edges off multiples of 16.
+TEST(NnCpu, SplitSgemmMatchesLoopsForEveryTransposeAndSide) {
+  struct Shape {
+    int m, n, k;
+  };
+  for (const Shape s : {Shape{70, 181, 170}, Shape{181, 70, 170}}) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        const int lda = (ta ? s.m : s.k) + 1, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 3;
+        const auto a = random_values(static_cast<std::size_t>(ta ? s.k : s.m) * lda, 31);
+        const auto b = random_values(static_cast<std::size_t>(tb ? s.n : s.k) * ldb, 32);
+        auto c = random_values(static_cast<std::size_t>(s.m) * ldc, 33);
+        const auto before = c;
+        sgemm(ta, tb, s.m, s.n, s.k, 1.5f, a.data(), lda, b.data(), ldb, -0.5f, c.data(), ldc);
+        for (int i = 0; i < s.m; ++i) {
+          for (int j = 0; j < ldc; ++j) {
+            if (j >= s.n) {
+              ASSERT_EQ(c[i * ldc + j], before[i * ldc + j]) << "stride slack written";
+              continue;
+            }
+            double sum = 0.0;
+            for (int p = 0; p < s.k; ++p) {
+              sum += static_cast<double>(ta ? a[p * lda + i] : a[i * lda + p]) *
+                     (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            }
+            ASSERT_NEAR(c[i * ldc + j], 1.5 * sum - 0.5 * before[i * ldc + j], 2e-3)
+                << s.m << "x" << s.n << "x" << s.k << " trans " << ta << tb << " at " << i << ","
+                << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 // bf16 GEMMs: both paths (AMX tiles where the CPU has them, the rounded-copies + CBLAS path)
 // against double sums of the bf16-rounded operands, for every transpose, strides wider than the
 // rows, shapes off every block size (tiles are 16 x 32, blocks 32 x 32), alpha and beta.

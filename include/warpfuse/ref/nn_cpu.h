@@ -35,9 +35,11 @@ void sgemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 bool cpu_has_amx_bf16();
 
 /// Caps the threads sgemm, sgemm_bf16 and the optimizer step may use (default: OpenBLAS's own
-/// count, OPENBLAS_NUM_THREADS or one per core). Each sgemm picks per call: the cap for a product of at least 8 M multiply-adds, one
-/// thread below (a small mini-batch GEMM loses to the threads' start-up and spinning), so more
-/// threads never make the small networks slower.
+/// count, OPENBLAS_NUM_THREADS or one per core). sgemm keeps OpenBLAS itself single-threaded
+/// (openblas_set_num_threads(1) on first use, process-wide) and splits a product of at least 2 M
+/// multiply-adds into slabs of C that the threads multiply at once; smaller products run on the
+/// caller. One set of threads serves the GEMMs and the work between them, so more threads never
+/// make a small network slower.
 void set_blas_threads(int threads);
 
 /// z[r][c] += bias[c].

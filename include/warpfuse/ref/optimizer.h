@@ -44,4 +44,11 @@ template <class S>
 OptimizerResult optimizer_step(const std::vector<OptimizerTensor<S>>& tensors,
                                const OptimizerOptions& options);
 
+/// optimizer_step's formula with the per-element arithmetic in float, as the CUDA kernels
+/// compute it (the global norm and Adam's bias-corrected step size stay double): the CPU trainer's
+/// step, several times faster than the fp64 reference (float sqrt and divide in 16 lanes).
+/// Tested against optimizer_step within float tolerance.
+OptimizerResult optimizer_step_fp32(const std::vector<OptimizerTensor<float>>& tensors,
+                                    const OptimizerOptions& options);
+
 }  // namespace warpfuse::ref
