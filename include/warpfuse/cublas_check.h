@@ -9,12 +9,20 @@
 
 namespace warpfuse::detail {
 
+/// The error for `status` with cuBLAS's own name and description of it (passed in, so a caller
+/// that opened cuBLAS at run time can supply them from there).
+[[noreturn]] inline void throw_cublas_error(cublasStatus_t status, const char* call,
+                                            const char* file, int line, const char* name,
+                                            const char* description) {
+  throw CublasError(static_cast<int>(status), "cuBLAS error " + std::string(name) + " (" +
+                                                  std::to_string(static_cast<int>(status)) +
+                                                  ") in " + call + " at " + file + ":" +
+                                                  std::to_string(line) + ": " + description);
+}
 [[noreturn]] inline void throw_cublas_error(cublasStatus_t status, const char* call,
                                             const char* file, int line) {
-  throw CublasError(static_cast<int>(status),
-                    "cuBLAS error " + std::string(cublasGetStatusName(status)) + " (" +
-                        std::to_string(static_cast<int>(status)) + ") in " + call + " at " + file +
-                        ":" + std::to_string(line) + ": " + cublasGetStatusString(status));
+  throw_cublas_error(status, call, file, line, cublasGetStatusName(status),
+                     cublasGetStatusString(status));
 }
 
 }  // namespace warpfuse::detail
