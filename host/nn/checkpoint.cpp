@@ -13,6 +13,7 @@
 //   u64 FNV-1a 64 of every byte before it
 // The file size in the header tells a truncated file from a corrupt one. Loading parses the whole
 // file into temporaries before touching the model, so a bad file leaves the model as it was.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -130,14 +131,39 @@ Enum checked_enum(Reader& r, const char* what, std::uint32_t count) {
   return static_cast<Enum>(value);
 }
 
+// The temporary file of the save() in progress, for pending_checkpoint_temp(): a fixed buffer a
+// signal handler can read (no allocation, no lock); empty when no save runs or the path is too
+// long to record.
+char g_pending_temp[4096] = {};
+
+struct PendingTemp {
+  explicit PendingTemp(const std::string& temp) {
+    if (temp.size() < sizeof g_pending_temp) {
+      std::memcpy(g_pending_temp, temp.c_str(), temp.size() + 1);
+    }
+  }
+  ~PendingTemp() { g_pending_temp[0] = '\0'; }
+  PendingTemp(const PendingTemp&) = delete;
+  PendingTemp& operator=(const PendingTemp&) = delete;
+};
+
 Checkpoint read_checkpoint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("warpfuse::nn::load: cannot open " + path + ": " + std::strerror(errno));
-  const std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)),
-                                       std::istreambuf_iterator<char>());
   auto fail = [&](const std::string& problem) {
     throw IoError("warpfuse::nn::load: " + path + ": " + problem);
   };
+  // Only a regular file, read to its size (a directory, /dev/zero or a pipe once hung, crashed or
+  // threw raw library text).
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) fail(std::string("cannot open: ") + std::strerror(errno));
+  if (S_ISDIR(info.st_mode)) fail("is a directory, not a model file");
+  if (!S_ISREG(info.st_mode)) fail("is not a regular file (a device, pipe or socket)");
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) fail(std::string("cannot open: ") + std::strerror(errno));
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(info.st_size));
+  const std::size_t got = std::fread(data.data(), 1, data.size(), file);
+  std::fclose(file);
+  if (got != data.size()) fail("reading failed (" + std::to_string(got) + " of " +
+                               std::to_string(data.size()) + " bytes)");
   if (data.size() < 4 || std::memcmp(data.data(), kMagic, 4) != 0) {
     fail("not a warpfuse model file (bad magic)");
   }
@@ -164,9 +190,15 @@ Checkpoint read_checkpoint(const std::string& path) {
   Reader r(path, data, size - 8);
   Checkpoint c;
   const auto input_dim = r.get<std::uint64_t>("input_dim");
+  if (input_dim == 0 || input_dim > static_cast<std::uint64_t>(kMaxUnits)) {
+    r.fail("corrupt: input_dim " + std::to_string(input_dim) + " (allowed: 1 to 2^24)");
+  }
   const auto layer_count = r.get<std::uint32_t>("layer count");
   for (std::uint32_t l = 0; l < layer_count; ++l) {
     const auto units = r.get<std::uint64_t>("units");
+    if (units == 0 || units > static_cast<std::uint64_t>(kMaxUnits)) {
+      r.fail("corrupt: a layer of " + std::to_string(units) + " units (allowed: 1 to 2^24)");
+    }
     Activation act(checked_enum<ActivationKind>(r, "activation", 11));
     act.alpha = r.get<float>("activation alpha");
     // Later layers' inputs are the previous layer's units, as Sequential::add sets them (with 0
@@ -176,7 +208,6 @@ Checkpoint read_checkpoint(const std::string& path) {
     d.use_bias = r.get<std::uint8_t>("use_bias") != 0;
     d.kernel_initializer = checked_enum<Initializer>(r, "kernel initializer", 4);
     d.bias_initializer = checked_enum<Initializer>(r, "bias initializer", 4);
-    if (units == 0) r.fail("corrupt: a layer with 0 units");
     c.layers.push_back(d);
   }
   if (c.layers.empty() || input_dim == 0) r.fail("corrupt: no layers");
@@ -185,7 +216,12 @@ Checkpoint read_checkpoint(const std::string& path) {
   c.loss.delta = r.get<float>("huber delta");
   const auto metric_count = r.get<std::uint32_t>("metric count");
   for (std::uint32_t m = 0; m < metric_count; ++m) c.metrics.push_back(r.get_string("metric"));
-  const std::int64_t total = detail::make_layout(c.layers).total;
+  std::int64_t total = 0;
+  try {
+    total = detail::make_layout(c.layers).total;
+  } catch (const InvalidArgument& e) {
+    r.fail(std::string("the architecture is refused: ") + e.what());
+  }
   c.parameters = r.get_floats("parameters", static_cast<std::uint64_t>(total));
   c.has_optimizer = r.get<std::uint8_t>("optimizer flag") != 0;
   if (c.has_optimizer) {
@@ -239,6 +275,8 @@ std::string describe(const std::vector<Dense>& layers) {
 }
 
 }  // namespace
+
+const char* pending_checkpoint_temp() noexcept { return g_pending_temp; }
 
 void Sequential::save(const std::string& path, bool include_optimizer) {
   check_compiled("nn::Sequential::save");
@@ -296,6 +334,7 @@ void Sequential::save(const std::string& path, bool include_optimizer) {
   // A crash or a full disk mid-write leaves the previous file intact: write a temporary file
   // beside it, then rename over it (atomic within a file system).
   const std::string temp = path + ".tmp." + std::to_string(getpid());
+  PendingTemp pending(temp);  // a signal handler may remove it (pending_checkpoint_temp)
   std::FILE* file = std::fopen(temp.c_str(), "wb");
   if (file == nullptr) {
     throw IoError("warpfuse::nn::save: cannot create " + temp + ": " + std::strerror(errno));

@@ -1,7 +1,10 @@
 // warpfuse::nn — names of the vocabulary (config.h), and the pieces both backends share
 // (backend.h): parameter layout, initialisation, epoch order, metric sums.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "host/nn/backend.h"
@@ -273,29 +276,64 @@ void fill(std::vector<float>& p, std::int64_t offset, std::int64_t count, Initia
 
 }  // namespace
 
+std::int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  std::int64_t bytes = 0;
+  if (pages <= 0 || page <= 0 || __builtin_mul_overflow(static_cast<std::int64_t>(pages),
+                                                        static_cast<std::int64_t>(page), &bytes)) {
+    return std::numeric_limits<std::int64_t>::max();
+  }
+  return bytes;
+}
+
 Layout make_layout(const std::vector<Dense>& layers) {
+  const char* op = "nn::Sequential";
   Layout layout;
   std::int64_t inputs = layers.empty() ? 0 : layers.front().input_dim;
   std::int64_t offset = 0;
   layout.widest = inputs;
-  for (const Dense& d : layers) {
+  // Every size from a caller or a file is checked before it is used: widths in [1, 2^24], the
+  // parameter count in 64 bits without overflow, the training state within physical memory.
+  const auto add = [&](std::int64_t count) {
+    if (__builtin_add_overflow(offset, count, &offset)) {
+      throw InvalidArgument(op, "layers", "the parameter count overflows 64 bits");
+    }
+  };
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const Dense& d = layers[l];
+    for (const std::int64_t width : {inputs, d.units}) {
+      if (width <= 0 || width > kMaxUnits) {
+        throw InvalidArgument(op, "layers",
+                              "layer " + std::to_string(l + 1) + " has a width of " +
+                                  std::to_string(width) + " (allowed: 1 to 16777216, 2^24)");
+      }
+    }
     LayerSlots s;
     s.inputs = inputs;
     s.units = d.units;
     s.activation = d.activation;
     s.kernel = offset;
-    offset += inputs * d.units;
+    add(inputs * d.units);  // both <= 2^24: the product fits
     if (d.use_bias) {
       s.bias = offset;
-      offset += d.units;
+      add(d.units);
     }
     if (d.activation.kind == ActivationKind::prelu) {
       s.prelu = offset;
-      offset += d.units;
+      add(d.units);
     }
     layout.layers.push_back(s);
     layout.widest = std::max(layout.widest, d.units);
     inputs = d.units;
+  }
+  constexpr std::int64_t kTrainingBytesPerParameter = 16;  // parameter, gradient, Adam's m and v
+  const std::int64_t memory = physical_memory_bytes();
+  if (offset > memory / kTrainingBytesPerParameter) {
+    throw InvalidArgument(op, "layers",
+                          std::to_string(offset) + " parameters need " +
+                              std::to_string(offset / (1 << 20) * kTrainingBytesPerParameter) +
+                              " MiB to train; this machine has " +
+                              std::to_string(memory >> 20) + " MiB");
   }
   layout.total = offset;
   return layout;

@@ -1,12 +1,14 @@
 // warpfuse::nn — Sequential: compile, the training loop (epochs, validation, callbacks, Keras-style
 // progress), evaluate, predict, summary. The arithmetic is the backend's (cpu_backend.cpp,
 // cuda_backend.cu); this file only decides what runs when.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -18,12 +20,21 @@
 namespace warpfuse::nn {
 namespace {
 
+/// Throws InvalidArgument naming the first NaN or infinite value of m (1-based row and column).
+void check_finite(const char* op, const char* name, const Matrix& m) {
+  for (std::size_t i = 0; i < m.data.size(); ++i) {
+    if (!std::isfinite(m.data[i])) {
+      const std::size_t cols = m.cols > 0 ? static_cast<std::size_t>(m.cols) : 1;
+      throw InvalidArgument(op, name,
+                            "holds a NaN or infinite value (row " + std::to_string(i / cols + 1) +
+                                ", column " + std::to_string(i % cols + 1) + ")");
+    }
+  }
+}
+
 using Clock = std::chrono::steady_clock;
 using Logs = std::map<std::string, double>;
 
-// How often a progress bar on a terminal is redrawn: the CUDA backend synchronises to read the
-// running loss, so redrawing every step would serialise the GPU with the host.
-constexpr double kRedrawSeconds = 0.1;
 
 std::string format_duration(double seconds) {
   char text[32];
@@ -64,6 +75,17 @@ std::string format_logs(const std::vector<std::pair<std::string, double>>& value
   return text;
 }
 
+/// The width of stdout's terminal (TIOCGWINSZ), else $COLUMNS, else 80.
+int terminal_columns() {
+  winsize size{};
+  if (ioctl(fileno(stdout), TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  if (const char* columns = std::getenv("COLUMNS")) {
+    const int v = std::atoi(columns);
+    if (v > 0) return v;
+  }
+  return 80;
+}
+
 // Keras' progress bar (the tf.keras 2 layout):
 //   Epoch 3/10
 //    512/1875 [=======>......................] - ETA: 2s - loss: 0.5321 - accuracy: 0.8123
@@ -72,8 +94,14 @@ std::string format_logs(const std::vector<std::pair<std::string, double>>& value
 // verbose 2 writes one line per epoch: "Epoch 3/10 - 3s - 2ms/step - loss: ... - val_loss: ...".
 class Progress {
  public:
-  Progress(std::ostream& out, int verbose, bool terminal, int epochs, std::int64_t steps)
-      : out_(out), verbose_(verbose), terminal_(terminal), epochs_(epochs), steps_(steps) {}
+  Progress(std::ostream& out, int verbose, bool terminal, int columns, int epochs,
+           std::int64_t steps)
+      : out_(out),
+        verbose_(verbose),
+        terminal_(terminal),
+        columns_(std::max(columns, 20)),
+        epochs_(epochs),
+        steps_(steps) {}
 
   void begin_epoch(int epoch) {
     epoch_ = epoch;
@@ -108,7 +136,8 @@ class Progress {
 
  private:
   std::string bar(std::int64_t step) const {
-    constexpr int kWidth = 30;
+    // Keras' 30 characters, fewer on a narrow terminal.
+    const int kWidth = std::clamp(columns_ - 50, 10, 30);
     const std::string total = std::to_string(steps_);
     std::string counter = std::to_string(step);
     counter = std::string(total.size() - std::min(total.size(), counter.size()), ' ') + counter;
@@ -119,13 +148,21 @@ class Progress {
     return counter + "/" + total + " [" + body + "]";
   }
 
-  void draw(const std::string& line, bool final) {
-    if (terminal_) {
+  void draw(std::string line, bool final) {
+    if (terminal_ && final) {
+      // The epoch's last line in full (it may wrap: nothing redraws it), over a cleared line.
+      out_ << "\r" << std::string(width_, ' ') << "\r" << line << "\n" << std::flush;
+      width_ = 0;
+    } else if (terminal_) {
+      // A redrawn line stays within the terminal's width: one that wraps cannot be redrawn in
+      // place and leaves a new line behind at every update.
+      const auto room = static_cast<std::size_t>(columns_ - 1);
+      if (line.size() > room) line.resize(room);
       // Pad over the previous, possibly longer, line.
       out_ << "\r" << line;
       if (line.size() < width_) out_ << std::string(width_ - line.size(), ' ');
       width_ = line.size();
-      out_ << (final ? "\n" : "") << std::flush;
+      out_ << std::flush;
     } else if (final) {
       out_ << line << "\n" << std::flush;
     }
@@ -134,6 +171,7 @@ class Progress {
   std::ostream& out_;
   int verbose_;
   bool terminal_;
+  int columns_;
   int epochs_;
   std::int64_t steps_;
   int epoch_ = 0;
@@ -254,6 +292,14 @@ void Sequential::add(const Dense& layer) {
   if (layer.units <= 0) {
     throw InvalidArgument(op, "units", std::to_string(layer.units) + " is not positive");
   }
+  if (layer.units > kMaxUnits) {
+    throw InvalidArgument(op, "units",
+                          std::to_string(layer.units) + " exceeds the limit of 16777216 (2^24)");
+  }
+  if (layer.input_dim > kMaxUnits) {
+    throw InvalidArgument(op, "input_dim",
+                          std::to_string(layer.input_dim) + " exceeds the limit of 16777216 (2^24)");
+  }
   Dense d = layer;
   if (layers_.empty()) {
     if (d.input_dim <= 0) {
@@ -328,6 +374,7 @@ void Sequential::check_data(const char* op, const Matrix& x, const Matrix& y) co
                               " columns but the model's input_dim is " +
                               std::to_string(input_dim()));
   }
+  check_finite(op, "x", x);
   if (y.rows != x.rows) {
     throw InvalidArgument(
         op, "y", "has " + std::to_string(y.rows) + " rows but x has " + std::to_string(x.rows));
@@ -335,6 +382,7 @@ void Sequential::check_data(const char* op, const Matrix& x, const Matrix& y) co
   if (static_cast<std::int64_t>(y.data.size()) != y.rows * y.cols) {
     throw InvalidArgument(op, "y", "holds a different number of values than rows x cols");
   }
+  check_finite(op, "y", y);
   const std::int64_t units = output_dim();
   const std::string loss_name = to_string(loss_.kind);
   if (loss_.kind == LossKind::sparse_categorical_crossentropy) {
@@ -419,19 +467,19 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
     train_y = &train_y_storage;
     have_validation = true;
   }
-  for (const float v : train_x->data) {
-    if (!std::isfinite(v)) throw InvalidArgument(op, "x", "holds a NaN or infinite value");
-  }
 
   const detail::ModelSpec spec = make_spec(layers_, optimizer_, loss_, metrics_);
   const std::int64_t n = train_x->rows;
-  const std::int64_t batch = options.batch_size;
-  const std::int64_t steps = (n + batch - 1) / batch;
+  // A batch larger than the data is the whole data (no overflow in the step count either).
+  const std::int64_t batch = std::min(options.batch_size, n);
+  const std::int64_t steps = n / batch + (n % batch != 0 ? 1 : 0);
   std::ostream& out = options.out != nullptr ? *options.out : std::cout;
   const bool terminal = options.terminal.has_value()
                             ? *options.terminal
                             : (options.out == nullptr && isatty(fileno(stdout)) != 0);
-  Progress progress(out, options.verbose, terminal, options.epochs, steps);
+  Progress progress(out, options.verbose, terminal,
+                    options.terminal_columns > 0 ? options.terminal_columns : terminal_columns(),
+                    options.epochs, steps);
 
   History history;
   backend_->set_training_data(*train_x, *train_y);
@@ -447,7 +495,8 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
       backend_->train_step(begin, std::min(batch, n - begin), step);
       const bool redraw =
           progress.wants_update() &&
-          std::chrono::duration<double>(Clock::now() - last_draw).count() >= kRedrawSeconds;
+          std::chrono::duration<double>(Clock::now() - last_draw).count() >=
+              options.redraw_seconds;
       if (backend_->cheap_totals() || redraw) {
         const detail::Totals t = backend_->totals();
         if (t.first_nonfinite_step >= 0) {
@@ -495,6 +544,7 @@ std::map<std::string, double> Sequential::evaluate(const Matrix& x, const Matrix
   check_compiled(op);
   check_data(op, x, y);
   if (batch_size <= 0) throw InvalidArgument(op, "batch_size", "is not positive");
+  batch_size = std::min(batch_size, x.rows);
   const detail::ModelSpec spec = make_spec(layers_, optimizer_, loss_, metrics_);
   const auto values = metric_values(spec, metrics_, backend_->evaluate(x, y, batch_size));
   return {values.begin(), values.end()};
@@ -511,6 +561,8 @@ Matrix Sequential::predict(const Matrix& x, std::int64_t batch_size) {
                               std::to_string(input_dim()));
   }
   if (batch_size <= 0) throw InvalidArgument(op, "batch_size", "is not positive");
+  check_finite(op, "x", x);
+  batch_size = std::min(batch_size, x.rows);
   Matrix out(x.rows, output_dim());
   backend_->predict(x, batch_size, out.data.data());
   return out;

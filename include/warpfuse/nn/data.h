@@ -41,15 +41,22 @@ struct Dataset {
 enum class CsvHeader { automatic, present, absent };
 
 struct CsvOptions {
-  /// automatic: the first line is a header when any of its cells is not a number.
+  /// automatic: the first record is a header when none of its cells is empty or a number (so a
+  /// headerless file's first row is never dropped: a bad cell in it is an error that suggests
+  /// CsvHeader::present); present / absent say so.
   CsvHeader header = CsvHeader::automatic;
   /// "last" (the default), a 0-based column index, or a header name.
   std::string label_column = "last";
+  /// Any character but a quote, a line break or NUL (InvalidArgument otherwise).
   char delimiter = ',';
 };
 
-/// Reads a numeric CSV file. Ragged rows, empty or non-numeric cells, NaN or infinite values, a
-/// missing file and an unknown label column throw IoError ("file:line:column: problem").
+/// Reads a numeric CSV file (RFC 4180: fields may be quoted, with delimiters, line breaks and
+/// doubled quotes inside; CRLF or LF line ends; a UTF-8 byte-order mark is dropped; blank lines
+/// are skipped). Ragged rows, empty or non-numeric cells, NaN or infinite values, values outside
+/// the float range, a quote inside an unquoted field, an unclosed quote, a missing or unreadable
+/// file and an unknown label column throw IoError ("file:line:column: problem", cells shown to
+/// 40 characters).
 Dataset load_csv(const std::string& path, const CsvOptions& options = {});
 
 /// An IDX array (the MNIST format): dimensions and values converted to float.

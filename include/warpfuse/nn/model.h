@@ -36,6 +36,16 @@ enum class Device { automatic, cpu, cuda };
 Device default_device();
 std::string to_string(Device device);
 
+/// The widest layer (units or input_dim) a model takes: 2^24. A model whose training state
+/// (parameters, gradients, Adam's two moments: 16 bytes per parameter) exceeds the machine's
+/// physical memory is refused too, before anything is allocated.
+inline constexpr std::int64_t kMaxUnits = std::int64_t{1} << 24;
+
+/// The temporary file (PATH.tmp.PID) that a save() in progress is writing, or "" when none is:
+/// async-signal-safe, for a SIGINT / SIGTERM handler to unlink before the process dies (save()
+/// itself removes it on every error).
+const char* pending_checkpoint_temp() noexcept;
+
 /// A fully connected layer: y = activation(x W + b).
 struct Dense {
   std::int64_t units = 0;
@@ -128,6 +138,12 @@ struct FitOptions {
   /// (automatic: isatty of stdout when writing to std::cout, else no).
   std::ostream* out = nullptr;
   std::optional<bool> terminal;
+  /// The terminal's width for the redrawn line (0: asked of stdout's terminal, else $COLUMNS,
+  /// else 80). A redrawn line stays within columns - 1 characters, so it never wraps (a wrapped
+  /// line leaves a new line behind at every redraw).
+  int terminal_columns = 0;
+  /// Seconds between redraws of the bar on a terminal (the CUDA backend synchronises for each).
+  double redraw_seconds = 0.1;
 };
 
 namespace detail {
