@@ -9,7 +9,12 @@ int main() {
   std::printf("warpfuse %s\n", warpfuse::kVersion);
   std::string reason;
   if (!warpfuse::cuda_device_available(&reason)) {
-    std::printf("no CUDA device: %s\n", reason.c_str());
+    // Plain words first: on a machine without an NVIDIA driver the runtime's own error
+    // (cudaErrorInsufficientDriver) reads like a broken install.
+    const bool no_driver = reason.find("InsufficientDriver") != std::string::npos ||
+                           reason.find("NoDevice") != std::string::npos;
+    std::printf("no GPU found%s: everything runs on the CPU (%s)\n",
+                no_driver ? " (no NVIDIA driver or device)" : "", reason.c_str());
     return 0;
   }
   int count = 0;

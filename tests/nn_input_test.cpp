@@ -53,15 +53,18 @@ std::string error_message(Fn&& fn) {
   return "";
 }
 
-// --- sizes ----------------------------------------------------------------------------------------
+// --- sizes
+// ----------------------------------------------------------------------------------------
 
 TEST(NnInput, LayerWidthsAndModelSizeAreCheckedBeforeAllocation) {
   Sequential model;
-  EXPECT_NE(error_message<InvalidArgument>([&] { model.add(Dense(kMaxUnits + 1, "relu", 2)); })
-                .find("2^24"),
+  EXPECT_NE(error_message<InvalidArgument>([&] {
+              model.add(Dense(kMaxUnits + 1, "relu", 2));
+            }).find("2^24"),
             std::string::npos);
-  EXPECT_NE(error_message<InvalidArgument>([&] { model.add(Dense(4, "relu", kMaxUnits + 1)); })
-                .find("input_dim"),
+  EXPECT_NE(error_message<InvalidArgument>([&] {
+              model.add(Dense(4, "relu", kMaxUnits + 1));
+            }).find("input_dim"),
             std::string::npos);
   // 2^24 x 2^24 parameters (2^48, 4 PiB of training state) fit 64 bits but no machine's memory:
   // refused by compile before the parameters are allocated.
@@ -130,7 +133,8 @@ TEST(NnInput, NonFiniteInputsAreRefusedEverywhere) {
             std::string::npos);
 }
 
-// --- CSV ------------------------------------------------------------------------------------------
+// --- CSV
+// ------------------------------------------------------------------------------------------
 
 Dataset csv(const std::string& text, const CsvOptions& options = {}) {
   const std::string path = temp_path("in.csv");
@@ -151,11 +155,17 @@ std::string csv_error(const std::string& text, const CsvOptions& options = {}) {
 TEST(NnInputCsv, ByteOrderMarkIsStrippedFromTheHeader) {
   CsvOptions options;
   options.label_column = "a";  // the first column's name, behind the BOM
-  const Dataset d = csv("\xEF\xBB\xBF" "a,b\n1,2\n3,4\n", options);
+  const Dataset d =
+      csv("\xEF\xBB\xBF"
+          "a,b\n1,2\n3,4\n",
+          options);
   EXPECT_EQ(d.y.data, (std::vector<float>{1, 3}));
   EXPECT_EQ(d.feature_names, (std::vector<std::string>{"b"}));
   // Headerless with a BOM: the first row is data.
-  EXPECT_EQ(csv("\xEF\xBB\xBF" "1,2\n3,4\n").x.rows, 2);
+  EXPECT_EQ(csv("\xEF\xBB\xBF"
+                "1,2\n3,4\n")
+                .x.rows,
+            2);
 }
 
 TEST(NnInputCsv, AutomaticHeaderNeverDropsADataRow) {
@@ -178,10 +188,10 @@ TEST(NnInputCsv, AutomaticHeaderNeverDropsADataRow) {
 }
 
 TEST(NnInputCsv, QuotingFollowsRfc4180) {
-  const Dataset d = csv(
-      "\"first, name\",\"say \"\"hi\"\"\",label\r\n"
-      "\"1.5\", 2 ,0\r\n"
-      "\"3\",\"4\",\"1\"\r\n");
+  const Dataset d =
+      csv("\"first, name\",\"say \"\"hi\"\"\",label\r\n"
+          "\"1.5\", 2 ,0\r\n"
+          "\"3\",\"4\",\"1\"\r\n");
   EXPECT_EQ(d.feature_names, (std::vector<std::string>{"first, name", "say \"hi\""}));
   EXPECT_EQ(d.x.data, (std::vector<float>{1.5f, 2, 3, 4}));
   EXPECT_EQ(d.y.data, (std::vector<float>{0, 1}));
@@ -226,7 +236,8 @@ TEST(NnInputCsv, DirectoryIsAnIoError) {
   EXPECT_NE(error_message<IoError>([&] { load_csv(::testing::TempDir()); }).size(), 0u);
 }
 
-// --- IDX ------------------------------------------------------------------------------------------
+// --- IDX
+// ------------------------------------------------------------------------------------------
 
 std::string idx_header(std::uint8_t type, const std::vector<std::uint32_t>& shape) {
   std::string s = {0, 0, static_cast<char>(type), static_cast<char>(shape.size())};
@@ -265,7 +276,8 @@ TEST(NnInputIdx, InflationStopsAtTheAnnouncedSize) {
   std::remove(path.c_str());
 }
 
-// --- checkpoints ----------------------------------------------------------------------------------
+// --- checkpoints
+// ----------------------------------------------------------------------------------
 
 // Crafted checkpoints: a real file of a 2 x 3 x 2 model with one field replaced and the size and
 // checksum rewritten, so the reader gets past them to the field under test.
@@ -301,10 +313,11 @@ std::string crafted_checkpoint(std::size_t at, std::uint64_t value) {
 
 TEST(NnInputCheckpoint, CraftedSizesAreRefused) {
   // Dense(2^62) then Dense(2): the parameter offsets used to wrap around in int64.
-  for (const std::uint64_t units : {std::uint64_t{1} << 62, std::uint64_t{1} << 25, std::uint64_t{0},
-                                    ~std::uint64_t{0}}) {
+  for (const std::uint64_t units :
+       {std::uint64_t{1} << 62, std::uint64_t{1} << 25, std::uint64_t{0}, ~std::uint64_t{0}}) {
     const std::string path = crafted_checkpoint(kFirstUnitsAt, units);
-    const std::string message = error_message<IoError>([&] { Sequential::load(path, Device::cpu); });
+    const std::string message =
+        error_message<IoError>([&] { Sequential::load(path, Device::cpu); });
     EXPECT_NE(message.find("units"), std::string::npos) << units << ": " << message;
     std::remove(path.c_str());
   }
@@ -314,12 +327,45 @@ TEST(NnInputCheckpoint, CraftedSizesAreRefused) {
   std::remove(path.c_str());
 }
 
+// A field that reads well but that compile refuses (the saved learning rate 0) is the file's
+// fault: IoError naming the file, not an InvalidArgument from some later call.
+TEST(NnInputCheckpoint, InvalidSavedOptimizerNamesTheFile) {
+  const std::string path = crafted_checkpoint(kInputDimAt, 2);  // a valid file: input_dim 2
+  std::string bytes = read_file(path);
+  const float lr = 1e-3f;  // Adam's default, saved as its 4 bytes
+  const std::string pattern(reinterpret_cast<const char*>(&lr), 4);
+  const std::size_t at = bytes.find(pattern);
+  ASSERT_NE(at, std::string::npos);
+  std::memset(&bytes[at], 0, 4);
+  reseal(bytes);
+  write_file(path, bytes);
+  const std::string message = error_message<IoError>([&] { Sequential::load(path, Device::cpu); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("learning_rate"), std::string::npos) << message;
+  std::remove(path.c_str());
+}
+
+TEST(NnInput, LabelErrorsCountRowsFromOne) {
+  Sequential model;
+  model.add(Dense(3, "relu", 2));
+  model.add(Dense(2, "softmax"));
+  model.compile(Adam(), "sparse_categorical_crossentropy", {}, Device::cpu);
+  const Matrix x(3, 2, 0.5f);
+  const std::string message = error_message<InvalidArgument>([&] {
+    model.fit(x, Matrix(3, 1, {0, 1, 4}), FitOptions{});
+  });
+  EXPECT_NE(message.find("row 3 (1-based) holds label 4"), std::string::npos) << message;
+  EXPECT_NE(message.find("at least 5 units"), std::string::npos) << message;
+}
+
 TEST(NnInputCheckpoint, DirectoriesAndDevicesAreRefused) {
-  EXPECT_NE(error_message<IoError>([&] { Sequential::load(::testing::TempDir(), Device::cpu); })
-                .find("is a directory"),
+  EXPECT_NE(error_message<IoError>([&] {
+              Sequential::load(::testing::TempDir(), Device::cpu);
+            }).find("is a directory"),
             std::string::npos);
-  EXPECT_NE(error_message<IoError>([&] { Sequential::load("/dev/zero", Device::cpu); })
-                .find("not a regular file"),
+  EXPECT_NE(error_message<IoError>([&] {
+              Sequential::load("/dev/zero", Device::cpu);
+            }).find("not a regular file"),
             std::string::npos);
 }
 
@@ -370,7 +416,8 @@ TEST(NnInputCheckpoint, InterruptedSaveLeavesNoTemporaryFile) {
   std::remove(path.c_str());
 }
 
-// --- progress -------------------------------------------------------------------------------------
+// --- progress
+// -------------------------------------------------------------------------------------
 
 TEST(NnInput, ProgressLineFitsTheTerminal) {
   Sequential model;

@@ -108,7 +108,8 @@ T parse_number(const std::string& flag, const std::string& text) {
   std::istringstream in(text);
   T value{};
   in >> value;
-  if (in.fail() || !in.eof()) throw UsageError{flag + ": " + shown(text) + " is not a valid number"};
+  if (in.fail() || !in.eof())
+    throw UsageError{flag + ": " + shown(text) + " is not a valid number"};
   return value;
 }
 
@@ -121,7 +122,9 @@ void check_output_path(const std::string& flag, const std::string& path) {
     throw UsageError{flag + ": " + shown(path) + " is a directory"};
   }
   const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
   if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
     throw UsageError{flag + ": the directory " + shown(dir) + " does not exist"};
   }
@@ -210,8 +213,8 @@ Args parse_args(int argc, char** argv) {
       }
     } else if (flag == "--early-stopping") {
       a.early_stopping = value();
-      static const std::set<std::string> monitors = {"loss",     "val_loss", "accuracy",
-                                                     "val_accuracy", "mae", "val_mae"};
+      static const std::set<std::string> monitors = {"loss",         "val_loss", "accuracy",
+                                                     "val_accuracy", "mae",      "val_mae"};
       if (monitors.count(a.early_stopping) == 0) {
         throw UsageError{"--early-stopping: " + shown(a.early_stopping) +
                          " is not loss, val_loss, accuracy, val_accuracy, mae or val_mae"};
@@ -275,9 +278,10 @@ Args parse_args(int argc, char** argv) {
   // A checkpoint fixes the architecture, loss and optimizer: flags that would change them are
   // errors, not silently ignored.
   if (!a.load.empty()) {
-    for (const auto& [flag, given] :
-         {std::pair<const char*, bool>{"--layers", !a.layers.empty()}, {"--loss", !a.loss.empty()},
-          {"--optimizer", seen.count("--optimizer") > 0}, {"--lr", a.lr.has_value()}}) {
+    for (const auto& [flag, given] : {std::pair<const char*, bool>{"--layers", !a.layers.empty()},
+                                      {"--loss", !a.loss.empty()},
+                                      {"--optimizer", seen.count("--optimizer") > 0},
+                                      {"--lr", a.lr.has_value()}}) {
       if (given) {
         throw UsageError{std::string(flag) +
                          " cannot be combined with --load (the checkpoint fixes the "
@@ -488,8 +492,7 @@ int run(int argc, char** argv) {
         fix = "; for " + std::to_string(static_cast<std::int64_t>(v) + 1) +
               " classes give the last layer of --layers that many units";
       }
-      char value[32];
-      std::snprintf(value, sizeof value, "%g", static_cast<double>(v));
+      const std::string value = warpfuse::detail::format_number(v);
       throw UsageError{file + ": data row " + std::to_string(r + 1) + ": label " + value +
                        " is not a class index 0.." + std::to_string(units - 1) +
                        " (the output layer has " + std::to_string(units) + " units" + fix + ")"};

@@ -10,12 +10,6 @@
 
 namespace warpfuse::detail {
 
-std::string format_number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%g", value);
-  return text;
-}
-
 ByteSpan span_of(const Workspace& workspace) {
   if (workspace.data == nullptr || workspace.bytes == 0) return {};
   const auto begin = reinterpret_cast<std::uintptr_t>(workspace.data);

@@ -46,9 +46,6 @@ int active_clusters(const void* kernel, unsigned cluster_blocks, unsigned thread
 /// per device and kernel. Throws CudaError.
 void allow_non_portable_clusters(const void* kernel);
 
-/// A number as printf's %g writes it, for argument errors: 1e-09, not std::to_string's 0.000000.
-std::string format_number(double value);
-
 /// [begin, end) of the bytes a view or workspace spans; empty (begin == end) for an empty one.
 struct ByteSpan {
   std::uintptr_t begin = 0;

@@ -279,8 +279,9 @@ void fill(std::vector<float>& p, std::int64_t offset, std::int64_t count, Initia
 std::int64_t physical_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   std::int64_t bytes = 0;
-  if (pages <= 0 || page <= 0 || __builtin_mul_overflow(static_cast<std::int64_t>(pages),
-                                                        static_cast<std::int64_t>(page), &bytes)) {
+  if (pages <= 0 || page <= 0 ||
+      __builtin_mul_overflow(static_cast<std::int64_t>(pages), static_cast<std::int64_t>(page),
+                             &bytes)) {
     return std::numeric_limits<std::int64_t>::max();
   }
   return bytes;
@@ -332,8 +333,8 @@ Layout make_layout(const std::vector<Dense>& layers) {
     throw InvalidArgument(op, "layers",
                           std::to_string(offset) + " parameters need " +
                               std::to_string(offset / (1 << 20) * kTrainingBytesPerParameter) +
-                              " MiB to train; this machine has " +
-                              std::to_string(memory >> 20) + " MiB");
+                              " MiB to train; this machine has " + std::to_string(memory >> 20) +
+                              " MiB");
   }
   layout.total = offset;
   return layout;

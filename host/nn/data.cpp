@@ -167,9 +167,8 @@ std::string read_text(const std::string& op, const std::string& path) {
 /// A 0-based column index written in decimal, or -1 when `spec` is not all digits; out of range
 /// values (any count of digits) give `limit`.
 std::int64_t column_index(const std::string& spec, std::int64_t limit) {
-  if (spec.empty() || !std::all_of(spec.begin(), spec.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  if (spec.empty() ||
+      !std::all_of(spec.begin(), spec.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return -1;
   }
   std::int64_t v = 0;
@@ -377,11 +376,18 @@ IdxArray read_idx(const std::string& path) {
     fail("its header announces " + std::to_string(count) + " values, more than this machine's " +
          std::to_string(static_cast<long long>(memory / (1 << 20))) + " MiB hold");
   }
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(count * element));
-  const std::size_t got = read(bytes.data(), bytes.size());
-  if (got < bytes.size()) {
-    fail("truncated: " + std::to_string(header + got) + " of " +
-         std::to_string(header + bytes.size()) + " bytes");
+  // Grown as the data arrives (16 MiB at a time), so a short file that announces a large array
+  // costs what it holds, not what it claims.
+  const auto expected = static_cast<std::size_t>(count * element);
+  std::vector<std::uint8_t> bytes;
+  while (bytes.size() < expected) {
+    const std::size_t before = bytes.size();
+    bytes.resize(std::min(expected, before + (std::size_t{16} << 20)));
+    const std::size_t got = read(bytes.data() + before, bytes.size() - before);
+    if (before + got < bytes.size()) {
+      fail("truncated: " + std::to_string(header + before + got) + " of " +
+           std::to_string(header + expected) + " bytes");
+    }
   }
   std::uint8_t extra = 0;
   if (read(&extra, 1) != 0) fail("corrupt: trailing bytes after the data");

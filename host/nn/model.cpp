@@ -35,7 +35,6 @@ void check_finite(const char* op, const char* name, const Matrix& m) {
 using Clock = std::chrono::steady_clock;
 using Logs = std::map<std::string, double>;
 
-
 std::string format_duration(double seconds) {
   char text[32];
   const long s = std::lround(seconds);
@@ -297,8 +296,8 @@ void Sequential::add(const Dense& layer) {
                           std::to_string(layer.units) + " exceeds the limit of 16777216 (2^24)");
   }
   if (layer.input_dim > kMaxUnits) {
-    throw InvalidArgument(op, "input_dim",
-                          std::to_string(layer.input_dim) + " exceeds the limit of 16777216 (2^24)");
+    throw InvalidArgument(
+        op, "input_dim", std::to_string(layer.input_dim) + " exceeds the limit of 16777216 (2^24)");
   }
   Dense d = layer;
   if (layers_.empty()) {
@@ -394,9 +393,15 @@ void Sequential::check_data(const char* op, const Matrix& x, const Matrix& y) co
     for (std::int64_t r = 0; r < y.rows; ++r) {
       const float label = y.data[r];
       if (!(label >= 0.0f) || label >= static_cast<float>(units) || label != std::floor(label)) {
-        throw InvalidArgument(op, "y",
-                              "row " + std::to_string(r) + " holds label " + std::to_string(label) +
-                                  ", not a class index in [0, " + std::to_string(units) + ")");
+        throw InvalidArgument(
+            op, "y",
+            "row " + std::to_string(r + 1) + " (1-based) holds label " +
+                warpfuse::detail::format_number(label) + ", not a class index in [0, " +
+                std::to_string(units) + ")" +
+                (label == std::floor(label) && label >= static_cast<float>(units)
+                     ? "; the output layer needs at least " +
+                           warpfuse::detail::format_number(label + 1.0f) + " units"
+                     : ""));
       }
     }
     return;
@@ -413,12 +418,14 @@ void Sequential::check_data(const char* op, const Matrix& x, const Matrix& y) co
     const float v = y.data[i];
     if (!std::isfinite(v)) {
       throw InvalidArgument(op, "y",
-                            "row " + std::to_string(i / y.cols) + " holds " + std::to_string(v));
+                            "row " + std::to_string(i / y.cols + 1) + " (1-based) holds " +
+                                warpfuse::detail::format_number(v));
     }
     if (loss_.is_crossentropy() && (v < 0.0f || v > 1.0f)) {
       throw InvalidArgument(op, "y",
-                            "row " + std::to_string(i / y.cols) + " holds " + std::to_string(v) +
-                                "; " + loss_name + " takes targets in [0, 1]");
+                            "row " + std::to_string(i / y.cols + 1) + " (1-based) holds " +
+                                warpfuse::detail::format_number(v) + "; " + loss_name +
+                                " takes targets in [0, 1]");
     }
   }
 }
@@ -435,6 +442,9 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
   if (!(options.validation_split >= 0.0 && options.validation_split < 1.0)) {
     throw InvalidArgument(op, "validation_split",
                           std::to_string(options.validation_split) + " is not in [0, 1)");
+  }
+  if (!(options.redraw_seconds >= 0.0)) {
+    throw InvalidArgument(op, "redraw_seconds", "is negative or NaN");
   }
   if (options.verbose < 0 || options.verbose > 2) {
     throw InvalidArgument(op, "verbose", std::to_string(options.verbose) + " is not 0, 1 or 2");
@@ -495,8 +505,7 @@ History Sequential::fit(const Matrix& x, const Matrix& y, const FitOptions& opti
       backend_->train_step(begin, std::min(batch, n - begin), step);
       const bool redraw =
           progress.wants_update() &&
-          std::chrono::duration<double>(Clock::now() - last_draw).count() >=
-              options.redraw_seconds;
+          std::chrono::duration<double>(Clock::now() - last_draw).count() >= options.redraw_seconds;
       if (backend_->cheap_totals() || redraw) {
         const detail::Totals t = backend_->totals();
         if (t.first_nonfinite_step >= 0) {

@@ -16,10 +16,21 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
 namespace warpfuse {
+
+namespace detail {
+/// A number as printf's %g writes it, for error messages: 1e-09, not std::to_string's 0.000000
+/// (the one number formatter of the library's and the trainer's messages).
+inline std::string format_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
+}  // namespace detail
 
 enum class ErrorKind { invalid_argument, cuda, cublas, unsupported, io };
 
