@@ -3,7 +3,9 @@
 // The declarations are the toolkit's own (cuda_runtime_api.h); these are the definitions, so code
 // in host/cuda/ compiles and links unchanged without libcudart. Device memory is host memory from
 // posix_memalign (256-byte aligned as cudaMalloc's, exact size so AddressSanitizer sees an overrun)
-// and starts filled with 0xFF (NaN in every float type), so reading memory nobody wrote shows up.
+// and starts filled with 0xFF (NaN in every float type), so reading memory nobody wrote shows up;
+// an allocation of 1 GiB or more is address space only (mmap, MAP_NORESERVE: zero pages that
+// appear when touched), so tests can place rows past 2^31 elements without the memory.
 // Everything is synchronous: a stream is a tag, an event a host timestamp, and a kernel runs to
 // completion inside its launch, except while a stream is captured: then launches, async copies,
 // memsets, event records and host work on it are recorded as graph nodes, replayed in order by
@@ -13,6 +15,7 @@
 // takes its real paths.
 #include <cublas_api.h>
 #include <cuda_runtime_api.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -65,6 +68,9 @@ constexpr int kThreadsPerMultiprocessor = 2048;
 
 std::mutex g_mutex;
 std::map<const void*, std::size_t> g_allocations;
+// Allocations of at least kLazyAllocationBytes: mmap'd address space (cudaMalloc), munmap'd.
+constexpr std::size_t kLazyAllocationBytes = std::size_t{1} << 30;
+std::set<const void*> g_lazy_allocations;
 cudaError_t g_last_error = cudaSuccess;
 
 cudaError_t fail(cudaError_t error) {
@@ -191,6 +197,19 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
   *ptr = nullptr;
   if (size == 0) return cudaSuccess;
   void* memory = nullptr;
+  if (size >= kLazyAllocationBytes) {
+    // Address space only: pages appear (zero-filled, not poisoned) when first touched, so a test
+    // can hold a logical 2^33-byte matrix and touch a few of its rows. The observer does not
+    // track these (its per-byte state would be as large as the allocation).
+    memory = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_allocations[memory] = size;
+    g_lazy_allocations.insert(memory);
+    *ptr = memory;
+    return cudaSuccess;
+  }
   if (posix_memalign(&memory, 256, size) != 0) return fail(cudaErrorMemoryAllocation);
   std::memset(memory, 0xFF, size);
   std::lock_guard<std::mutex> lock(g_mutex);
@@ -207,7 +226,12 @@ cudaError_t cudaFree(void* ptr) {
     std::lock_guard<std::mutex> lock(g_mutex);
     const auto found = g_allocations.find(ptr);
     if (found == g_allocations.end()) return fail(cudaErrorInvalidValue);
+    const std::size_t size = found->second;
     g_allocations.erase(found);
+    if (g_lazy_allocations.erase(ptr) != 0) {
+      munmap(ptr, size);
+      return cudaSuccess;
+    }
   }
   simt::detail::observe_free(ptr);
   std::free(ptr);
