@@ -19,23 +19,18 @@
 #include <vector>
 
 #include "warpfuse/error.h"
+#include "nn_files.h"
 #include "warpfuse/nn/nn.h"
 
 namespace warpfuse::nn {
 namespace {
 
+using test_files::read_file;
+using test_files::reseal;
+using test_files::write_file;
+
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "warpfuse_nn_" + std::to_string(getpid()) + "_" + name;
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 template <class Fn>
@@ -350,19 +345,6 @@ TEST(NnCpuCheckpoint, DamagedFilesThrowAndLeaveTheModelUnchanged) {
   std::remove(path.c_str());
 }
 
-// Rewrites the header's file size and the trailing FNV-1a checksum after a test edits `bytes`, so
-// that the reader gets past the checksum to the section under test.
-void reseal(std::string& bytes) {
-  const std::uint64_t size = bytes.size();
-  std::memcpy(&bytes[8], &size, 8);
-  std::uint64_t hash = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
-    hash ^= static_cast<std::uint8_t>(bytes[i]);
-    hash *= 0x100000001b3ull;
-  }
-  std::memcpy(&bytes[bytes.size() - 8], &hash, 8);
-}
-
 Standardizer odd_standardizer() {
   Standardizer s;
   s.mean = {0.1f, -3.3333333f};
@@ -527,40 +509,29 @@ TEST(NnCpuData, BadCsvCellsNameLineAndColumn) {
   std::remove(path.c_str());
 }
 
-std::string idx_bytes(std::uint8_t dims, const std::vector<std::uint32_t>& shape,
+// An unsigned-byte IDX file: header and values.
+std::string idx_bytes(const std::vector<std::uint32_t>& shape,
                       const std::vector<std::uint8_t>& values) {
-  std::string s = {0, 0, 0x08, static_cast<char>(dims)};
-  for (const std::uint32_t d : shape) {
-    for (int b = 3; b >= 0; --b) s.push_back(static_cast<char>((d >> (8 * b)) & 0xff));
-  }
-  s.append(values.begin(), values.end());
-  return s;
-}
-
-void write_gzip(const std::string& path, const std::string& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-  gzclose(f);
+  return test_files::idx_header(0x08, shape) + std::string(values.begin(), values.end());
 }
 
 TEST(NnCpuData, IdxRawAndGzipped) {
   const std::string images = temp_path("images.idx");
   const std::string labels = temp_path("labels.idx.gz");
-  write_file(images, idx_bytes(3, {2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 255}));
-  write_gzip(labels, idx_bytes(1, {2}, {7, 9}));
+  write_file(images, idx_bytes({2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 255}));
+  ASSERT_TRUE(test_files::write_gzip(labels, idx_bytes({2}, {7, 9})));
   const Dataset d = load_idx(images, labels);
   EXPECT_EQ(d.x.rows, 2);
   EXPECT_EQ(d.x.cols, 4);
   EXPECT_EQ(d.x(1, 3), 255.0f);
   EXPECT_EQ(d.y.data, (std::vector<float>{7, 9}));
 
-  write_file(images, idx_bytes(3, {2, 2, 2}, {0, 1, 2}));
+  write_file(images, idx_bytes({2, 2, 2}, {0, 1, 2}));
   EXPECT_NE(io_error_message([&] { read_idx(images); }).find("truncated"), std::string::npos);
   write_file(images, "\x01\x02\x08\x01" + std::string(8, '\0'));
   EXPECT_NE(io_error_message([&] { read_idx(images); }).find("magic"), std::string::npos);
-  const std::string gz = idx_bytes(1, {1000}, std::vector<std::uint8_t>(1000, 1));
-  write_gzip(labels, gz);
+  const std::string gz = idx_bytes({1000}, std::vector<std::uint8_t>(1000, 1));
+  ASSERT_TRUE(test_files::write_gzip(labels, gz));
   const std::string compressed = read_file(labels);
   write_file(labels, compressed.substr(0, compressed.size() / 2));
   EXPECT_NE(io_error_message([&] { read_idx(labels); }).find("truncated"), std::string::npos);

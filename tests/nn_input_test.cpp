@@ -23,23 +23,19 @@
 #include <vector>
 
 #include "warpfuse/error.h"
+#include "nn_files.h"
 #include "warpfuse/nn/nn.h"
 
 namespace warpfuse::nn {
 namespace {
 
+using test_files::idx_header;
+using test_files::read_file;
+using test_files::reseal;
+using test_files::write_file;
+
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "warpfuse_input_" + std::to_string(getpid()) + "_" + name;
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 template <class E, class Fn>
@@ -239,26 +235,11 @@ TEST(NnInputCsv, DirectoryIsAnIoError) {
 // --- IDX
 // ------------------------------------------------------------------------------------------
 
-std::string idx_header(std::uint8_t type, const std::vector<std::uint32_t>& shape) {
-  std::string s = {0, 0, static_cast<char>(type), static_cast<char>(shape.size())};
-  for (const std::uint32_t d : shape) {
-    for (int b = 3; b >= 0; --b) s.push_back(static_cast<char>((d >> (8 * b)) & 0xff));
-  }
-  return s;
-}
-
-void write_gzip(const std::string& path, const std::string& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb9");
-  ASSERT_NE(f, nullptr);
-  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-  gzclose(f);
-}
-
 TEST(NnInputIdx, InflationStopsAtTheAnnouncedSize) {
   // A gzip bomb: 64 MiB of zeros behind a header announcing 16 bytes compress to ~64 KiB. The
   // reader inflates 16 + 1 bytes and reports the trailing data.
   const std::string path = temp_path("bomb.idx.gz");
-  write_gzip(path, idx_header(0x08, {16}) + std::string(64 << 20, '\0'));
+  ASSERT_TRUE(test_files::write_gzip(path, idx_header(0x08, {16}) + std::string(64 << 20, '\0')));
   EXPECT_LT(read_file(path).size(), 256u * 1024);
   const auto start = std::chrono::steady_clock::now();
   EXPECT_NE(error_message<IoError>([&] { read_idx(path); }).find("trailing bytes"),
@@ -266,7 +247,7 @@ TEST(NnInputIdx, InflationStopsAtTheAnnouncedSize) {
   // Inflating all 64 MiB takes far longer than stopping after 17 bytes.
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0.5);
   // A header announcing more values than the machine's memory: refused before reading on.
-  write_gzip(path, idx_header(0x0E, {65535, 65535, 255}));
+  ASSERT_TRUE(test_files::write_gzip(path, idx_header(0x0E, {65535, 65535, 255})));
   EXPECT_NE(error_message<IoError>([&] { read_idx(path); }).find("header announces"),
             std::string::npos);
   // An unknown element type is printed in hexadecimal.
@@ -285,17 +266,6 @@ constexpr std::size_t kHeaderBytes = 4 + 4 + 8 + 4;  // magic, version, size, dt
 constexpr std::size_t kInputDimAt = kHeaderBytes;
 constexpr std::size_t kLayerCountAt = kInputDimAt + 8;
 constexpr std::size_t kFirstUnitsAt = kLayerCountAt + 4;
-
-void reseal(std::string& bytes) {
-  const std::uint64_t size = bytes.size();
-  std::memcpy(&bytes[8], &size, 8);
-  std::uint64_t hash = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
-    hash ^= static_cast<std::uint8_t>(bytes[i]);
-    hash *= 0x100000001b3ull;
-  }
-  std::memcpy(&bytes[bytes.size() - 8], &hash, 8);
-}
 
 std::string crafted_checkpoint(std::size_t at, std::uint64_t value) {
   Sequential model;

@@ -25,10 +25,12 @@
 #include <iostream>
 #include <iterator>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "warpfuse/error.h"
+#include "nn_files.h"
 #include "warpfuse/nn/nn.h"
 
 namespace nn = warpfuse::nn;
@@ -36,49 +38,26 @@ namespace nn = warpfuse::nn;
 namespace {
 
 using Bytes = std::string;
-
-void write_file(const std::string& path, const Bytes& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-Bytes read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using warpfuse::nn::test_files::idx_header;
+using warpfuse::nn::test_files::read_file;
+using warpfuse::nn::test_files::reseal;
+using warpfuse::nn::test_files::write_file;
+using warpfuse::nn::test_files::write_gzip;
 
 Bytes gzip(const std::string& scratch, const Bytes& bytes) {
   const std::string path = scratch + ".gz";
-  gzFile f = gzopen(path.c_str(), "wb");
-  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-  gzclose(f);
+  if (!write_gzip(path, bytes)) throw std::runtime_error("cannot write " + path);
   Bytes out = read_file(path);
   std::remove(path.c_str());
   return out;
 }
 
 Bytes idx(std::uint8_t type, const std::vector<std::uint32_t>& shape, std::size_t element) {
-  Bytes s = {0, 0, static_cast<char>(type), static_cast<char>(shape.size())};
+  Bytes s = idx_header(type, shape);
   std::size_t count = 1;
-  for (const std::uint32_t d : shape) {
-    count *= d;
-    for (int b = 3; b >= 0; --b) s.push_back(static_cast<char>((d >> (8 * b)) & 0xff));
-  }
+  for (const std::uint32_t d : shape) count *= d;
   for (std::size_t i = 0; i < count * element; ++i) s.push_back(static_cast<char>(i * 37 % 251));
   return s;
-}
-
-// The checkpoint format's size field (bytes 8-15) and trailing FNV-1a checksum.
-void reseal(Bytes& bytes) {
-  if (bytes.size() < 28) return;
-  const std::uint64_t size = bytes.size();
-  std::memcpy(&bytes[8], &size, 8);
-  std::uint64_t hash = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
-    hash ^= static_cast<std::uint8_t>(bytes[i]);
-    hash *= 0x100000001b3ull;
-  }
-  std::memcpy(&bytes[bytes.size() - 8], &hash, 8);
 }
 
 std::vector<Bytes> seeds(const std::string& reader, const std::string& scratch) {
