@@ -15,6 +15,18 @@
 // strategy the row's leader reads it once, before the row's first barrier (so an in-place
 // gradient store cannot overtake it). In-place dlogits == logits is safe in every strategy.
 //
+// Logit softcapping and scale (CrossEntropyArgs::transform): the engine hands the policy
+// z' = cap tanh(s z / cap) (cap > 0) or s z as input 0 (transform_input, applied once per load;
+// the storage-type caches keep the loaded bits), so every sum, the lse and the softmax are of z';
+// the gradient is the one of z' times dz'/dz = s (1 - (z' / cap)^2) (or s), which store_value
+// forms from z' (the fp32 exponential cache keeps z' for it when cap > 0).
+//
+// Extra per-row outputs, each optional: the z-loss term zl lse^2, whether the target is the
+// row's argmax (index targets: no column beats it, where c beats t when z'_c > z'_t, or
+// z'_c == z'_t and c < t: the first maximum, as torch.argmax; every thread of the row then reads
+// z'_t in begin_row and counts the columns that beat it in sum a, which then needs no target
+// column), and the entropy of the row's softmax, log_sum - mean_offset (the engine's moment).
+//
 // A row whose target is ignore_index gets loss 0 and a zero gradient; a target outside [0, C)
 // gets loss NaN and a zero gradient, and is reported once (by the row's leader) through the
 // workspace header with integer atomics.
@@ -60,18 +72,43 @@ struct CrossEntropyArgs {
   float uniform_mass;  // smoothing / C, divided once on the host
   float grad_scale;    // g, unless scale_from_header (host: grad_scale, or grad_scale / rows for a
                        // mean over probability targets)
+  bool transform;      // logit softcap or scale active: input 0 becomes z' on load
+  float softcap;       // cap (> 0), or 0: z' = logit_scale z
+  float logit_scale;   // s
+  float softcap_arg;   // s / cap (cap > 0): z' = cap tanh(softcap_arg z)
+  float inv_softcap;   // 1 / cap (cap > 0), for dz'/dz = s (1 - (z' / cap)^2)
   bool scale_from_header;  // index targets, mean: g = header->gradient_scale (the prepare kernel's)
   float* row_loss;         // rows floats: the output (none) or the workspace partials
   float* logsumexp;        // rows floats or null
   T* grad;                 // rows x C or null
   std::int64_t ld_grad;
   LossHeader* header;
+  float* z_loss_term;  // rows floats or null: zl lse^2
+  float* correct;      // rows floats or null (index targets): 1 when the target is the argmax
+  float* entropy;      // rows floats or null: the entropy of the row's softmax
 };
+
+/// z' of one raw logit (args.transform set): cap tanh(z s / cap), or s z.
+template <class T, class Targets>
+WF_DEVICE float transformed_logit(const CrossEntropyArgs<T, Targets>& args, float z) {
+  return args.softcap > 0.0f ? args.softcap * exact_tanh(z * args.softcap_arg)
+                             : z * args.logit_scale;
+}
+
+/// dz'/dz at z' (args.transform set).
+template <class T, class Targets>
+WF_DEVICE float transform_slope(const CrossEntropyArgs<T, Targets>& args, float transformed) {
+  if (args.softcap > 0.0f) {
+    const float t = transformed * args.inv_softcap;
+    return args.logit_scale * fmaf(-t, t, 1.0f);
+  }
+  return args.logit_scale;
+}
 
 /// What a row's target says before its logits are read.
 struct CrossEntropyRow {
   std::int64_t target;  // the class (index targets)
-  float target_weight;  // w_t (index targets)
+  float target_weight;  // w_t (index targets), filled in by with_target_weight
   bool ignored;
   bool bad;
 };
@@ -85,9 +122,21 @@ WF_DEVICE CrossEntropyRow cross_entropy_row(const CrossEntropyArgs<T, Targets>& 
     const long long target = static_cast<long long>(args.targets.targets[row]);
     if (target == args.targets.ignore_index) return CrossEntropyRow{0, 0.0f, true, false};
     if (target < 0 || target >= args.cols) return CrossEntropyRow{0, 0.0f, false, true};
-    const float weight = args.weight != nullptr ? args.weight[target] : 1.0f;
-    return CrossEntropyRow{target, weight, false, false};
+    return CrossEntropyRow{target, 0.0f, false, false};
   }
+}
+
+/// The row with w_t read: after the row's pass (a weight held through the traversal's loops
+/// costs a register the 1024-thread online kernel does not have).
+template <class T, class Targets>
+WF_DEVICE CrossEntropyRow with_target_weight(const CrossEntropyArgs<T, Targets>& args,
+                                             CrossEntropyRow row) {
+  if constexpr (!Targets::kProbabilities) {
+    if (!row.ignored && !row.bad) {
+      row.target_weight = args.weight != nullptr ? args.weight[row.target] : 1.0f;
+    }
+  }
+  return row;
 }
 
 /// q'_c w_c: the target distribution's weight on class `col` (index targets: the smoothed
@@ -144,20 +193,31 @@ WF_DEVICE float row_gradient_scale(const CrossEntropyArgs<T, Targets>& args) {
   return args.scale_from_header ? args.header->gradient_scale : args.grad_scale;
 }
 
-/// Writes the row's loss and lse (called by one thread per row) and reports a bad target.
+/// Writes the row's loss, lse and extra outputs (called by one thread per row) and reports a bad
+/// target. `beaten`: the count of columns that beat the target (correct only).
 template <class T, class Targets>
 WF_DEVICE void finish_row(const CrossEntropyArgs<T, Targets>& args, const CrossEntropyRow& row,
-                          std::int64_t index, float shift, float log_sum, float a, float b,
-                          float weight_sum) {
+                          std::int64_t index, const RowStats& stats, float a, float b,
+                          float weight_sum, float beaten) {
+  const float shift = stats.shift, log_sum = stats.log_sum;
   float loss = 0.0f;
+  float z_term = 0.0f;
+  const float lse = shift + log_sum;
   if (row.bad) {
     loss = quiet_nan();
+    z_term = quiet_nan();
     loss_report_bad_row(args.header, index);
   } else if (!row.ignored) {
     loss = row_loss_value(args, row, shift, log_sum, a, b, weight_sum);
+    z_term = args.z_loss * lse * lse;
   }
   args.row_loss[index] = loss;
-  if (args.logsumexp != nullptr) args.logsumexp[index] = shift + log_sum;
+  if (args.logsumexp != nullptr) args.logsumexp[index] = lse;
+  if (args.z_loss_term != nullptr) args.z_loss_term[index] = z_term;
+  if (args.correct != nullptr) {
+    args.correct[index] = !row.bad && !row.ignored && beaten == 0.0f ? 1.0f : 0.0f;
+  }
+  if (args.entropy != nullptr) args.entropy[index] = log_sum - stats.mean_offset;
 }
 
 /// w_t of row `r` when it counts toward the mean's denominator (neither ignored nor bad), else 0.
@@ -222,7 +282,8 @@ __global__ void __launch_bounds__(kLossReduceThreads)
 }
 
 /// The row-engine policy: one or two inputs (logits; probability targets), the gradient as the
-/// output (or none), two per-row sums (a, b above).
+/// output (or none), two per-row sums (a, b above; with `correct`, a counts the columns beating
+/// the target instead).
 template <class T_, class Targets>
 struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
   using T = T_;
@@ -232,9 +293,12 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
   static constexpr bool kNormalize = true;
   static constexpr bool kStoreUsesExp = true;
   static constexpr int kSums = 2;
+  static constexpr bool kTransformsInput = true;
+  static constexpr bool kMoment = true;
   struct Row {
     CrossEntropyRow target;
-    float target_logit;  // z_t, read by the leader (online strategy), else from the sums
+    float target_logit;  // z'_t, read by the leader (online strategy) or by every thread (correct),
+                         // else from the sums
     bool has_target_logit;
     float weight_sum;  // W (index targets; warp and block strategies), see begin_row
     bool weight_sum_read;
@@ -256,6 +320,18 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
     return this->grad == nullptr ? nullptr : this->grad + row * this->ld_grad;
   }
   WF_DEVICE float logit_scale() const { return 1.0f; }
+  template <int N>
+  WF_DEVICE void transform_input(float* v) const {
+    if (!this->transform) return;
+#pragma unroll
+    for (int i = 0; i < N; ++i) v[i] = transformed_logit(static_cast<const Args&>(*this), v[i]);
+  }
+  WF_DEVICE bool keeps_input() const {
+    return this->transform && this->softcap > 0.0f;
+  }
+  WF_DEVICE bool wants_moment() const {
+    return this->entropy != nullptr;
+  }
 
   template <bool kStreamed>
   WF_DEVICE Row begin_row(std::int64_t row, bool leader) const {
@@ -264,9 +340,12 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
     // its register blocks spilled there, under the 64 registers of 1024 threads).
     Row r{cross_entropy_row(static_cast<const Args&>(*this), row), 0.0f, false,
           kProb || kStreamed ? 0.0f : this->header->weight_sum, !kProb && !kStreamed};
-    if constexpr (kStreamed && !kProb) {
-      if (leader && !r.target.ignored && !r.target.bad) {
-        r.target_logit = to_float(this->logits[row * this->ld + r.target.target]);
+    if constexpr (!kProb) {
+      if (((kStreamed && leader) || this->correct != nullptr) && !r.target.ignored &&
+          !r.target.bad) {
+        float z = to_float(this->logits[row * this->ld + r.target.target]);
+        transform_input<1>(&z);
+        r.target_logit = z;
         r.has_target_logit = true;
       }
     }
@@ -281,7 +360,11 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
       sums[0] += mass;
       if (mass != 0.0f) sums[1] += mass * z;  // a class with no mass adds nothing, even at -inf
     } else {
-      if constexpr (!kStreamed) {
+      if (this->correct != nullptr) {
+        // Every thread holds z'_t (begin_row): sum a counts the columns that beat the target.
+        const float zt = r.target_logit;
+        sums[0] += z > zt || (z == zt && col < r.target.target) ? 1.0f : 0.0f;
+      } else if constexpr (!kStreamed) {
         if (col == r.target.target) sums[0] += z;
       }
       if (this->smoothing > 0.0f) {
@@ -297,11 +380,15 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
     const float weight_sum =
         kProb ? 0.0f : (r.weight_sum_read ? r.weight_sum : args.header->weight_sum);
     const float a = r.has_target_logit ? r.target_logit : sums[0];
-    if (leader) finish_row(args, r.target, row, stats.shift, stats.log_sum, a, sums[1], weight_sum);
-    const bool zero = r.target.ignored || r.target.bad;
+    const CrossEntropyRow target = with_target_weight(args, r.target);
+    if (leader) {
+      const bool counted = !kProb && args.correct != nullptr;
+      finish_row(args, target, row, stats, a, sums[1], weight_sum, counted ? sums[0] : 0.0f);
+    }
+    const bool zero = target.ignored || target.bad;
     const float lse = stats.shift + stats.log_sum;
     return Result{stats.inv_sum, row_gradient_scale(args),
-                  gradient_factor(args, r.target, lse, a, weight_sum), zero};
+                  gradient_factor(args, target, lse, a, weight_sum), zero};
   }
 
   WF_DEVICE float store_value(const Row& r, const Result& res, std::int64_t col, const float* in,
@@ -309,7 +396,8 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
     if (res.zero) return 0.0f;
     const float mass =
         target_mass(static_cast<const Args&>(*this), r.target, col, kProb ? in[1] : 0.0f);
-    return res.g * (e * res.inv_sum * res.factor - mass);
+    const float grad = res.g * (e * res.inv_sum * res.factor - mass);
+    return this->transform ? grad * transform_slope(static_cast<const Args&>(*this), in[0]) : grad;
   }
 };
 

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -35,6 +36,10 @@ struct CeCase {
   bool in_place = false;    // dlogits == logits
   std::int64_t ld_pad = 0;  // extra elements per row
   float grad_scale = 1.0f;
+  float softcap = 0.0f;         // options.logit_softcap
+  float logit_scale = 1.0f;     // options.logit_scale
+  bool extras = false;          // z_loss_term, correct (index targets) and entropy outputs
+  bool argmax_targets = false;  // odd rows target their first maximum, even rows a later tie
 
   std::string name() const {
     return std::to_string(rows) + "x" + std::to_string(classes) + " " + to_string(strategy) + " " +
@@ -43,7 +48,9 @@ struct CeCase {
            (probabilities ? " probabilities" : " indices") +
            (ignored_every ? " ignore/" + std::to_string(ignored_every) : "") +
            (gradient ? "" : " no-grad") + (in_place ? " in-place" : "") + " ld+" +
-           std::to_string(ld_pad);
+           std::to_string(ld_pad) + " cap " + std::to_string(softcap) + " scale " +
+           std::to_string(logit_scale) + (extras ? " extras" : "") +
+           (argmax_targets ? " argmax-targets" : "");
   }
 };
 
@@ -71,6 +78,21 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   for (std::int64_t r = 0; r < c.rows; ++r) {
     targets[r] = r == 0 ? 0 : (r == 1 ? c.classes - 1 : draws[r]);
     if (c.ignored_every > 0 && r % c.ignored_every == c.ignored_every - 1) targets[r] = -100;
+  }
+  if (c.argmax_targets) {
+    // The first maximum of the raw row (z' keeps the order and the ties), or on even rows the
+    // last of a tie at the maximum when there is one (argmax == target is then false).
+    for (std::int64_t r = 0; r < c.rows; ++r) {
+      const double* row = logits.data() + r * c.classes;
+      std::int64_t first = 0, last = 0;
+      for (std::int64_t k = 1; k < c.classes; ++k) {
+        if (row[k] > row[first])
+          first = last = k;
+        else if (row[k] == row[first])
+          last = k;
+      }
+      targets[r] = r % 2 == 1 ? first : last;
+    }
   }
   std::vector<Index> targets_typed(targets.begin(), targets.end());
   // Soft probability targets: positive draws normalised per row (rounded to T afterwards).
@@ -101,6 +123,9 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   const std::size_t loss_count = c.reduction == CrossEntropyReduction::none ? c.rows : 1;
   DeviceBuffer<float> d_loss = poisoned_buffer<float>(loss_count);
   DeviceBuffer<float> d_lse = poisoned_buffer<float>(static_cast<std::size_t>(c.rows));
+  DeviceBuffer<float> d_z_term = poisoned_buffer<float>(static_cast<std::size_t>(c.rows));
+  DeviceBuffer<float> d_correct = poisoned_buffer<float>(static_cast<std::size_t>(c.rows));
+  DeviceBuffer<float> d_entropy = poisoned_buffer<float>(static_cast<std::size_t>(c.rows));
   DeviceBuffer<T> d_grad_separate = poisoned_buffer<T>(span);
   DeviceBuffer<T>& d_grad = c.in_place ? d_logits : d_grad_separate;
   ScratchBuffer workspace(c.rows);
@@ -111,9 +136,16 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   options.reduction = c.reduction;
   options.strategy = c.strategy;
   options.grad_scale = c.grad_scale;
+  options.logit_softcap = c.softcap;
+  options.logit_scale = c.logit_scale;
   CrossEntropyOutputs<T> outputs;
   outputs.loss = VectorView<float>(d_loss.data(), static_cast<std::int64_t>(loss_count));
   outputs.logsumexp = VectorView<float>(d_lse.data(), c.rows);
+  if (c.extras) {
+    outputs.z_loss_term = VectorView<float>(d_z_term.data(), c.rows);
+    if (!c.probabilities) outputs.correct = VectorView<float>(d_correct.data(), c.rows);
+    outputs.entropy = VectorView<float>(d_entropy.data(), c.rows);
+  }
   if (c.gradient) outputs.dlogits = MatrixView<T>(d_grad.data(), c.rows, c.classes, ld);
   const MatrixView<const T> logits_view(d_logits.data(), c.rows, c.classes, ld);
   const VectorView<const float> weight_view(c.weights ? d_weight.data() : nullptr,
@@ -133,19 +165,26 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   params.label_smoothing = c.smoothing;
   params.z_loss = c.z_loss;
   params.weight = c.weights ? weight.data() : nullptr;
+  params.logit_softcap = c.softcap;
+  params.logit_scale = c.logit_scale;
   std::vector<double> row_loss(c.rows), lse(c.rows), row_grad(logits.size());
+  std::vector<double> z_term(c.rows), correct(c.rows), entropy(c.rows);
+  ref::CrossEntropyRowExtras extras{
+      VectorView<double>(z_term.data(), c.rows),
+      c.probabilities ? VectorView<double>() : VectorView<double>(correct.data(), c.rows),
+      VectorView<double>(entropy.data(), c.rows)};
   if (c.probabilities) {
     ref::cross_entropy(MatrixView<const double>(logits.data(), c.rows, c.classes),
                        MatrixView<const double>(probs.data(), c.rows, c.classes), params,
                        VectorView<double>(row_loss.data(), c.rows),
                        VectorView<double>(lse.data(), c.rows),
-                       MatrixView<double>(row_grad.data(), c.rows, c.classes));
+                       MatrixView<double>(row_grad.data(), c.rows, c.classes), extras);
   } else {
     ref::cross_entropy(MatrixView<const double>(logits.data(), c.rows, c.classes),
                        VectorView<const std::int64_t>(targets.data(), c.rows), params,
                        VectorView<double>(row_loss.data(), c.rows),
                        VectorView<double>(lse.data(), c.rows),
-                       MatrixView<double>(row_grad.data(), c.rows, c.classes));
+                       MatrixView<double>(row_grad.data(), c.rows, c.classes), extras);
   }
   double divisor = 1.0;
   if (c.reduction == CrossEntropyReduction::mean) {
@@ -172,6 +211,23 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
       Tolerance{1e-5 + loss_rtol * (c.reduction == CrossEntropyReduction::none ? 0.0 : magnitude),
                 loss_rtol}));
   EXPECT_TRUE(all_close(d_lse.to_host(), lse, Tolerance{1e-5, loss_rtol}));
+  if (c.extras) {
+    EXPECT_TRUE(all_close(d_z_term.to_host(), z_term, Tolerance{1e-6, 3 * loss_rtol}));
+    // The entropy is a difference of two fp32 row sums' logs: absolute error grows with both.
+    EXPECT_TRUE(all_close(d_entropy.to_host(), entropy, Tolerance{1e-5 + loss_rtol, loss_rtol}));
+    if (!c.probabilities) {
+      // Exact: ties in the storage type stay ties in z', distinct values stay ordered.
+      const std::vector<float> got = d_correct.to_host();
+      std::int64_t hits = 0;
+      for (std::int64_t r = 0; r < c.rows; ++r) {
+        EXPECT_EQ(got[r], correct[r]) << "correct, row " << r << " target " << targets[r];
+        hits += correct[r] == 1.0 ? 1 : 0;
+      }
+      if (c.argmax_targets && c.rows > 1) {
+        EXPECT_GT(hits, 0) << "no row exercised a hit";
+      }
+    }
+  }
 
   if (!c.gradient) return;
   const double g = c.grad_scale * (divisor == 0.0 ? 0.0 : 1.0 / divisor);
@@ -183,10 +239,13 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
       const std::size_t i = r * c.classes + k;
       grad_dense[i] = grad_storage[r * ld + k];
       expected_grad[i] = g * row_grad[i];
-      // p_c * factor and the target mass cancel near the target: scale by the terms.
+      // p_c * factor and the target mass cancel near the target: scale by the terms (each times
+      // dz'/dz under a softcap or scale).
+      const double z_prime = ref::cross_entropy_logit(logits[i], params);
+      const double slope = ref::cross_entropy_logit_slope(logits[i], params);
       term_scale[i] = 4.0 * std::fabs(g) *
-                      (std::exp(logits[i] - lse[r]) * (1.0 + 2.0 * c.z_loss * std::fabs(lse[r])) *
-                           (c.weights ? 2.0 : 1.0) +
+                      (std::exp(z_prime - lse[r]) * (1.0 + 2.0 * c.z_loss * std::fabs(lse[r])) *
+                           (c.weights ? 2.0 : 1.0) * slope +
                        std::fabs(row_grad[i]));
     }
   }
@@ -333,6 +392,53 @@ TYPED_TEST(CrossEntropy, OptionsReductionsAndLayouts) {
         check_ce<T, std::int64_t>(in_place, ++seed);
         in_place.gradient = false;
         check_ce<T, std::int64_t>(in_place, ++seed);
+      }
+    }
+  }
+}
+
+/// Logit softcap and scale, and the extra per-row outputs, in every strategy: the warp, block
+/// (the fp32 exponential cache, which keeps z' under a cap, and for 16-bit rows past its reach the
+/// storage-type cache), cluster and online traversals; in place, smoothing, weights, ignored
+/// rows, probability targets; targets at the first maximum and at later ties.
+TYPED_TEST(CrossEntropy, SoftcapScaleAndExtraOutputs) {
+  using T = TypeParam;
+  std::uint64_t seed = 2100;
+  std::vector<std::int64_t> class_counts = {1, 10, 1000, 5000, 50257};
+  if (sizeof(T) == 2) class_counts.push_back(70000);  // block: the storage-type cache
+  for (std::int64_t classes : class_counts) {
+    for (SoftmaxStrategy strategy : strategies_for(classes, sizeof(T))) {
+      const std::int64_t rows = std::min<std::int64_t>(rows_for(classes), 9);
+      CeCase c{rows, classes, strategy, CrossEntropyReduction::none};
+      c.softcap = 2.5f;  // inputs in [-3, 3]: well into tanh's bend
+      c.extras = true;
+      c.argmax_targets = true;
+      check_ce<T, std::int64_t>(c, ++seed);
+      CeCase s{rows, classes, strategy, CrossEntropyReduction::mean};
+      s.logit_scale = 0.5f;
+      s.z_loss = 1e-3f;
+      s.extras = true;
+      s.ignored_every = 3;
+      check_ce<T, std::int32_t>(s, ++seed);
+      CeCase w{rows, classes, strategy, CrossEntropyReduction::sum};
+      w.softcap = 30.0f;
+      w.logit_scale = 4.0f;
+      w.smoothing = 0.1f;
+      w.weights = true;
+      w.in_place = true;
+      w.z_loss = 1e-4f;
+      w.extras = true;
+      check_ce<T, std::int32_t>(w, ++seed);
+      const bool block_holds_two =
+          classes <=
+          cross_entropy_block_max_cols(dtype_of<T>(), CrossEntropyTargets::probabilities);
+      if (strategy != SoftmaxStrategy::block || block_holds_two) {
+        CeCase p{rows, classes, strategy, CrossEntropyReduction::none};
+        p.probabilities = true;
+        p.softcap = 5.0f;
+        p.extras = true;
+        p.ld_pad = 3;
+        check_ce<T, std::int64_t>(p, ++seed);
       }
     }
   }
@@ -587,6 +693,43 @@ TEST_F(CrossEntropyEdges, BadArgumentsAreTypedErrors) {
                               outputs, workspace_.get());
               }),
               HasSubstr("at least one class"));
+  for (const float cap :
+       {-1.0f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+    EXPECT_THAT(message([&] {
+                  CrossEntropyOptions options;
+                  options.logit_softcap = cap;
+                  cross_entropy(x, targets.vector(), outputs, workspace_.get(), options);
+                }),
+                HasSubstr("argument 'options.logit_softcap'"));
+  }
+  for (const float scale : {0.0f, -2.0f, std::numeric_limits<float>::infinity()}) {
+    EXPECT_THAT(message([&] {
+                  CrossEntropyOptions options;
+                  options.logit_scale = scale;
+                  cross_entropy(x, targets.vector(), outputs, workspace_.get(), options);
+                }),
+                HasSubstr("argument 'options.logit_scale'"));
+  }
+  DeviceBuffer<float> extra(8);
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.entropy = VectorView<float>(extra.data(), 5);
+                cross_entropy(x, targets.vector(), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.entropy': size = 5 but logits have 4 rows"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.z_loss_term = VectorView<float>(extra.data(), 4);
+                bad.correct = VectorView<float>(extra.data() + 2, 4);
+                cross_entropy(x, targets.vector(), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.z_loss_term': overlaps 'outputs.correct'"));
+  EXPECT_THAT(message([&] {
+                CrossEntropyOutputs<float> bad = outputs;
+                bad.correct = VectorView<float>(extra.data(), 4);
+                cross_entropy(x, logits.view(4, 10), bad, workspace_.get());
+              }),
+              HasSubstr("argument 'outputs.correct': argmax == target needs class-index targets"));
 }
 
 }  // namespace

@@ -41,6 +41,16 @@ void check_options(const char* op, const CrossEntropyOptions& options) {
   if (!std::isfinite(options.grad_scale)) {
     throw InvalidArgument(op, "options.grad_scale", "grad_scale must be finite");
   }
+  if (!(options.logit_softcap >= 0.0f) || !std::isfinite(options.logit_softcap)) {
+    throw InvalidArgument(op, "options.logit_softcap",
+                          "logit_softcap = " + detail::format_number(options.logit_softcap) +
+                              " must be finite and non-negative (0: no cap)");
+  }
+  if (!(options.logit_scale > 0.0f) || !std::isfinite(options.logit_scale)) {
+    throw InvalidArgument(op, "options.logit_scale",
+                          "logit_scale = " + detail::format_number(options.logit_scale) +
+                              " must be finite and positive");
+  }
   const int reduction = static_cast<int>(options.reduction);
   if (reduction < 0 || reduction > static_cast<int>(CrossEntropyReduction::sum)) {
     throw InvalidArgument(op, "options.reduction",
@@ -48,6 +58,10 @@ void check_options(const char* op, const CrossEntropyOptions& options) {
                               " is not a CrossEntropyReduction (none, mean, sum)");
   }
   detail::check_row_strategy(op, options.strategy);
+}
+
+float* optional_data(VectorView<float> v) {
+  return v.empty() ? nullptr : v.data;
 }
 
 /// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.
@@ -68,6 +82,7 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
     const float grad_scale = mean && Targets::kProbabilities
                                  ? options.grad_scale / static_cast<float>(rows)
                                  : options.grad_scale;
+    const bool softcap = options.logit_softcap > 0.0f;
     using Policy = detail::CrossEntropyPolicy<T, Targets>;
     const detail::RowPlan plan =
         detail::row_plan<Policy>(op, options.strategy, logits.rows, logits.cols);
@@ -82,12 +97,20 @@ void run(const char* op, MatrixView<const T> logits, Targets targets,
         options.z_loss,
         uniform_mass,
         grad_scale,
+        softcap || options.logit_scale != 1.0f,
+        options.logit_softcap,
+        options.logit_scale,
+        softcap ? options.logit_scale / options.logit_softcap : 0.0f,
+        softcap ? 1.0f / options.logit_softcap : 0.0f,
         scale_from_header,
         row_loss,
-        outputs.logsumexp.empty() ? nullptr : outputs.logsumexp.data,
+        optional_data(outputs.logsumexp),
         gradient ? outputs.dlogits.data : nullptr,
         outputs.dlogits.ld,
-        scratch.header};
+        scratch.header,
+        optional_data(outputs.z_loss_term),
+        optional_data(outputs.correct),
+        optional_data(outputs.entropy)};
     detail::launch_rows(op, plan, Policy{args}, stream);
   }
   if (options.reduction == CrossEntropyReduction::sum) {
@@ -143,19 +166,31 @@ detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
                               to_string(options.reduction) + " writes for " +
                               std::to_string(logits.rows) + " rows");
   }
-  const bool lse = outputs.logsumexp.data != nullptr || outputs.logsumexp.size != 0;
-  if (lse) {
-    detail::check_view(op, "outputs.logsumexp", outputs.logsumexp);
-    if (outputs.logsumexp.size != logits.rows) {
-      throw InvalidArgument(op, "outputs.logsumexp",
-                            "size = " + std::to_string(outputs.logsumexp.size) +
-                                " but logits have " + std::to_string(logits.rows) + " rows");
+  // The optional per-row outputs: rows values each when given.
+  const VectorView<float> per_row[] = {outputs.logsumexp, outputs.z_loss_term, outputs.correct,
+                                       outputs.entropy};
+  const char* const per_row_names[] = {"outputs.logsumexp", "outputs.z_loss_term",
+                                       "outputs.correct", "outputs.entropy"};
+  for (int i = 0; i < 4; ++i) {
+    if (per_row[i].data == nullptr && per_row[i].size == 0) continue;
+    detail::check_view(op, per_row_names[i], per_row[i]);
+    if (per_row[i].size != logits.rows) {
+      throw InvalidArgument(op, per_row_names[i],
+                            "size = " + std::to_string(per_row[i].size) + " but logits have " +
+                                std::to_string(logits.rows) + " rows");
     }
   }
-  const detail::ByteSpan fp32_outputs[] = {detail::span_of(outputs.loss),
-                                           detail::span_of(outputs.logsumexp)};
-  const char* const fp32_names[] = {"outputs.loss", "outputs.logsumexp"};
-  for (int i = 0; i < 2; ++i) {
+  if (!targets_is_index && !outputs.correct.empty()) {
+    throw InvalidArgument(op, "outputs.correct",
+                          "argmax == target needs class-index targets, not probabilities");
+  }
+  constexpr int kFp32Outputs = 5;
+  const detail::ByteSpan fp32_outputs[kFp32Outputs] = {
+      detail::span_of(outputs.loss), detail::span_of(per_row[0]), detail::span_of(per_row[1]),
+      detail::span_of(per_row[2]), detail::span_of(per_row[3])};
+  const char* const fp32_names[kFp32Outputs] = {"outputs.loss", per_row_names[0], per_row_names[1],
+                                                per_row_names[2], per_row_names[3]};
+  for (int i = 0; i < kFp32Outputs; ++i) {
     detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], "logits", detail::span_of(logits));
     detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], "weight", detail::span_of(weight));
     detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], "workspace",
@@ -166,7 +201,11 @@ detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
                              detail::span_of(dlogits));
     }
   }
-  detail::check_disjoint(op, "outputs.loss", fp32_outputs[0], "outputs.logsumexp", fp32_outputs[1]);
+  for (int i = 0; i < kFp32Outputs; ++i) {
+    for (int j = i + 1; j < kFp32Outputs; ++j) {
+      detail::check_disjoint(op, fp32_names[i], fp32_outputs[i], fp32_names[j], fp32_outputs[j]);
+    }
+  }
   if (gradient) {
     detail::check_disjoint(op, "outputs.dlogits", detail::span_of(dlogits), "workspace",
                            detail::span_of(workspace));

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace warpfuse::ref {
@@ -18,6 +19,16 @@ double logsumexp(const double* z, std::int64_t n) {
   double sum = 0.0;
   for (std::int64_t c = 0; c < n; ++c) sum += std::exp(z[c] - shift);
   return shift + std::log(sum);
+}
+
+/// -sum_c p_c log p_c = sum_c p_c (lse - z_c), skipping classes of probability 0.
+double entropy_of(const double* z, std::int64_t n, double lse) {
+  double h = 0.0;
+  for (std::int64_t c = 0; c < n; ++c) {
+    const double p = std::exp(z[c] - lse);
+    if (p > 0.0) h += p * (lse - z[c]);
+  }
+  return h;
 }
 
 /// Shared by both target kinds: mass[c] = w_c q'_c is the target distribution (times weights).
@@ -40,44 +51,104 @@ double weight_of(const CrossEntropyParams& params, std::int64_t c) {
   return params.weight != nullptr ? params.weight[c] : 1.0;
 }
 
-}  // namespace
-
-namespace {
-
 /// The checks both target kinds share.
 void check_outputs(MatrixView<const double> logits, VectorView<double> row_loss,
-                   VectorView<double> lse, MatrixView<double> row_grad) {
+                   VectorView<double> lse, MatrixView<double> row_grad,
+                   const CrossEntropyRowExtras& extras) {
   detail::require_size("cross_entropy", "row_loss", row_loss, logits.rows);
   if (lse.data != nullptr) detail::require_size("cross_entropy", "lse", lse, logits.rows);
   if (row_grad.data != nullptr) {
     detail::require_shape("cross_entropy", "row_grad", row_grad, logits.rows, logits.cols);
   }
+  if (extras.z_loss_term.data != nullptr) {
+    detail::require_size("cross_entropy", "extras.z_loss_term", extras.z_loss_term, logits.rows);
+  }
+  if (extras.correct.data != nullptr) {
+    detail::require_size("cross_entropy", "extras.correct", extras.correct, logits.rows);
+  }
+  if (extras.entropy.data != nullptr) {
+    detail::require_size("cross_entropy", "extras.entropy", extras.entropy, logits.rows);
+  }
+}
+
+/// The row's z' (the logits under the softcap and scale) into `out`.
+void transform_row(const double* z, std::int64_t classes, const CrossEntropyParams& params,
+                   std::vector<double>& out) {
+  for (std::int64_t c = 0; c < classes; ++c) out[c] = cross_entropy_logit(z[c], params);
+}
+
+/// row_grad (with respect to z') times dz'/dz.
+void chain_slope(const double* z, std::int64_t classes, const CrossEntropyParams& params,
+                 double* grad) {
+  if (grad == nullptr || (params.logit_softcap == 0.0 && params.logit_scale == 1.0)) return;
+  for (std::int64_t c = 0; c < classes; ++c) grad[c] *= cross_entropy_logit_slope(z[c], params);
+}
+
+void check_params(const CrossEntropyParams& params) {
+  if (!(params.logit_softcap >= 0.0) || !(params.logit_scale > 0.0)) {
+    throw std::invalid_argument(
+        "warpfuse::ref::cross_entropy: logit_softcap must be >= 0 and logit_scale > 0");
+  }
 }
 
 }  // namespace
 
+double cross_entropy_logit(double z, const CrossEntropyParams& params) {
+  if (params.logit_softcap > 0.0) {
+    return params.logit_softcap * std::tanh(z * params.logit_scale / params.logit_softcap);
+  }
+  return z * params.logit_scale;
+}
+
+double cross_entropy_logit_slope(double z, const CrossEntropyParams& params) {
+  if (params.logit_softcap > 0.0) {
+    const double t = std::tanh(z * params.logit_scale / params.logit_softcap);
+    return params.logit_scale * (1.0 - t * t);
+  }
+  return params.logit_scale;
+}
+
 void cross_entropy(MatrixView<const double> logits, VectorView<const std::int64_t> targets,
                    const CrossEntropyParams& params, VectorView<double> row_loss,
-                   VectorView<double> lse, MatrixView<double> row_grad) {
+                   VectorView<double> lse, MatrixView<double> row_grad,
+                   const CrossEntropyRowExtras& extras) {
   const std::int64_t rows = logits.rows, classes = logits.cols;
   detail::require_size("cross_entropy", "targets", targets, rows);
-  check_outputs(logits, row_loss, lse, row_grad);
+  check_outputs(logits, row_loss, lse, row_grad, extras);
+  check_params(params);
   std::vector<double> mass(static_cast<std::size_t>(classes));
+  std::vector<double> zt(static_cast<std::size_t>(classes));
   const double eps = params.label_smoothing;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   for (std::int64_t i = 0; i < rows; ++i) {
-    const double* z = logits.data + i * logits.ld;
+    const double* raw = logits.data + i * logits.ld;
+    transform_row(raw, classes, params, zt);
+    const double* z = zt.data();
     double* grad = row_grad.data != nullptr ? row_grad.data + i * row_grad.ld : nullptr;
     const double row_lse = logsumexp(z, classes);
     if (lse.data != nullptr) lse.data[i] = row_lse;
+    if (extras.entropy.data != nullptr) extras.entropy.data[i] = entropy_of(z, classes, row_lse);
     const std::int64_t t = targets.data[i];
     const bool ignored = t == params.ignore_index;
     const bool bad = !ignored && (t < 0 || t >= classes);
     if (ignored || bad) {
-      row_loss.data[i] = bad ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+      row_loss.data[i] = bad ? nan : 0.0;
+      if (extras.z_loss_term.data != nullptr) extras.z_loss_term.data[i] = bad ? nan : 0.0;
+      if (extras.correct.data != nullptr) extras.correct.data[i] = 0.0;
       if (grad != nullptr) {
         for (std::int64_t c = 0; c < classes; ++c) grad[c] = 0.0;
       }
       continue;
+    }
+    if (extras.z_loss_term.data != nullptr) {
+      extras.z_loss_term.data[i] = params.z_loss * row_lse * row_lse;
+    }
+    if (extras.correct.data != nullptr) {
+      std::int64_t argmax = 0;  // the first maximal z', as torch.argmax
+      for (std::int64_t c = 1; c < classes; ++c) {
+        if (z[c] > z[argmax]) argmax = c;
+      }
+      extras.correct.data[i] = argmax == t ? 1.0 : 0.0;
     }
     for (std::int64_t c = 0; c < classes; ++c) {
       const double one_hot = c == t ? 1.0 : 0.0;
@@ -86,28 +157,43 @@ void cross_entropy(MatrixView<const double> logits, VectorView<const std::int64_
                 eps / static_cast<double>(classes) * weight_of(params, c);
     }
     row_from_mass(z, classes, mass, params.z_loss, row_lse, &row_loss.data[i], grad);
+    chain_slope(raw, classes, params, grad);
   }
 }
 
 void cross_entropy(MatrixView<const double> logits, MatrixView<const double> target_probabilities,
                    const CrossEntropyParams& params, VectorView<double> row_loss,
-                   VectorView<double> lse, MatrixView<double> row_grad) {
+                   VectorView<double> lse, MatrixView<double> row_grad,
+                   const CrossEntropyRowExtras& extras) {
   const std::int64_t rows = logits.rows, classes = logits.cols;
   detail::require_shape("cross_entropy", "target_probabilities", target_probabilities, rows,
                         classes);
-  check_outputs(logits, row_loss, lse, row_grad);
+  check_outputs(logits, row_loss, lse, row_grad, extras);
+  check_params(params);
+  if (extras.correct.data != nullptr) {
+    throw std::invalid_argument(
+        "warpfuse::ref::cross_entropy: extras.correct needs class-index targets");
+  }
   std::vector<double> mass(static_cast<std::size_t>(classes));
+  std::vector<double> zt(static_cast<std::size_t>(classes));
   const double eps = params.label_smoothing;
   for (std::int64_t i = 0; i < rows; ++i) {
-    const double* z = logits.data + i * logits.ld;
+    const double* raw = logits.data + i * logits.ld;
+    transform_row(raw, classes, params, zt);
+    const double* z = zt.data();
+    double* grad = row_grad.data != nullptr ? row_grad.data + i * row_grad.ld : nullptr;
     const double row_lse = logsumexp(z, classes);
     if (lse.data != nullptr) lse.data[i] = row_lse;
+    if (extras.entropy.data != nullptr) extras.entropy.data[i] = entropy_of(z, classes, row_lse);
+    if (extras.z_loss_term.data != nullptr) {
+      extras.z_loss_term.data[i] = params.z_loss * row_lse * row_lse;
+    }
     for (std::int64_t c = 0; c < classes; ++c) {
       const double q = target_probabilities.data[i * target_probabilities.ld + c];
       mass[c] = weight_of(params, c) * ((1.0 - eps) * q + eps / static_cast<double>(classes));
     }
-    row_from_mass(z, classes, mass, params.z_loss, row_lse, &row_loss.data[i],
-                  row_grad.data != nullptr ? row_grad.data + i * row_grad.ld : nullptr);
+    row_from_mass(z, classes, mass, params.z_loss, row_lse, &row_loss.data[i], grad);
+    chain_slope(raw, classes, params, grad);
   }
 }
 

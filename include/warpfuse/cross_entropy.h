@@ -23,6 +23,18 @@
 // and which came first; check_cross_entropy_targets turns them into an InvalidArgument naming the
 // first bad row and its target.
 //
+// Logit softcapping and scale (Gemma 2's final-logit softcap; a temperature): with cap > 0 every
+// logit is first mapped to z' = cap tanh(s z / cap), with cap = 0 to z' = s z (s = logit_scale,
+// default 1), and everything above (loss, lse, softmax, z-loss) is of z'; the gradient is with
+// respect to the raw z: dz = dz' s (1 - (z' / cap)^2) (or dz' s), in the same pass.
+//
+// Extra per-row outputs (rows fp32 values each, all optional, from the same pass):
+//   z_loss_term  zl lse_i^2, the z-loss part of row i's loss (0 for ignored rows, NaN for bad ones)
+//   correct      index targets: 1 when the target is the row's argmax (the first maximal z', as
+//                torch.argmax picks), else 0; 0 for ignored and bad rows (token accuracy: sum over
+//                the counted rows)
+//   entropy      -sum_c p_c log p_c of the row's softmax (of z'), every row
+//
 // Edge values: -inf at the target gives +inf loss; -inf elsewhere is fine (probability 0; with
 // label smoothing the smoothed term is +inf, as the math says); a row of all -inf gives NaN. Large
 // magnitudes (+-1e4) are handled by subtracting the row maximum.
@@ -62,7 +74,9 @@ struct CrossEntropyOptions {
   float label_smoothing = 0.0f;      ///< e in [0, 1)
   float z_loss = 0.0f;               ///< coefficient of lse^2, >= 0
   CrossEntropyReduction reduction = CrossEntropyReduction::mean;
-  float grad_scale = 1.0f;  ///< upstream gradient of the op's output
+  float grad_scale = 1.0f;     ///< upstream gradient of the op's output
+  float logit_softcap = 0.0f;  ///< cap >= 0: z' = cap tanh(logit_scale z / cap); 0 = no cap
+  float logit_scale = 1.0f;    ///< s > 0, applied before the cap (z' = s z without one)
   RowStrategy strategy = RowStrategy::automatic;
 };
 
@@ -87,9 +101,12 @@ std::size_t cross_entropy_workspace_bytes(std::int64_t rows);
 /// Where cross_entropy writes (device fp32 views and the gradient). Only `loss` is required.
 template <class T>
 struct CrossEntropyOutputs {
-  VectorView<float> loss{};       ///< rows values (reduction none) or 1 (mean, sum)
-  MatrixView<T> dlogits{};        ///< the gradient (rows x C), optional; may alias the logits
-  VectorView<float> logsumexp{};  ///< rows values, optional
+  VectorView<float> loss{};         ///< rows values (reduction none) or 1 (mean, sum)
+  MatrixView<T> dlogits{};          ///< the gradient (rows x C), optional; may alias the logits
+  VectorView<float> logsumexp{};    ///< rows values (of z'), optional
+  VectorView<float> z_loss_term{};  ///< rows values, optional: zl lse^2
+  VectorView<float> correct{};      ///< rows values, optional, index targets: argmax == target
+  VectorView<float> entropy{};      ///< rows values, optional: the softmax's entropy
 };
 
 /// Cross-entropy with class-index targets (Index: std::int32_t or std::int64_t, const or not).

@@ -25,6 +25,19 @@
 //                       float e) const;          // the output element (e = exp(s x - shift))
 //   };
 //
+// Optional members (detected; absent means off):
+//     static constexpr bool kTransformsInput;  // input 0 is transformed as it is loaded:
+//     template <int N> void transform_input(float* v) const;  // v[0..N) in place (monotonic or
+//                                             // not; every traversal applies it exactly once per
+//                                             // load, and caches raw values as raw)
+//     bool keeps_input() const;               // store_value reads the transformed in[0] too (the
+//                                             // fp32 exponential cache then keeps it and the
+//                                             // store recomputes e)
+//     static constexpr bool kMoment;          // the engine also forms RowStats::mean_offset, the
+//     bool wants_moment() const;              // softmax mean of s (x - max) (for an entropy), when
+//                                             // the policy asks for it at run time (the online
+//                                             // traversal then reads the row once more)
+//
 // Stream policies (kStream = true: the elementwise losses) have outputs that do not wait for a
 // row reduction, so the engine moves each element once: a policy reads kInputs arrays, writes the
 // T output (output(row), or null) and fp32 values (values(row), or null), and may reduce the row:
@@ -84,6 +97,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/common/convert.cuh"
 #include "kernels/common/dialect.cuh"
@@ -121,11 +135,55 @@ constexpr int kOnlineBlockPacks = 32 / (kInputs * P) >= 4 ? 4 : 32 / (kInputs * 
 
 /// The row's softmax normaliser (kNormalize policies), in logit units (s x).
 struct RowStats {
-  float shift;    // s * max (0 for an all -inf row)
-  float sum;      // sum_k e_k (0 for an all -inf row; NaN with a NaN or +inf element)
-  float log_sum;  // log of the exact denominator sum_k exp(s x_k - shift)
-  float inv_sum;  // 1 / sum: e_k * inv_sum is the softmax
+  float shift;        // s * max (0 for an all -inf row)
+  float sum;          // sum_k e_k (0 for an all -inf row; NaN with a NaN or +inf element)
+  float log_sum;      // log of the exact denominator sum_k exp(s x_k - shift)
+  float inv_sum;      // 1 / sum: e_k * inv_sum is the softmax
+  float mean_offset;  // sum_k p_k s (x_k - max), kMoment policies that want it (else 0): the
+                      // softmax's entropy is log_sum - mean_offset
 };
+
+/// Whether Policy transforms input 0 on load (kTransformsInput), and whether it may ask for the
+/// moment (kMoment): optional policy members, off when absent.
+template <class Policy, class = void>
+struct PolicyTransformsInput : std::false_type {};
+template <class Policy>
+struct PolicyTransformsInput<Policy, std::void_t<decltype(Policy::kTransformsInput)>>
+    : std::bool_constant<Policy::kTransformsInput> {};
+template <class Policy, class = void>
+struct PolicyMoment : std::false_type {};
+template <class Policy>
+struct PolicyMoment<Policy, std::void_t<decltype(Policy::kMoment)>>
+    : std::bool_constant<Policy::kMoment> {};
+
+/// Slots of the per-row sums array of the warp and cached traversals: [0] the exponentials' sum,
+/// [1, kSums] the policy's, then the moment (kMoment policies).
+template <class Policy>
+constexpr int kEngineSums = Policy::kSums + 1 + (PolicyMoment<Policy>::value ? 1 : 0);
+
+/// Transforms N freshly loaded values of input 0 (policies with kTransformsInput).
+template <class Policy, int N>
+WF_DEVICE void transform_loaded(const Policy& policy, float* v) {
+  if constexpr (PolicyTransformsInput<Policy>::value) policy.template transform_input<N>(v);
+}
+/// Whether the store reads the transformed input 0 (so the fp32 exponential cache keeps it).
+template <class Policy>
+WF_DEVICE bool store_keeps_input(const Policy& policy) {
+  if constexpr (PolicyTransformsInput<Policy>::value) {
+    return policy.keeps_input();
+  } else {
+    return false;
+  }
+}
+/// Whether the moment is formed for this launch.
+template <class Policy>
+WF_DEVICE bool moment_wanted(const Policy& policy) {
+  if constexpr (PolicyMoment<Policy>::value) {
+    return policy.wants_moment();
+  } else {
+    return false;
+  }
+}
 
 /// 2^(x a - c) by one FMA and one MUFU.EX2: the exponentials of a row (Exp2Row).
 struct Exp2Fma {
@@ -161,14 +219,26 @@ struct Exp2Row {
   WF_DEVICE void visit(F&& f) const {
     f(functor());
   }
-  /// The stats from the sum of this row's exponentials (which carry 2^r).
-  WF_DEVICE RowStats stats(float sum) const {
-    return RowStats{shift, sum, exact_log(sum) - r * kLn2, fast_div(1.0f, sum)};
+  /// The exponent of exp(x), in log2 units: (x - max) a + r.
+  WF_DEVICE float exponent(float x) const { return fmaf(x, a, -c); }
+  /// e d for the exponential e = 2^d of x (d = exponent(x)): one term of the moment, 0 where e
+  /// is 0 (so an element at -inf adds nothing rather than 0 x -inf; a NaN stays NaN).
+  WF_DEVICE float moment_term(float x) const {
+    const float d = exponent(x);
+    return ex2_approx_ftz(d) * fmaxf(d, -256.0f);  // below -150, 2^d is 0: 0 x -256, not 0 x -inf
+  }
+  /// The stats from the sum of this row's exponentials (which carry 2^r), and (kMoment) the sum
+  /// of their moment terms: mean_offset = ln 2 (moment / sum - r).
+  WF_DEVICE RowStats stats(float sum, float moment = 0.0f) const {
+    const float inv = fast_div(1.0f, sum);
+    return RowStats{shift, sum, exact_log(sum) - r * kLn2, inv, (moment * inv - r) * kLn2};
   }
   /// The stats from the exact denominator sum_k 2^((x_k - max) a) (the online strategy's), for
-  /// exponentials formed by exp() (which carry 2^r).
-  WF_DEVICE RowStats stats_exact(float sum) const {
-    return RowStats{shift, sum, exact_log(sum), fast_div(ex2_approx_ftz(-r), sum)};
+  /// exponentials formed by exp() (which carry 2^r); `moment` is the exact moment
+  /// sum_k 2^((x_k - max) a) (x_k - max) a.
+  WF_DEVICE RowStats stats_exact(float sum, float moment = 0.0f) const {
+    return RowStats{shift, sum, exact_log(sum), fast_div(ex2_approx_ftz(-r), sum),
+                    fast_div(moment, sum) * kLn2};
   }
 };
 
@@ -319,6 +389,7 @@ __global__ void __launch_bounds__(kWarpRowBlockThreads) row_warp_kernel(Policy p
       body_ok[k] = q < split.packs;
       if (body_ok[k]) {
         arrays.load_pack_of(q, body[k]);
+        transform_loaded<Policy, P>(policy, body[k]);
       } else {
 #pragma unroll
         for (int i = 0; i < kIn * P; ++i) body[k][i] = 0.0f;
@@ -330,15 +401,17 @@ __global__ void __launch_bounds__(kWarpRowBlockThreads) row_warp_kernel(Policy p
       edge_ok[j] = e < split.edges();
       if (edge_ok[j]) {
         arrays.load_edge(e, edge[j]);
+        transform_loaded<Policy, 1>(policy, edge[j]);
       } else {
 #pragma unroll
         for (int i = 0; i < kIn; ++i) edge[j][i] = 0.0f;
       }
     }
     const typename Policy::Row info = policy.template begin_row<false>(r, active && lane == 0);
-    float sums[Policy::kSums + 1];  // [0]: the exponentials' sum (kNormalize)
+    constexpr int kS = kEngineSums<Policy>;
+    float sums[kS];  // [0]: the exponentials' sum (kNormalize), [kSums + 1]: the moment
 #pragma unroll
-    for (int i = 0; i <= Policy::kSums; ++i) sums[i] = 0.0f;
+    for (int i = 0; i < kS; ++i) sums[i] = 0.0f;
     float max = negative_infinity();
     Exp2Row ex{};
     if constexpr (Policy::kNormalize) {
@@ -380,10 +453,25 @@ __global__ void __launch_bounds__(kWarpRowBlockThreads) row_warp_kernel(Policy p
 #pragma unroll
         for (int j = 0; j < kEdges; ++j) sums[0] += edge_ok[j] ? exp(edge[j][0]) : 0.0f;
       });
+      if constexpr (PolicyMoment<Policy>::value) {
+        if (moment_wanted(policy)) {
+          float moment = 0.0f;
+#pragma unroll
+          for (int k = 0; k < kChunks; ++k) {
+#pragma unroll
+            for (int i = 0; i < P; ++i) moment += body_ok[k] ? ex.moment_term(body[k][i]) : 0.0f;
+          }
+#pragma unroll
+          for (int j = 0; j < kEdges; ++j) moment += edge_ok[j] ? ex.moment_term(edge[j][0]) : 0.0f;
+          sums[kS - 1] = moment;
+        }
+      }
     }
     __syncwarp();  // the lanes' guarded loops above end here: the butterflies see a converged warp
     warp_all_reduce_sums<kLanes>(sums);
-    const RowStats stats = Policy::kNormalize ? ex.stats(sums[0]) : RowStats{};
+    const RowStats stats =
+        Policy::kNormalize ? ex.stats(sums[0], PolicyMoment<Policy>::value ? sums[kS - 1] : 0.0f)
+                           : RowStats{};
     const typename Policy::Result result =
         policy.finish(info, r, stats, sums + 1, active && lane == 0);
     // The output's pointer and phase are formed again here rather than kept live across the
@@ -439,8 +527,8 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
   using T = typename Policy::T;
   constexpr int kIn = Policy::kInputs;
   constexpr int P = kRowPack<T>;
-  constexpr int kPlanes = P / 4;         // float4 planes of an fp32-cached pack
-  constexpr int kS = Policy::kSums + 1;  // [0]: the exponentials' sum
+  constexpr int kPlanes = P / 4;           // float4 planes of an fp32-cached pack
+  constexpr int kS = kEngineSums<Policy>;  // [0]: the exponentials' sum, [kSums + 1]: moment
   static_assert(!kExpCache || (Policy::kNormalize && Policy::kStoreUsesExp),
                 "the fp32 exponential cache replaces input 0, which the store must not need");
   float4* const exp_cache = reinterpret_cast<float4*>(cache_base);
@@ -460,13 +548,21 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
   const bool has_edge = rank == 0 && thread < split.edges();
   const std::int64_t edge_col = has_edge ? split.edge_col(thread) : 0;
   float edge[kIn] = {};
-  if (has_edge) arrays.load_edge(thread, edge);
+  if (has_edge) {
+    arrays.load_edge(thread, edge);
+    transform_loaded<Policy, 1>(policy, edge);
+  }
   const typename Policy::Row info = policy.template begin_row<false>(row, leader);
-  // Pass 1: the block's packs into its cache (and their maximum).
+  // With the fp32 cache the exponentials replace the (transformed) inputs, unless the store reads
+  // them too.
+  const bool keep_input = kExpCache && store_keeps_input(policy);
+  // Pass 1: the block's packs into its cache (and their maximum). The fp32 cache holds input 0
+  // transformed; the storage-type cache holds the loaded bits (transformed again when read).
   float max = has_edge && Policy::kNormalize ? edge[0] : negative_infinity();
   for (std::int64_t q = q_begin + thread; q < q_end; q += threads) {
     float v[kIn * P];
     arrays.load_pack_of(q, v);
+    if constexpr (kExpCache) transform_loaded<Policy, P>(policy, v);
     const std::int64_t c = q - q_begin;
 #pragma unroll
     for (int j = 0; j < kIn; ++j) {
@@ -483,6 +579,7 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
         cached(j, c) = pack;
       }
     }
+    if constexpr (!kExpCache) transform_loaded<Policy, P>(policy, v);
     if constexpr (Policy::kNormalize) {
 #pragma unroll
       for (int i = 0; i < P; ++i) max = fmaxf(max, v[i]);
@@ -508,6 +605,7 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
         for (int i = 0; i < P; ++i) v[j * P + i] = to_float(pack.elem[i]);
       }
     }
+    if constexpr (!kExpCache) transform_loaded<Policy, P>(policy, v);
   };
   // Pass 2: the block's sums (with the fp32 cache, the exponentials replace the inputs).
   float sums[kS];
@@ -515,10 +613,14 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
   for (int i = 0; i < kS; ++i) sums[i] = 0.0f;
   float edge_exp = 0.0f;
   float in[kIn];
+  const bool moment = moment_wanted(policy);
   const auto sum_pass = [&](auto exp) {
     if (has_edge) {
       edge_exp = exp(edge[0]);
       sums[0] += edge_exp;
+      if constexpr (PolicyMoment<Policy>::value) {
+        if (moment) sums[kS - 1] += ex.moment_term(edge[0]);
+      }
       policy.template accumulate<false>(info, edge_col, edge, sums + 1);
     }
     for (std::int64_t q = q_begin + thread; q < q_end; q += threads) {
@@ -532,13 +634,18 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
         element_inputs<kIn, P>(v, i, in);
         e[i] = exp(in[0]);
         sums[0] += e[i];
+        if constexpr (PolicyMoment<Policy>::value) {
+          if (moment) sums[kS - 1] += ex.moment_term(in[0]);
+        }
         policy.template accumulate<false>(info, col0 + i, in, sums + 1);
       }
       if constexpr (kExpCache) {
+        if (!keep_input) {
 #pragma unroll
-        for (int h = 0; h < kPlanes; ++h) {
-          exp_cache[h * capacity + c] =
-              make_float4(e[4 * h], e[4 * h + 1], e[4 * h + 2], e[4 * h + 3]);
+          for (int h = 0; h < kPlanes; ++h) {
+            exp_cache[h * capacity + c] =
+                make_float4(e[4 * h], e[4 * h + 1], e[4 * h + 2], e[4 * h + 3]);
+          }
         }
       }
     }
@@ -549,7 +656,9 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
     sum_pass(NoExp{});
   }
   exchange.sums(sums);
-  const RowStats stats = Policy::kNormalize ? ex.stats(sums[0]) : RowStats{};
+  const RowStats stats = Policy::kNormalize
+                             ? ex.stats(sums[0], PolicyMoment<Policy>::value ? sums[kS - 1] : 0.0f)
+                             : RowStats{};
   const typename Policy::Result result = policy.finish(info, row, stats, sums + 1, leader);
   if (arrays.out == nullptr) return;
   // Pass 3: the outputs of the block's packs, from its cache.
@@ -564,8 +673,12 @@ WF_DEVICE void cached_row_passes(const Policy& policy, std::int64_t row, unsigne
         element_inputs<kIn, P>(v, i, in);
         float e;
         if constexpr (kExpCache) {
-          e = in[0];
-          in[0] = 0.0f;  // the input itself is gone; the policy's store does not read it
+          if (keep_input) {
+            e = ex.exp(in[0]);
+          } else {
+            e = in[0];
+            in[0] = 0.0f;  // the input itself is gone; the policy's store does not read it
+          }
         } else {
           e = exp(in[0]);
         }
@@ -635,6 +748,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
     float in[kIn] = {};
     if (has_edge) {
       arrays.load_edge(thread, in);
+      transform_loaded<Policy, 1>(policy, in);
       if constexpr (Policy::kNormalize) {
         // fmaxf drops a NaN here (the max stays -inf); its exponential still makes the sum NaN.
         norm.max = fmaxf(negative_infinity(), in[0]);
@@ -652,6 +766,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
         ok[b] = q < split.packs;
         if (ok[b]) {
           arrays.load_pack_of(q, v[b]);
+          transform_loaded<Policy, P>(policy, v[b]);
         } else {
 #pragma unroll
           for (int i = 0; i < kIn * P; ++i) v[b][i] = 0.0f;
@@ -697,7 +812,29 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
     if constexpr (Policy::kNormalize) {
       norm = block_all_reduce(norm, OnlineNormalizerOp{scale2});
       ex = Exp2Row::from(norm.max, policy.logit_scale());
-      stats = ex.stats_exact(norm.sum);
+      float moment[1] = {0.0f};
+      if constexpr (PolicyMoment<Policy>::value) {
+        // The moment takes one more read of the row, against its final maximum (kept running in
+        // pass 1 it spilled the 1024-thread kernel's 64 registers): sum_k e_k d_k with e_k = 2^d_k
+        // carrying 2^r, so the exact moment is that times 2^-r less r times the exact sum.
+        if (moment_wanted(policy)) {
+          for (std::int64_t q = thread; q < split.packs; q += threads) {
+            float v[kIn * P];
+            arrays.load_pack_of(q, v);
+            transform_loaded<Policy, P>(policy, v);
+#pragma unroll
+            for (int i = 0; i < P; ++i) moment[0] += ex.moment_term(v[i]);
+          }
+          if (has_edge) {
+            arrays.load_edge(thread, in);
+            transform_loaded<Policy, 1>(policy, in);
+            moment[0] += ex.moment_term(in[0]);
+          }
+          block_all_reduce_sums(moment);
+          moment[0] = moment[0] * ex2_approx_ftz(-ex.r) - ex.r * norm.sum;
+        }
+      }
+      stats = ex.stats_exact(norm.sum, moment[0]);
     }
     if constexpr (Policy::kSums > 0) block_all_reduce_sums(sums);
     const typename Policy::Result result = policy.finish(info, row, stats, sums, thread == 0);
@@ -706,6 +843,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
       for (std::int64_t q = thread; q < split.packs; q += threads) {
         float v[kIn * P];
         arrays.load_pack_of(q, v);
+        transform_loaded<Policy, P>(policy, v);
         const std::int64_t col0 = split.pack_col(q);
         float out[P];
 #pragma unroll
@@ -717,6 +855,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
       }
       if (has_edge) {
         arrays.load_edge(thread, in);
+        transform_loaded<Policy, 1>(policy, in);
         arrays.out[edge_col] =
             from_float<T>(policy.store_value(info, result, edge_col, in, exp(in[0])));
       }
@@ -859,11 +998,11 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_stream_block_kerne
 constexpr int kClusterMaxBlocks = 16;
 
 /// Floats at the start of a cluster block's dynamic shared memory: the exchange slots its peers
-/// write (a maximum and, in two row-parity buffers, kSums + 1 sums per rank) and the block
+/// write (a maximum and, in two row-parity buffers, kEngineSums sums per rank) and the block
 /// reductions' slots (kWarpSize + 1 per reduced value), rounded to 16 bytes.
 template <class Policy>
-constexpr int kClusterScratchFloats = (kClusterMaxBlocks * (2 * Policy::kSums + 3) +
-                                       (Policy::kSums + 1) * (kWarpSize + 1) + 3) /
+constexpr int kClusterScratchFloats = (kClusterMaxBlocks * (2 * kEngineSums<Policy> + 1) +
+                                       kEngineSums<Policy> * (kWarpSize + 1) + 3) /
                                       4 * 4;
 
 /// Body packs per block when a row of `cols` is split over `blocks` blocks (the last may get
@@ -937,7 +1076,7 @@ struct ClusterExchange {
 /// after a row's last barrier, so a block may exit without another.
 template <class Policy, bool kExpCache>
 __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_cluster_kernel(Policy policy) {
-  constexpr int kS = Policy::kSums + 1;  // [0]: the exponentials' sum
+  constexpr int kS = kEngineSums<Policy>;  // [0]: the exponentials' sum
   WF_DYNAMIC_SHARED(unsigned char, shared);
   float* const max_slots = reinterpret_cast<float*>(shared);
   float* const sum_buffers = max_slots + kClusterMaxBlocks;  // [2][kClusterMaxBlocks][kS]

@@ -132,6 +132,77 @@ TEST(RefCrossEntropy, ProbabilityGradientsMatchFiniteDifferences) {
   check_gradient(loss_of, logits, rows, classes, grad);
 }
 
+/// Softcap and scale: the gradient (with respect to the raw logits) against finite differences,
+/// and z' itself against its definition at a few points.
+TEST(RefCrossEntropy, SoftcapGradientsMatchFiniteDifferences) {
+  const std::int64_t rows = 3, classes = 7;
+  const auto logits = draws(rows * classes, 6, -40.0, 40.0);  // past the cap: tanh saturates
+  const std::int64_t targets[] = {6, 0, 3};
+  CrossEntropyParams params;
+  params.label_smoothing = 0.1;
+  params.z_loss = 0.001;
+  params.logit_softcap = 15.0;
+  params.logit_scale = 0.7;
+  EXPECT_NEAR(warpfuse::ref::cross_entropy_logit(30.0, params), 15.0 * std::tanh(1.4), 1e-14);
+  EXPECT_NEAR(warpfuse::ref::cross_entropy_logit_slope(30.0, params),
+              0.7 * (1.0 - std::tanh(1.4) * std::tanh(1.4)), 1e-15);
+  CrossEntropyParams scale_only;
+  scale_only.logit_scale = 0.25;
+  EXPECT_EQ(warpfuse::ref::cross_entropy_logit(8.0, scale_only), 2.0);
+  for (const CrossEntropyParams& p : {params, scale_only}) {
+    const auto loss_of = [&](const std::vector<double>& z) {
+      std::vector<double> loss(rows);
+      warpfuse::ref::cross_entropy(MatrixView<const double>(z.data(), rows, classes),
+                                   VectorView<const std::int64_t>(targets, rows), p,
+                                   VectorView<double>(loss.data(), rows));
+      return loss;
+    };
+    std::vector<double> loss(rows), grad(logits.size());
+    warpfuse::ref::cross_entropy(MatrixView<const double>(logits.data(), rows, classes),
+                                 VectorView<const std::int64_t>(targets, rows), p,
+                                 VectorView<double>(loss.data(), rows), {},
+                                 MatrixView<double>(grad.data(), rows, classes));
+    check_gradient(loss_of, logits, rows, classes, grad);
+  }
+}
+
+/// The extra per-row outputs: z-loss term, argmax == target with the first-maximum rule on ties,
+/// entropy against its closed form (uniform: log C; one-hot-like: ~0).
+TEST(RefCrossEntropy, ExtraRowOutputs) {
+  // Row 0: tie at classes 1 and 3, target 1 (the first maximum): correct. Row 1: the same tie,
+  // target 3: not correct. Row 2: uniform, target 0 (ties everywhere: 0 is first). Row 3: ignored.
+  const double logits[] = {0.5, 2.0, -1.0, 2.0, 0.5, 2.0, -1.0, 2.0,
+                           0.0, 0.0, 0.0,  0.0, 1.0, 2.0, 3.0,  4.0};
+  const std::int64_t targets[] = {1, 3, 0, -100};
+  CrossEntropyParams params;
+  params.z_loss = 0.5;
+  double loss[4], lse[4], z_term[4], correct[4], entropy[4];
+  warpfuse::ref::CrossEntropyRowExtras extras{VectorView<double>(z_term, 4),
+                                              VectorView<double>(correct, 4),
+                                              VectorView<double>(entropy, 4)};
+  warpfuse::ref::cross_entropy(MatrixView<const double>(logits, 4, 4),
+                               VectorView<const std::int64_t>(targets, 4), params,
+                               VectorView<double>(loss, 4), VectorView<double>(lse, 4), {}, extras);
+  EXPECT_EQ(correct[0], 1.0);
+  EXPECT_EQ(correct[1], 0.0);
+  EXPECT_EQ(correct[2], 1.0);
+  EXPECT_EQ(correct[3], 0.0);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(z_term[i], 0.5 * lse[i] * lse[i], 1e-14);
+  EXPECT_EQ(z_term[3], 0.0);
+  EXPECT_NEAR(entropy[2], std::log(4.0), 1e-14);
+  double expected = 0.0;  // row 3 by the definition
+  for (int c = 0; c < 4; ++c) {
+    const double p = std::exp(logits[12 + c] - lse[3]);
+    expected -= p * std::log(p);
+  }
+  EXPECT_NEAR(entropy[3], expected, 1e-14);
+  // Probability targets refuse `correct`.
+  EXPECT_THROW(warpfuse::ref::cross_entropy(MatrixView<const double>(logits, 4, 4),
+                                            MatrixView<const double>(logits, 4, 4), params,
+                                            VectorView<double>(loss, 4), {}, {}, extras),
+               std::invalid_argument);
+}
+
 TEST(RefCrossEntropy, InfinityAtTheTarget) {
   const double inf = std::numeric_limits<double>::infinity();
   const double logits[] = {-inf, 0.0, 1.0, 2.0, -inf, 1.0};
