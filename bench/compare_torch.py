@@ -327,6 +327,22 @@ def cross_entropy():
     return build
 
 
+def cross_entropy_softcap(cap: float = 30.0):
+    """F.cross_entropy of cap tanh(x / cap) (Gemma 2's final-logit softcap), forward + backward:
+    eager PyTorch runs the tanh, its backward and the loss as separate kernels."""
+    def build(torch, rows, cols, dtype, sets, generator):
+        functional = torch.nn.functional
+        xs = [_uniform(torch, rows, cols, dtype, -4.0, 4.0, generator) for _ in range(sets)]
+        targets = torch.randint(0, cols, (rows,), device=DEVICE, dtype=torch.int64,
+                                generator=generator)
+        return _first_working([
+            ("F.cross_entropy(cap * tanh(x / cap), t) + loss.backward()",
+             _autograd_loss(torch, xs, lambda s, x: functional.cross_entropy(
+                 cap * torch.tanh(x / cap), targets))),
+        ])
+    return build
+
+
 def elementwise_loss(name: str):
     def build(torch, rows, cols, dtype, sets, generator):
         aten = torch.ops.aten
@@ -394,6 +410,7 @@ OPS: Dict[str, Callable] = {
     "softmax_backward": softmax_backward(log=False),
     "log_softmax_backward": softmax_backward(log=True),
     "cross_entropy": cross_entropy(),
+    "cross_entropy_softcap": cross_entropy_softcap(),
     "mse_loss": elementwise_loss("mse_loss"),
     "bce_with_logits_loss": elementwise_loss("bce_with_logits_loss"),
     "adam": adam(),

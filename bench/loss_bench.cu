@@ -16,6 +16,9 @@
 //                        elementwise): the logits-sized data crosses memory four times instead
 //                        of twice. (log_softmax, not softmax: at vocabulary sizes fp16 and bf16
 //                        probabilities underflow to 0 and the NLL of such a row would be inf.)
+// cross_entropy_softcap/<dtype>/automatic/<C>: the same with logit_softcap = 30 (Gemma 2's): the
+// goal is the bandwidth of cross_entropy/<dtype>/automatic/<C> (the tanh and the chain rule's
+// factor ride on the same pass); compare_torch.py times F.cross_entropy(30 tanh(x / 30)).
 // grad_scale = rows, so that dlogits = softmax - onehot (g = 1 per row, as under a loss scaler):
 // the mean's 1 / rows would push fp16 gradients of millions of rows into subnormals.
 //
@@ -182,7 +185,7 @@ std::vector<double> sampled(const std::vector<T>& all, const std::vector<std::in
 /// x cols sweep); 0 sizes the rows by --min-mib.
 template <class T>
 void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes,
-                       std::int64_t swept_rows = 0) {
+                       std::int64_t swept_rows = 0, float softcap = 0.0f) {
   const bool in_place = impl == Impl::inplace || swept_rows > 0;
   const int tensors = impl == Impl::naive ? 3 : (in_place ? 1 : 2);
   const std::int64_t rows = rows_or(swept_rows, static_cast<std::size_t>(classes) * sizeof(T) * 2);
@@ -217,6 +220,7 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes,
   CrossEntropyOptions options;
   options.strategy = strategy_of(impl);
   options.grad_scale = static_cast<float>(rows);
+  options.logit_softcap = softcap;
   const VectorView<const std::int64_t> target_view(targets.data(), rows);
   const auto logits = [&](int set) { return MatrixView<const T>(data.at(set, 0), rows, classes); };
   const auto dlogits = [&](int set) {
@@ -270,9 +274,10 @@ void run_cross_entropy(benchmark::State& state, Impl impl, std::int64_t classes,
   }();
   std::vector<double> expected_loss(checked.size());
   std::vector<double> expected_grad(in.size());
+  ref::CrossEntropyParams params;
+  params.logit_softcap = softcap;
   ref::cross_entropy(MatrixView<const double>(in.data(), checked_rows, classes),
-                     VectorView<const std::int64_t>(checked_targets.data(), checked_rows),
-                     ref::CrossEntropyParams{},
+                     VectorView<const std::int64_t>(checked_targets.data(), checked_rows), params,
                      VectorView<double>(expected_loss.data(), checked_rows), {},
                      MatrixView<double>(expected_grad.data(), checked_rows, classes));
   // grad_scale = rows cancels the mean's 1 / rows: the gradient is the per-row one.
@@ -438,6 +443,12 @@ void register_dtype() {
           case_name("cross_entropy", dtype_of<T>(), impl_name(impl), classes),
           [impl, classes](benchmark::State& state) { run_cross_entropy<T>(state, impl, classes); });
     }
+  }
+  for (std::int64_t classes : kClasses) {
+    add_case(case_name("cross_entropy_softcap", dtype_of<T>(), impl_name(Impl::automatic), classes),
+             [classes](benchmark::State& state) {
+               run_cross_entropy<T>(state, Impl::automatic, classes, 0, 30.0f);
+             });
   }
   const std::vector<std::int64_t> sweep =
       config().quick ? std::vector<std::int64_t>{2048} : std::vector<std::int64_t>{32, 2048, 65536};

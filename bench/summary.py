@@ -8,7 +8,9 @@ Files of the rows x cols sweep (a bench binary's --rows-sweep) also get a table 
 rows) with the cluster, online and automatic strategies' fractions of copy bandwidth, the cluster's
 speed-up over online (online time / cluster time) and torch's time over automatic's; then the issue's
 goals at 131072 x 8192 and 262144 x 4096 bf16 (automatic >= 0.90 of copy, cluster >= 1.5x online),
-each "met" or "NOT met".
+each "met" or "NOT met". The loss bench's files also get the softcap goal (#16): bf16
+cross_entropy_softcap at the bandwidth of cross_entropy (automatic, same shapes: median time ratio
+<= 1.05).
 
   bench/summary.py build/bin/softmax_bench.json [more.json ...] [--torch torch.json]
 """
@@ -23,6 +25,7 @@ import bench_results
 GOAL_SHAPES = [(131072, 8192), (262144, 4096)]  # (cols, rows), bf16
 GOAL_COPY_FRACTION = 0.90
 GOAL_SPEEDUP_OVER_ONLINE = 1.5
+GOAL_SOFTCAP_TIME_RATIO = 1.05
 
 
 def fmt(values: List[float]) -> str:
@@ -84,6 +87,23 @@ def print_rows_sweep(cases, torch_results) -> None:
             print(line)
 
 
+def print_softcap_goal(cases) -> None:
+    """The goal line of the softcapped cross-entropy: its time over the plain op's, per bf16 shape
+    both measured (automatic strategy), the median."""
+    plain = {c.cols: c for c in cases
+             if c.op == "cross_entropy" and c.impl == "automatic" and c.dtype == "bf16" and c.ok}
+    ratios = [c.median_us / plain[c.cols].median_us for c in cases
+              if c.op == "cross_entropy_softcap" and c.impl == "automatic" and c.dtype == "bf16"
+              and c.ok and c.cols in plain and not c.swept_rows]
+    if not ratios:
+        return
+    ratio = statistics.median(ratios)
+    verdict = "met" if ratio <= GOAL_SOFTCAP_TIME_RATIO else "NOT met"
+    print(f"goal cross_entropy_softcap bf16: {ratio:.3f}x the time of cross_entropy (median of "
+          f"{len(ratios)} shapes, {min(ratios):.3f}..{max(ratios):.3f}; <= "
+          f"{GOAL_SOFTCAP_TIME_RATIO:.2f}: {verdict})")
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description="Per-op summary of warpfuse bench JSON files.")
     parser.add_argument("json", nargs="+")
@@ -135,6 +155,7 @@ def main(argv: List[str]) -> int:
         print(f"  ({path}: {context.get('device_name', '?')}, copy bandwidth "
               f"{bench_results.copy_bandwidth(context):.0f} GB/s, commit "
               f"{context.get('git_commit', '?')})")
+        print_softcap_goal(cases)
         if any(case.swept_rows for case in cases):
             print_rows_sweep(cases, torch_results)
             print()

@@ -127,6 +127,24 @@ class RowsSweep(unittest.TestCase):
         self.assertEqual(rows[(131072, 1)][-1], "3.10")
         self.assertEqual(rows[(262144, 4096)][-1], "-")
 
+    def test_softcap_goal_compares_like_shapes(self):
+        """cross_entropy_softcap against cross_entropy, automatic bf16, shape by shape: ratios 1.02
+        and 1.10 (median 1.06: NOT met), an fp32 shape and a shape without a plain case ignored."""
+        path = os.path.join(self.folder.name, "loss.json")
+        cases = [entry("copy/u8/cudaMemcpyAsync/268435456", 1.0, 100.0)]
+        for cols, plain_us, capped_us in [(32000, 100.0, 102.0), (128256, 200.0, 220.0)]:
+            cases.append(entry(f"cross_entropy/bf16/automatic/{cols}", 0.9, plain_us))
+            cases.append(entry(f"cross_entropy_softcap/bf16/automatic/{cols}", 0.9, capped_us))
+        cases.append(entry("cross_entropy_softcap/f32/automatic/32000", 0.9, 999.0))
+        cases.append(entry("cross_entropy_softcap/bf16/automatic/256000", 0.9, 999.0))
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"context": {"copy_bandwidth_gbps": "3000.0"}, "benchmarks": cases}, handle)
+        _, text = run_summary(path)
+        goal = [line for line in text.splitlines() if line.startswith("goal cross_entropy_softcap")]
+        self.assertEqual(len(goal), 1, text)
+        self.assertIn("1.060x the time of cross_entropy (median of 2 shapes, 1.020..1.100", goal[0])
+        self.assertIn("NOT met", goal[0])
+
     def test_emulated_sweep_files(self):
         """What the emulated binaries wrote: every (impl, cols, rows) asked for, checked and ok."""
         if not EMULATED_FILES:

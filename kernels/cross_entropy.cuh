@@ -15,7 +15,8 @@
 // strategy the row's leader reads it once, before the row's first barrier (so an in-place
 // gradient store cannot overtake it). In-place dlogits == logits is safe in every strategy.
 //
-// Logit softcapping and scale (CrossEntropyArgs::transform): the engine hands the policy
+// Logit softcapping and scale (CrossEntropyArgs::logit, a LogitTransform): the engine hands the
+// policy
 // z' = cap tanh(s z / cap) (cap > 0) or s z as input 0 (transform_input, applied once per load;
 // the storage-type caches keep the loaded bits), so every sum, the lse and the softmax are of z';
 // the gradient is the one of z' times dz'/dz = s (1 - (z' / cap)^2) (or s), which store_value
@@ -59,6 +60,36 @@ struct ProbabilityTargets {
   std::int64_t ld;
 };
 
+/// Logit softcap and scale: z' = cap tanh(s z / cap) (cap > 0) or s z; inactive when cap = 0 and
+/// s = 1. The divisions are done once, on the host (logit_transform_of).
+struct LogitTransform {
+  bool active;
+  float softcap;      // cap (> 0), or 0
+  float scale;        // s
+  float softcap_arg;  // s / cap (cap > 0): z' = cap tanh(softcap_arg z)
+  float inv_softcap;  // 1 / cap (cap > 0), for dz'/dz = s (1 - (z' / cap)^2)
+
+  /// z' of one raw logit (active).
+  WF_DEVICE float operator()(float z) const {
+    return softcap > 0.0f ? softcap * exact_tanh(z * softcap_arg) : z * scale;
+  }
+  /// N raw logits to z' in place (nothing when inactive).
+  template <int N>
+  WF_DEVICE void apply(float* v) const {
+    if (!active) return;
+#pragma unroll
+    for (int i = 0; i < N; ++i) v[i] = (*this)(v[i]);
+  }
+  /// dz'/dz at z' (active).
+  WF_DEVICE float slope(float transformed) const {
+    if (softcap > 0.0f) {
+      const float t = transformed * inv_softcap;
+      return scale * fmaf(-t, t, 1.0f);
+    }
+    return scale;
+  }
+};
+
 template <class T, class Targets>
 struct CrossEntropyArgs {
   const T* logits;
@@ -72,11 +103,7 @@ struct CrossEntropyArgs {
   float uniform_mass;  // smoothing / C, divided once on the host
   float grad_scale;    // g, unless scale_from_header (host: grad_scale, or grad_scale / rows for a
                        // mean over probability targets)
-  bool transform;      // logit softcap or scale active: input 0 becomes z' on load
-  float softcap;       // cap (> 0), or 0: z' = logit_scale z
-  float logit_scale;   // s
-  float softcap_arg;   // s / cap (cap > 0): z' = cap tanh(softcap_arg z)
-  float inv_softcap;   // 1 / cap (cap > 0), for dz'/dz = s (1 - (z' / cap)^2)
+  LogitTransform logit;    // softcap and scale
   bool scale_from_header;  // index targets, mean: g = header->gradient_scale (the prepare kernel's)
   float* row_loss;         // rows floats: the output (none) or the workspace partials
   float* logsumexp;        // rows floats or null
@@ -87,23 +114,6 @@ struct CrossEntropyArgs {
   float* correct;      // rows floats or null (index targets): 1 when the target is the argmax
   float* entropy;      // rows floats or null: the entropy of the row's softmax
 };
-
-/// z' of one raw logit (args.transform set): cap tanh(z s / cap), or s z.
-template <class T, class Targets>
-WF_DEVICE float transformed_logit(const CrossEntropyArgs<T, Targets>& args, float z) {
-  return args.softcap > 0.0f ? args.softcap * exact_tanh(z * args.softcap_arg)
-                             : z * args.logit_scale;
-}
-
-/// dz'/dz at z' (args.transform set).
-template <class T, class Targets>
-WF_DEVICE float transform_slope(const CrossEntropyArgs<T, Targets>& args, float transformed) {
-  if (args.softcap > 0.0f) {
-    const float t = transformed * args.inv_softcap;
-    return args.logit_scale * fmaf(-t, t, 1.0f);
-  }
-  return args.logit_scale;
-}
 
 /// What a row's target says before its logits are read.
 struct CrossEntropyRow {
@@ -156,20 +166,27 @@ WF_DEVICE float target_mass(const CrossEntropyArgs<T, Targets>& args, const Cros
 /// The row's loss from lse = shift + log_sum and its linear sums; W is the sum of the class
 /// weights. The target term is formed as (shift - z_t) + log_sum, exact when z_t is the row
 /// maximum, instead of lse - z_t, which loses everything to rounding when |z| is large.
+/// The index-target form of it, also the shards' (kernels/cross_entropy_shard.cuh): a = z'_t,
+/// b = sum_c w_c z'_c.
+WF_DEVICE float cross_entropy_index_row_loss(float smoothing, float uniform_mass, float z_loss,
+                                             const CrossEntropyRow& row, float shift, float log_sum,
+                                             float a, float b, float weight_sum) {
+  const float lse = shift + log_sum;
+  float loss = (1.0f - smoothing) * row.target_weight * ((shift - a) + log_sum);
+  if (smoothing > 0.0f) loss += uniform_mass * (weight_sum * lse - b);
+  return loss + z_loss * lse * lse;
+}
+
 template <class T, class Targets>
 WF_DEVICE float row_loss_value(const CrossEntropyArgs<T, Targets>& args, const CrossEntropyRow& row,
                                float shift, float log_sum, float a, float b, float weight_sum) {
-  const float lse = shift + log_sum;
-  float loss;
   if constexpr (Targets::kProbabilities) {
-    loss = a * lse - b;
+    const float lse = shift + log_sum;
+    return (a * lse - b) + args.z_loss * lse * lse;
   } else {
-    loss = (1.0f - args.smoothing) * row.target_weight * ((shift - a) + log_sum);
-    if (args.smoothing > 0.0f) {
-      loss += args.uniform_mass * (weight_sum * lse - b);
-    }
+    return cross_entropy_index_row_loss(args.smoothing, args.uniform_mass, args.z_loss, row, shift,
+                                        log_sum, a, b, weight_sum);
   }
-  return loss + args.z_loss * lse * lse;
 }
 
 /// The multiplier of p_c in the gradient: sum_k w_k q'_k + 2 zl lse.
@@ -220,42 +237,46 @@ WF_DEVICE void finish_row(const CrossEntropyArgs<T, Targets>& args, const CrossE
   if (args.entropy != nullptr) args.entropy[index] = log_sum - stats.mean_offset;
 }
 
-/// w_t of row `r` when it counts toward the mean's denominator (neither ignored nor bad), else 0.
+/// w_t of row `r` when it counts toward the mean's denominator (neither ignored nor bad), else 0:
+/// the Counted of the denominator kernels for class-index targets (the shards have their own).
 template <class Index>
-WF_DEVICE float counted_weight(const Index* targets, std::int64_t r, std::int64_t cols,
-                               long long ignore_index, const float* weight) {
-  const long long target = static_cast<long long>(targets[r]);
-  if (target == ignore_index || target < 0 || target >= cols) return 0.0f;
-  return weight != nullptr ? weight[target] : 1.0f;
-}
+struct IndexCountedWeight {
+  const Index* targets;
+  std::int64_t cols;
+  long long ignore_index;
+  const float* weight;
+  WF_DEVICE float operator()(std::int64_t r) const {
+    const long long target = static_cast<long long>(targets[r]);
+    if (target == ignore_index || target < 0 || target >= cols) return 0.0f;
+    return weight != nullptr ? weight[target] : 1.0f;
+  }
+};
 
 /// First stage of the denominator for many rows (reduce_blocks(rows) > 1): block b writes the sum
-/// of counted_weight over its chunk of rows (reduce_chunk(rows), kernels/loss.cuh) to
+/// of counted(r) over its chunk of rows (reduce_chunk(rows), kernels/loss.cuh) to
 /// block_denominators[b]. Launch: reduce_blocks(rows) blocks of kLossReduceThreads threads.
-template <class Index>
+template <class Counted>
 __global__ void __launch_bounds__(kLossReduceThreads)
-    cross_entropy_denominator_kernel(const Index* targets, std::int64_t rows, std::int64_t cols,
-                                     long long ignore_index, const float* weight,
+    cross_entropy_denominator_kernel(Counted counted, std::int64_t rows,
                                      float* block_denominators) {
   const std::int64_t chunk = reduce_chunk(rows);
   const std::int64_t begin = static_cast<std::int64_t>(blockIdx.x) * chunk;
   const std::int64_t end = begin + chunk < rows ? begin + chunk : rows;
   float denominator = 0.0f;
-  for (std::int64_t r = begin + threadIdx.x; r < end; r += blockDim.x) {
-    denominator += counted_weight(targets, r, cols, ignore_index, weight);
-  }
+  for (std::int64_t r = begin + threadIdx.x; r < end; r += blockDim.x) denominator += counted(r);
   denominator = block_all_reduce_sum(denominator);
   if (threadIdx.x == 0) block_denominators[blockIdx.x] = denominator;
 }
 
-/// One block over the targets, before the main kernel (index targets): W = sum_c w_c and the
-/// mean's denominator, the sum of w_t over rows neither ignored nor bad: directly over the rows,
-/// or (block_denominators not null) over the first stage's reduce_blocks(rows) block sums. Both
-/// with fixed-order block reductions. Launch: one block of kLossReduceThreads threads.
-template <class Index>
+/// One block over the targets, before the main kernel (index targets): W = sum_c w_c over `cols`
+/// classes and the mean's denominator, the sum of counted(r) (w_t over rows neither ignored nor
+/// bad): directly over the rows, or (block_denominators not null) over the first stage's
+/// reduce_blocks(rows) block sums. Both with fixed-order block reductions. Launch: one block of
+/// kLossReduceThreads threads.
+template <class Counted>
 __global__ void __launch_bounds__(kLossReduceThreads)
-    cross_entropy_prepare_kernel(const Index* targets, std::int64_t rows, std::int64_t cols,
-                                 long long ignore_index, const float* weight, float grad_scale,
+    cross_entropy_prepare_kernel(Counted counted, std::int64_t rows, std::int64_t cols,
+                                 const float* weight, float grad_scale,
                                  const float* block_denominators, LossHeader* header) {
   float weight_sum = 0.0f;
   for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
@@ -269,9 +290,7 @@ __global__ void __launch_bounds__(kLossReduceThreads)
       denominator += block_denominators[b];
     }
   } else {
-    for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
-      denominator += counted_weight(targets, r, cols, ignore_index, weight);
-    }
+    for (std::int64_t r = threadIdx.x; r < rows; r += blockDim.x) denominator += counted(r);
   }
   denominator = block_all_reduce_sum(denominator);
   if (threadIdx.x == 0) {
@@ -322,16 +341,10 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
   WF_DEVICE float logit_scale() const { return 1.0f; }
   template <int N>
   WF_DEVICE void transform_input(float* v) const {
-    if (!this->transform) return;
-#pragma unroll
-    for (int i = 0; i < N; ++i) v[i] = transformed_logit(static_cast<const Args&>(*this), v[i]);
+    this->logit.template apply<N>(v);
   }
-  WF_DEVICE bool keeps_input() const {
-    return this->transform && this->softcap > 0.0f;
-  }
-  WF_DEVICE bool wants_moment() const {
-    return this->entropy != nullptr;
-  }
+  WF_DEVICE bool keeps_input() const { return this->logit.active && this->logit.softcap > 0.0f; }
+  WF_DEVICE bool wants_moment() const { return this->entropy != nullptr; }
 
   template <bool kStreamed>
   WF_DEVICE Row begin_row(std::int64_t row, bool leader) const {
@@ -397,7 +410,7 @@ struct CrossEntropyPolicy : CrossEntropyArgs<T_, Targets> {
     const float mass =
         target_mass(static_cast<const Args&>(*this), r.target, col, kProb ? in[1] : 0.0f);
     const float grad = res.g * (e * res.inv_sum * res.factor - mass);
-    return this->transform ? grad * transform_slope(static_cast<const Args&>(*this), in[0]) : grad;
+    return this->logit.active ? grad * this->logit.slope(in[0]) : grad;
   }
 };
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <type_traits>
 
+#include "host/cuda/cross_entropy_internal.h"
 #include "host/cuda/launch.h"
 #include "host/cuda/loss_internal.h"
 #include "host/cuda/rows.h"
@@ -23,11 +24,9 @@
 #include "warpfuse/error.h"
 
 namespace warpfuse {
-namespace {
+namespace detail {
 
-using detail::LaunchConfig;
-
-void check_options(const char* op, const CrossEntropyOptions& options) {
+void check_cross_entropy_options(const char* op, const CrossEntropyOptions& options) {
   if (!(options.label_smoothing >= 0.0f && options.label_smoothing < 1.0f)) {
     throw InvalidArgument(op, "options.label_smoothing",
                           "label_smoothing = " + detail::format_number(options.label_smoothing) +
@@ -60,89 +59,41 @@ void check_options(const char* op, const CrossEntropyOptions& options) {
   detail::check_row_strategy(op, options.strategy);
 }
 
-float* optional_data(VectorView<float> v) {
-  return v.empty() ? nullptr : v.data;
+LogitTransform logit_transform_of(const CrossEntropyOptions& options) {
+  const bool softcap = options.logit_softcap > 0.0f;
+  return LogitTransform{softcap || options.logit_scale != 1.0f, options.logit_softcap,
+                        options.logit_scale,
+                        softcap ? options.logit_scale / options.logit_softcap : 0.0f,
+                        softcap ? 1.0f / options.logit_softcap : 0.0f};
 }
 
-/// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.
-template <class T, class Targets>
-void run(const char* op, MatrixView<const T> logits, Targets targets,
-         const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
-         const CrossEntropyOptions& options, VectorView<const float> weight,
-         const detail::LossScratch& scratch, cudaStream_t stream) {
-  const std::int64_t rows = logits.rows;
-  const bool gradient = outputs.dlogits.data != nullptr;
-  float* row_loss =
-      options.reduction == CrossEntropyReduction::none ? outputs.loss.data : scratch.row_partials;
-  if (rows > 0) {
-    // The divisions the kernels need, done once (as the device would: IEEE fp32).
-    const float uniform_mass = options.label_smoothing / static_cast<float>(logits.cols);
-    const bool mean = options.reduction == CrossEntropyReduction::mean;
-    const bool scale_from_header = mean && !Targets::kProbabilities;
-    const float grad_scale = mean && Targets::kProbabilities
-                                 ? options.grad_scale / static_cast<float>(rows)
-                                 : options.grad_scale;
-    const bool softcap = options.logit_softcap > 0.0f;
-    using Policy = detail::CrossEntropyPolicy<T, Targets>;
-    const detail::RowPlan plan =
-        detail::row_plan<Policy>(op, options.strategy, logits.rows, logits.cols);
-    const detail::CrossEntropyArgs<T, Targets> args{
-        logits.data,
-        rows,
-        logits.cols,
-        logits.ld,
-        targets,
-        weight.size > 0 ? weight.data : nullptr,
-        options.label_smoothing,
-        options.z_loss,
-        uniform_mass,
-        grad_scale,
-        softcap || options.logit_scale != 1.0f,
-        options.logit_softcap,
-        options.logit_scale,
-        softcap ? options.logit_scale / options.logit_softcap : 0.0f,
-        softcap ? 1.0f / options.logit_softcap : 0.0f,
-        scale_from_header,
-        row_loss,
-        optional_data(outputs.logsumexp),
-        gradient ? outputs.dlogits.data : nullptr,
-        outputs.dlogits.ld,
-        scratch.header,
-        optional_data(outputs.z_loss_term),
-        optional_data(outputs.correct),
-        optional_data(outputs.entropy)};
-    detail::launch_rows(op, plan, Policy{args}, stream);
-  }
-  if (options.reduction == CrossEntropyReduction::sum) {
-    detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, nullptr, scratch.block_sums,
-                               outputs.loss.data, stream);
-  } else if (options.reduction == CrossEntropyReduction::mean) {
-    if constexpr (Targets::kProbabilities) {
+void launch_cross_entropy_reduce(CrossEntropyReduction reduction, bool probabilities,
+                                 std::int64_t rows, const LossScratch& scratch, float* loss,
+                                 cudaStream_t stream) {
+  if (reduction == CrossEntropyReduction::sum) {
+    launch_loss_reduce(scratch.row_partials, rows, 1.0f, nullptr, scratch.block_sums, loss, stream);
+  } else if (reduction == CrossEntropyReduction::mean) {
+    if (probabilities) {
       const float scale = rows > 0 ? 1.0f / static_cast<float>(rows) : 0.0f;
-      detail::launch_loss_reduce(scratch.row_partials, rows, scale, nullptr, scratch.block_sums,
-                                 outputs.loss.data, stream);
+      launch_loss_reduce(scratch.row_partials, rows, scale, nullptr, scratch.block_sums, loss,
+                         stream);
     } else {
-      detail::launch_loss_reduce(scratch.row_partials, rows, 1.0f, &scratch.header->denominator,
-                                 scratch.block_sums, outputs.loss.data, stream);
+      launch_loss_reduce(scratch.row_partials, rows, 1.0f, &scratch.header->denominator,
+                         scratch.block_sums, loss, stream);
     }
   }
-  static_cast<void>(workspace);
 }
 
-/// Checks shared by both target kinds; returns the prepared workspace.
-/// `targets_arg` and `targets_span`: the targets' name and bytes (the index vector, or the
-/// probability matrix, which dlogits may alias exactly: checked by the caller).
 template <class T>
-detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
-                                 const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
-                                 const CrossEntropyOptions& options, VectorView<const float> weight,
-                                 const char* targets_arg, detail::ByteSpan targets_span,
-                                 bool targets_is_index, cudaStream_t stream) {
+LossScratch check_cross_entropy_outputs(
+    const char* op, MatrixView<const T> logits, const CrossEntropyOutputs<T>& outputs,
+    const Workspace& workspace, const CrossEntropyOptions& options, VectorView<const float> weight,
+    const char* targets_arg, ByteSpan targets_span, bool targets_is_index, cudaStream_t stream) {
   detail::check_view(op, "logits", logits);
   if (logits.rows > 0 && logits.cols == 0) {
     throw InvalidArgument(op, "logits", "cols = 0: there must be at least one class");
   }
-  check_options(op, options);
+  check_cross_entropy_options(op, options);
   detail::check_view(op, "weight", weight);
   if (weight.size != 0 && weight.size != logits.cols) {
     throw InvalidArgument(op, "weight",
@@ -220,6 +171,73 @@ detail::LossScratch check_common(const char* op, MatrixView<const T> logits,
                                         stream);
 }
 
+#define WARPFUSE_INSTANTIATE_CHECK_OUTPUTS(T)                                            \
+  template LossScratch check_cross_entropy_outputs<T>(                                   \
+      const char*, MatrixView<const T>, const CrossEntropyOutputs<T>&, const Workspace&, \
+      const CrossEntropyOptions&, VectorView<const float>, const char*, ByteSpan, bool,  \
+      cudaStream_t);
+WARPFUSE_INSTANTIATE_CHECK_OUTPUTS(float)
+WARPFUSE_INSTANTIATE_CHECK_OUTPUTS(__half)
+WARPFUSE_INSTANTIATE_CHECK_OUTPUTS(__nv_bfloat16)
+#undef WARPFUSE_INSTANTIATE_CHECK_OUTPUTS
+
+}  // namespace detail
+namespace {
+
+using detail::LaunchConfig;
+
+float* optional_data(VectorView<float> v) {
+  return v.empty() ? nullptr : v.data;
+}
+
+/// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.
+template <class T, class Targets>
+void run(const char* op, MatrixView<const T> logits, Targets targets,
+         const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
+         const CrossEntropyOptions& options, VectorView<const float> weight,
+         const detail::LossScratch& scratch, cudaStream_t stream) {
+  const std::int64_t rows = logits.rows;
+  const bool gradient = outputs.dlogits.data != nullptr;
+  float* row_loss =
+      options.reduction == CrossEntropyReduction::none ? outputs.loss.data : scratch.row_partials;
+  if (rows > 0) {
+    // The divisions the kernels need, done once (as the device would: IEEE fp32).
+    const float uniform_mass = options.label_smoothing / static_cast<float>(logits.cols);
+    const bool mean = options.reduction == CrossEntropyReduction::mean;
+    const bool scale_from_header = mean && !Targets::kProbabilities;
+    const float grad_scale = mean && Targets::kProbabilities
+                                 ? options.grad_scale / static_cast<float>(rows)
+                                 : options.grad_scale;
+    using Policy = detail::CrossEntropyPolicy<T, Targets>;
+    const detail::RowPlan plan =
+        detail::row_plan<Policy>(op, options.strategy, logits.rows, logits.cols);
+    const detail::CrossEntropyArgs<T, Targets> args{logits.data,
+                                                    rows,
+                                                    logits.cols,
+                                                    logits.ld,
+                                                    targets,
+                                                    weight.size > 0 ? weight.data : nullptr,
+                                                    options.label_smoothing,
+                                                    options.z_loss,
+                                                    uniform_mass,
+                                                    grad_scale,
+                                                    detail::logit_transform_of(options),
+                                                    scale_from_header,
+                                                    row_loss,
+                                                    optional_data(outputs.logsumexp),
+                                                    gradient ? outputs.dlogits.data : nullptr,
+                                                    outputs.dlogits.ld,
+                                                    scratch.header,
+                                                    optional_data(outputs.z_loss_term),
+                                                    optional_data(outputs.correct),
+                                                    optional_data(outputs.entropy)};
+    detail::launch_rows(op, plan, Policy{args}, stream);
+  }
+  detail::launch_cross_entropy_reduce(options.reduction, Targets::kProbabilities, rows, scratch,
+                                      outputs.loss.data, stream);
+  static_cast<void>(workspace);
+}
+
 }  // namespace
 
 RowStrategy cross_entropy_strategy_for(std::int64_t classes, DType dtype,
@@ -248,24 +266,15 @@ void cross_entropy_index(MatrixView<const T> logits, VectorView<const Index> tar
                               std::to_string(logits.rows) + " rows");
   }
   const detail::LossScratch scratch =
-      check_common(op, logits, outputs, workspace, options, weight, "targets",
-                   detail::span_of(targets), true, stream);
-  // The mean's denominator: over many rows, a first stage spread over reduce_blocks(rows) blocks
-  // (the same fixed chunking as the loss reduction), then the one-block prepare kernel.
-  const float* class_weight = weight.size > 0 ? weight.data : nullptr;
-  const auto ignore_index = static_cast<long long>(options.ignore_index);
-  const std::int64_t blocks = detail::reduce_blocks(logits.rows);
-  if (blocks > 1) {
-    detail::launch(LaunchConfig{dim3(static_cast<unsigned>(blocks)),
-                                dim3(detail::kLossReduceThreads), 0, stream},
-                   "cross_entropy_denominator_kernel",
-                   detail::cross_entropy_denominator_kernel<Index>, targets.data, logits.rows,
-                   logits.cols, ignore_index, class_weight, scratch.block_sums);
-  }
-  detail::launch(LaunchConfig{dim3(1), dim3(detail::kLossReduceThreads), 0, stream},
-                 "cross_entropy_prepare_kernel", detail::cross_entropy_prepare_kernel<Index>,
-                 targets.data, logits.rows, logits.cols, ignore_index, class_weight,
-                 options.grad_scale, blocks > 1 ? scratch.block_sums : nullptr, scratch.header);
+      detail::check_cross_entropy_outputs(op, logits, outputs, workspace, options, weight,
+                                          "targets", detail::span_of(targets), true, stream);
+  // The mean's denominator (and W), before the main kernel writes any gradient.
+  detail::launch_cross_entropy_prepare(
+      detail::IndexCountedWeight<Index>{targets.data, logits.cols,
+                                        static_cast<long long>(options.ignore_index),
+                                        weight.size > 0 ? weight.data : nullptr},
+      logits.rows, logits.cols, weight.size > 0 ? weight.data : nullptr, options.grad_scale,
+      scratch, stream);
   run(op, logits, detail::IndexTargets<Index>{targets.data, options.ignore_index}, outputs,
       workspace, options, weight, scratch, stream);
 }
@@ -331,9 +340,9 @@ void cross_entropy(nondeduced_t<MatrixView<const T>> logits,
     detail::check_alias(op, "outputs.dlogits", outputs.dlogits, "target_probabilities",
                         target_probabilities);
   }
-  const detail::LossScratch scratch =
-      check_common(op, logits, outputs, workspace, options, weight, "target_probabilities",
-                   detail::span_of(target_probabilities), false, stream);
+  const detail::LossScratch scratch = detail::check_cross_entropy_outputs(
+      op, logits, outputs, workspace, options, weight, "target_probabilities",
+      detail::span_of(target_probabilities), false, stream);
   run(op, logits, detail::ProbabilityTargets<T>{target_probabilities.data, target_probabilities.ld},
       outputs, workspace, options, weight, scratch, stream);
 }

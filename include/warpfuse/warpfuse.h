@@ -4,6 +4,7 @@
 
 #include "warpfuse/activation.h"
 #include "warpfuse/cross_entropy.h"
+#include "warpfuse/cross_entropy_shard.h"
 #include "warpfuse/device.h"
 #include "warpfuse/dtype.h"
 #include "warpfuse/elementwise_loss.h"

@@ -746,7 +746,10 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
     for (int i = 0; i < Policy::kSums; ++i) sums[i] = 0.0f;
     OnlineNormalizer norm = OnlineNormalizerOp::identity<float>();
     float in[kIn] = {};
-    if (has_edge) {
+    // A policy with nothing to normalise or sum (the shards' gradient) has no first pass: one
+    // read and one write (not left to the compiler's removal of dead loads).
+    constexpr bool kFirstPass = Policy::kNormalize || Policy::kSums > 0;
+    if (kFirstPass && has_edge) {
       arrays.load_edge(thread, in);
       transform_loaded<Policy, 1>(policy, in);
       if constexpr (Policy::kNormalize) {
@@ -757,7 +760,7 @@ __global__ void __launch_bounds__(kRowBlockMaxThreads, 1) row_online_kernel(Poli
       }
       policy.template accumulate<true>(info, edge_col, in, sums);
     }
-    for (std::int64_t base = 0; base < split.packs; base += threads * kB) {
+    for (std::int64_t base = 0; kFirstPass && base < split.packs; base += threads * kB) {
       float v[kB][kIn * P];
       bool ok[kB];
 #pragma unroll

@@ -203,6 +203,68 @@ TEST(RefCrossEntropy, ExtraRowOutputs) {
                std::invalid_argument);
 }
 
+/// The reference's vocabulary-parallel pieces: 1, 2, 3 and 5 uneven shards reproduce the whole
+/// row's loss, lse, z-loss term, entropy and gradient to double rounding.
+TEST(RefCrossEntropy, ShardsMatchTheWholeRow) {
+  const std::int64_t rows = 5, vocab = 11;
+  const auto logits = draws(rows * vocab, 8, -3.0, 3.0);
+  const auto weight = draws(vocab, 9, 0.5, 2.0);
+  const std::int64_t targets[] = {0, 10, -100, 4, 7};
+  CrossEntropyParams params;
+  params.label_smoothing = 0.2;
+  params.z_loss = 0.01;
+  params.weight = weight.data();
+  params.logit_softcap = 2.0;
+  params.logit_scale = 1.5;
+  const VectorView<const std::int64_t> target_view(targets, rows);
+  std::vector<double> loss(rows), lse(rows), z_term(rows), entropy(rows), grad(rows * vocab);
+  warpfuse::ref::cross_entropy(
+      MatrixView<const double>(logits.data(), rows, vocab), target_view, params,
+      VectorView<double>(loss.data(), rows), VectorView<double>(lse.data(), rows),
+      MatrixView<double>(grad.data(), rows, vocab),
+      {VectorView<double>(z_term.data(), rows), {}, VectorView<double>(entropy.data(), rows)});
+  for (const std::vector<std::int64_t>& points : std::vector<std::vector<std::int64_t>>{
+           {0, 11}, {0, 4, 11}, {0, 1, 9, 11}, {0, 2, 3, 7, 8, 11}}) {
+    const auto shards = static_cast<std::int64_t>(points.size()) - 1;
+    std::vector<double> gathered(shards * rows * 8);
+    for (std::int64_t s = 0; s < shards; ++s) {
+      CrossEntropyParams shard = params;
+      shard.weight = weight.data() + points[s];
+      warpfuse::ref::cross_entropy_shard_stats(
+          MatrixView<const double>(logits.data() + points[s], rows, points[s + 1] - points[s],
+                                   vocab),
+          target_view, points[s], shard,
+          MatrixView<double>(gathered.data() + s * rows * 8, rows, 8));
+    }
+    std::vector<double> combined(rows * 8);
+    warpfuse::ref::cross_entropy_shard_combine(
+        MatrixView<const double>(gathered.data(), shards * rows, 8), shards,
+        MatrixView<double>(combined.data(), rows, 8));
+    for (std::int64_t s = 0; s < shards; ++s) {
+      CrossEntropyParams shard = params;
+      shard.weight = weight.data() + points[s];
+      const std::int64_t cols = points[s + 1] - points[s];
+      std::vector<double> s_loss(rows), s_lse(rows), s_z(rows), s_entropy(rows),
+          s_grad(rows * cols);
+      warpfuse::ref::cross_entropy_shard_finish(
+          MatrixView<const double>(logits.data() + points[s], rows, cols, vocab), target_view,
+          points[s], vocab, MatrixView<const double>(combined.data(), rows, 8), shard,
+          VectorView<double>(s_loss.data(), rows), VectorView<double>(s_lse.data(), rows),
+          MatrixView<double>(s_grad.data(), rows, cols),
+          {VectorView<double>(s_z.data(), rows), {}, VectorView<double>(s_entropy.data(), rows)});
+      for (std::int64_t r = 0; r < rows; ++r) {
+        EXPECT_NEAR(s_loss[r], loss[r], 1e-12) << "row " << r << " of " << shards << " shards";
+        EXPECT_NEAR(s_lse[r], lse[r], 1e-12);
+        EXPECT_NEAR(s_z[r], z_term[r], 1e-12);
+        EXPECT_NEAR(s_entropy[r], entropy[r], 1e-12);
+        for (std::int64_t k = 0; k < cols; ++k) {
+          EXPECT_NEAR(s_grad[r * cols + k], grad[r * vocab + points[s] + k], 1e-12);
+        }
+      }
+    }
+  }
+}
+
 TEST(RefCrossEntropy, InfinityAtTheTarget) {
   const double inf = std::numeric_limits<double>::infinity();
   const double logits[] = {-inf, 0.0, 1.0, 2.0, -inf, 1.0};

@@ -54,6 +54,25 @@ void cross_entropy(MatrixView<const double> logits, MatrixView<const double> tar
                    VectorView<double> lse = {}, MatrixView<double> row_grad = {},
                    const CrossEntropyRowExtras& extras = {});
 
+/// Vocabulary-parallel cross-entropy (<warpfuse/cross_entropy_shard.h>), in double, with the
+/// device's 8 statistics per row (max, log_sum, entropy, z'_t, w_t, count, linear, weight sum).
+/// `logits` holds the shard's columns [vocab_begin, vocab_begin + cols); params.weight, when set,
+/// the shard's cols weights. Stats: rows x 8.
+void cross_entropy_shard_stats(MatrixView<const double> logits,
+                               VectorView<const std::int64_t> targets, std::int64_t vocab_begin,
+                               const CrossEntropyParams& params, MatrixView<double> stats);
+/// gathered: (shards x rows) x 8, shard-major; combined: rows x 8.
+void cross_entropy_shard_combine(MatrixView<const double> gathered, std::int64_t shards,
+                                 MatrixView<double> combined);
+/// Per-row loss (NaN for a target no shard holds, 0 ignored), lse, extras (z_loss_term, entropy;
+/// not correct) and the shard's row_grad (d row_loss / d raw logits of its columns).
+void cross_entropy_shard_finish(MatrixView<const double> logits,
+                                VectorView<const std::int64_t> targets, std::int64_t vocab_begin,
+                                std::int64_t vocab_size, MatrixView<const double> combined,
+                                const CrossEntropyParams& params, VectorView<double> row_loss,
+                                VectorView<double> lse = {}, MatrixView<double> row_grad = {},
+                                const CrossEntropyRowExtras& extras = {});
+
 /// The mean's denominator for index targets: the sum of w_t over rows neither ignored nor bad.
 double cross_entropy_mean_denominator(VectorView<const std::int64_t> targets, std::int64_t classes,
                                       const CrossEntropyParams& params);

@@ -16,6 +16,7 @@
 #include "simt/observer.h"
 #include "warpfuse/activation.h"
 #include "warpfuse/cross_entropy.h"
+#include "warpfuse/cross_entropy_shard.h"
 #include "warpfuse/elementwise_loss.h"
 #include "warpfuse/memory.h"
 #include "warpfuse/softmax.h"
@@ -211,7 +212,8 @@ TEST(Traffic, SoftmaxAnyAlignmentAndShortRowsKeepTheVectorPath) {
 
 template <class T>
 void cross_entropy_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy strategy,
-                        bool in_place, std::int64_t ld = 0, std::int64_t offset = 0) {
+                        bool in_place, std::int64_t ld = 0, std::int64_t offset = 0,
+                        float softcap = 0.0f) {
   if (ld == 0) ld = cols;
   const std::size_t n = static_cast<std::size_t>(offset + rows * ld);
   DeviceBuffer<T> logits = random_buffer<T>(n, 3), grad(n);
@@ -225,6 +227,7 @@ void cross_entropy_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy st
   DeviceBuffer<unsigned char> workspace(cross_entropy_workspace_bytes(rows));
   CrossEntropyOptions options;
   options.strategy = strategy;
+  options.logit_softcap = softcap;
   CrossEntropyOutputs<T> outputs;
   outputs.loss = VectorView<float>(loss.data(), 1);
   T* dlogits = (in_place ? logits.data() : grad.data()) + offset;
@@ -247,8 +250,9 @@ void cross_entropy_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy st
   // Bytes of the row arrays' accesses (reads of every pass, the write), for the scalar target
   // reads' dilution of the 128-bit share.
   const double moved_bytes = (passes + 1.0) * static_cast<double>(bytes);
-  check(in_place ? "cross_entropy (in place)" : "cross_entropy", to_string(strategy),
-        dtype_name<T>(), shape, moved, {{logits.data(), bytes}},
+  const std::string op = std::string(softcap > 0.0f ? "cross_entropy_softcap" : "cross_entropy") +
+                         (in_place ? " (in place)" : "");
+  check(op, to_string(strategy), dtype_name<T>(), shape, moved, {{logits.data(), bytes}},
         {{in_place ? logits.data() : grad.data(), bytes}}, passes,
         body_share<T>(rows, cols, ld, offset) * moved_bytes / (moved_bytes + extra) - 1e-9, extra);
 }
@@ -306,6 +310,76 @@ TEST(Traffic, CrossEntropyAnyAlignmentAndShortRowsKeepTheVectorPath) {
   cross_entropy_case<float>(512, 10, SoftmaxStrategy::warp, false);  // 1M x 10 in miniature
   cross_entropy_case<__nv_bfloat16>(512, 8, SoftmaxStrategy::warp, true);
   cross_entropy_case<__half>(16, 999, SoftmaxStrategy::warp, true, 1001, 5);
+}
+
+/// The softcap rides on the same pass: the same bytes as without it, in every strategy (the
+/// block strategy's fp32 cache keeps z' instead of the exponentials; nothing more is read).
+TEST(Traffic, CrossEntropySoftcapMovesWhatCrossEntropyMoves) {
+  cross_entropy_case<__nv_bfloat16>(64, 1024, SoftmaxStrategy::warp, true, 0, 0, 30.0f);
+  cross_entropy_case<__nv_bfloat16>(16, 8192, SoftmaxStrategy::block, true, 0, 0, 30.0f);
+  cross_entropy_case<float>(16, 4096, SoftmaxStrategy::block, false, 0, 0, 30.0f);
+  cross_entropy_case<__nv_bfloat16>(16, 8192, SoftmaxStrategy::online, true, 0, 0, 30.0f);
+  cross_entropy_case<__nv_bfloat16>(2, 131072, SoftmaxStrategy::cluster, true, 0, 0, 30.0f);
+}
+
+/// Vocabulary-parallel cross-entropy: the statistics pass reads the shard's logits once (online:
+/// once more for the entropy's moment, and the row leaders' target reads are none here: the target
+/// is compared as the row passes); the finish's gradient pass reads them once and writes dlogits
+/// once in every strategy (nothing to normalise: the online traversal's first pass is gone).
+template <class T>
+void shard_case(std::int64_t rows, std::int64_t cols, SoftmaxStrategy strategy, bool in_place) {
+  const std::size_t n = static_cast<std::size_t>(rows * cols);
+  DeviceBuffer<T> logits = random_buffer<T>(n, 6), grad(n);
+  std::vector<std::int64_t> host_targets(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) host_targets[r] = 1000 + (r * 7) % cols;
+  DeviceBuffer<std::int64_t> targets(host_targets.size());
+  WARPFUSE_CUDA_CHECK(cudaMemcpy(targets.data(), host_targets.data(),
+                                 host_targets.size() * sizeof(std::int64_t),
+                                 cudaMemcpyHostToDevice));
+  DeviceBuffer<float> stats(static_cast<std::size_t>(rows * kCrossEntropyShardStats));
+  DeviceBuffer<float> combined(static_cast<std::size_t>(rows * kCrossEntropyShardStats));
+  DeviceBuffer<float> loss(1);
+  DeviceBuffer<unsigned char> workspace(cross_entropy_workspace_bytes(rows));
+  CrossEntropyOptions options;
+  options.strategy = strategy;
+  options.logit_softcap = 20.0f;
+  const CrossEntropyShard shard{1000, 1000 + cols + 17};  // a middle shard of a larger vocabulary
+  const MatrixView<const T> view(logits.data(), rows, cols);
+  const MatrixView<float> stats_view(stats.data(), rows, kCrossEntropyShardStats);
+  const VectorView<const std::int64_t> target_view(targets.data(), rows);
+  const Moved first =
+      measure([&] { cross_entropy_shard_stats(view, target_view, shard, stats_view, options); });
+  const std::uint64_t bytes = n * sizeof(T);
+  const bool online = strategy == SoftmaxStrategy::online;
+  const double passes = online ? 2.0 : 1.0;
+  // The statistics are 8 floats per row stored one by one by the row's leader: the logits move by
+  // 128-bit accesses only.
+  const auto stats_bytes = static_cast<std::uint64_t>(rows * kCrossEntropyShardStats) * 4;
+  const double logits_moved = passes * static_cast<double>(bytes);
+  check("cross_entropy_shard_stats", to_string(strategy), dtype_name<T>(), shape_of(rows, cols),
+        first, {{logits.data(), bytes}}, {{stats.data(), stats_bytes}}, passes,
+        logits_moved / (logits_moved + static_cast<double>(stats_bytes)) - 1e-9);
+  cross_entropy_shard_combine(MatrixView<const float>(stats_view), 1,
+                              MatrixView<float>(combined.data(), rows, kCrossEntropyShardStats));
+  CrossEntropyOutputs<T> outputs;
+  outputs.loss = VectorView<float>(loss.data(), 1);
+  outputs.dlogits = MatrixView<T>(in_place ? logits.data() : grad.data(), rows, cols);
+  const Moved second = measure([&] {
+    cross_entropy_shard_finish(
+        view, target_view, shard,
+        MatrixView<const float>(combined.data(), rows, kCrossEntropyShardStats), outputs,
+        Workspace{workspace.data(), workspace.size()}, options);
+  });
+  check(in_place ? "cross_entropy_shard_finish (in place)" : "cross_entropy_shard_finish",
+        to_string(strategy), dtype_name<T>(), shape_of(rows, cols), second,
+        {{logits.data(), bytes}}, {{in_place ? logits.data() : grad.data(), bytes}}, 1.0, 1.0);
+}
+
+TEST(Traffic, CrossEntropyShardsReadTheShardOnceAndWriteItsGradientOnce) {
+  shard_case<__nv_bfloat16>(64, 1024, SoftmaxStrategy::warp, true);
+  shard_case<float>(16, 4096, SoftmaxStrategy::block, false);
+  shard_case<__nv_bfloat16>(16, 8192, SoftmaxStrategy::online, true);
+  shard_case<__half>(2, 65536, SoftmaxStrategy::cluster, false);
 }
 
 // --- activations
