@@ -29,6 +29,9 @@ class Case:
     gbps: float = 0.0
     copy_fraction: float = 0.0
     median_us: float = 0.0
+    inner: int = 0  # linear_cross_entropy's hidden size (its counter d); 0 elsewhere
+    peak_mib: float = 0.0  # linear_cross_entropy's device memory (counter peak_mib); 0 elsewhere
+    temp_mib: float = 0.0  # its memory beyond inputs and outputs (counter temp_mib); 0 elsewhere
     label: str = ""
     error: Optional[str] = None
 
@@ -110,6 +113,9 @@ def load(path: str) -> Tuple[Dict[str, str], List[Case]]:
             case.gbps = typical("GBps")
             case.copy_fraction = typical("copy_fraction")
             case.median_us = typical("median_us")
+            case.inner = int(typical("d"))
+            case.peak_mib = typical("peak_mib")
+            case.temp_mib = typical("temp_mib")
             case.label = good[0].get("label", "")
         cases.append(case)
     return context, cases

@@ -29,6 +29,8 @@ What torch runs per warpfuse op:
                                       where autograd fails)
   mse_loss, bce_with_logits_loss      F.mse_loss / F.binary_cross_entropy_with_logits + backward
   adam (f32)                          torch.optim.Adam(fused=True, else foreach).step() on the list
+  linear_cross_entropy (chunked)      F.cross_entropy(F.linear(h, W, b), t) + loss.backward(), with
+                                      torch.cuda.max_memory_allocated beside the time (torch_peak_mib)
 PyTorch is called through out= kernels where they exist, so that no allocation is timed. The
 activations are those of include/warpfuse/ref/activation.h with ActivationParams' defaults:
 F.relu, F.leaky_relu(0.01), F.prelu (a weight per column), F.elu(1), F.selu,
@@ -343,6 +345,29 @@ def cross_entropy_softcap(cap: float = 30.0):
     return build
 
 
+def linear_cross_entropy():
+    """F.cross_entropy(F.linear(h, W, b), t) + loss.backward() (dh, dW, db): the rows x V logits and
+    their gradient exist in full, as in eager training. Torch's gradients are in the inputs' dtype
+    (warpfuse's chunked op accumulates fp32 ones). One set (the inputs are hundreds of MiB); the
+    torch peak memory is recorded beside the time."""
+    def build(torch, rows, cols, dtype, sets, generator, inner=0):
+        if inner <= 0:
+            raise RuntimeError("the case has no hidden size (counter d)")
+        functional = torch.nn.functional
+        hidden = _uniform(torch, rows, inner, dtype, -1.0, 1.0, generator).requires_grad_(True)
+        weight = _uniform(torch, cols, inner, dtype, -0.05, 0.05, generator).requires_grad_(True)
+        bias = _uniform(torch, 1, cols, dtype, -1.0, 1.0, generator).reshape(cols)
+        bias.requires_grad_(True)
+        targets = torch.randint(0, cols, (rows,), device=DEVICE, dtype=torch.int64,
+                                generator=generator)
+
+        def call(s):
+            hidden.grad = weight.grad = bias.grad = None
+            functional.cross_entropy(functional.linear(hidden, weight, bias), targets).backward()
+        return _first_working([("F.cross_entropy(F.linear(h, W, b), t) + loss.backward()", call)])
+    return build
+
+
 def elementwise_loss(name: str):
     def build(torch, rows, cols, dtype, sets, generator):
         aten = torch.ops.aten
@@ -414,6 +439,7 @@ OPS: Dict[str, Callable] = {
     "mse_loss": elementwise_loss("mse_loss"),
     "bce_with_logits_loss": elementwise_loss("bce_with_logits_loss"),
     "adam": adam(),
+    "linear_cross_entropy": linear_cross_entropy(),
 }
 for _kind in KINDS:
     for _form in FORMS:
@@ -526,7 +552,9 @@ def main(argv: List[str]) -> int:
         repeats = args.repeats if args.repeats is not None else (
             10 if args.quick else int(context.get("repeats", 50)))
         for case in cases:
-            if (case.impl != args.impl or not case.ok or case.op not in OPS
+            # linear_cross_entropy's own implementation is "chunked" (against its "unfused").
+            wanted = "chunked" if case.op == "linear_cross_entropy" else args.impl
+            if (case.impl != wanted or not case.ok or case.op not in OPS
                     or case.dtype not in DTYPES or case.rows <= 0 or case.cols <= 0):
                 continue
             if args.time_limit > 0 and time.monotonic() - started > args.time_limit:
@@ -536,8 +564,14 @@ def main(argv: List[str]) -> int:
             sets = max(case.sets, 1)
             shape = f"{case.op:<24}{case.dtype:<6}{case.cols:>8}{case.rows:>9}"
             try:
-                call, how = OPS[case.op](torch, case.rows, case.cols, dtype, sets, generator)
+                extra = {"inner": case.inner} if case.op == "linear_cross_entropy" else {}
+                if extra:
+                    sets = 1
+                torch.cuda.reset_peak_memory_stats()
+                call, how = OPS[case.op](torch, case.rows, case.cols, dtype, sets, generator,
+                                         **extra)
                 seconds, late = time_median(torch, call, sets, warmup, repeats, launch_ahead)
+                torch_peak_mib = torch.cuda.max_memory_allocated() / 2**20
             except (RuntimeError, MemoryError) as error:
                 message = str(error).splitlines()[0] if str(error) else type(error).__name__
                 print(f"{shape}  skipped: {message[:300]}")
@@ -556,6 +590,7 @@ def main(argv: List[str]) -> int:
                 "warpfuse_median_us": case.median_us, "warpfuse_GBps": case.gbps,
                 "torch_median_us": torch_us, "torch_GBps": torch_gbps, "ratio": ratio,
                 "torch_call": how, "late_repeats": late,
+                "torch_peak_mib": torch_peak_mib, "warpfuse_peak_mib": case.peak_mib,
             })
             call = None  # free this case's tensors before the next one allocates
             torch.cuda.empty_cache()

@@ -10,7 +10,9 @@ speed-up over online (online time / cluster time) and torch's time over automati
 goals at 131072 x 8192 and 262144 x 4096 bf16 (automatic >= 0.90 of copy, cluster >= 1.5x online),
 each "met" or "NOT met". The loss bench's files also get the softcap goal (#16): bf16
 cross_entropy_softcap at the bandwidth of cross_entropy (automatic, same shapes: median time ratio
-<= 1.05).
+<= 1.05). The linear + cross-entropy bench's files get its goal (#16) at rows 16384, d 4096,
+V 128256 bf16: chunked within 1.1x the unfused path's time, with >= 8x less temporary memory (the
+workspace against the logits; the peak with inputs and outputs is printed beside it).
 
   bench/summary.py build/bin/softmax_bench.json [more.json ...] [--torch torch.json]
 """
@@ -26,6 +28,9 @@ GOAL_SHAPES = [(131072, 8192), (262144, 4096)]  # (cols, rows), bf16
 GOAL_COPY_FRACTION = 0.90
 GOAL_SPEEDUP_OVER_ONLINE = 1.5
 GOAL_SOFTCAP_TIME_RATIO = 1.05
+GOAL_LINEAR_CE_SHAPE = (16384, 128256)  # (rows, V), d 4096, bf16
+GOAL_LINEAR_CE_TIME_RATIO = 1.1
+GOAL_LINEAR_CE_MEMORY_RATIO = 8.0
 
 
 def fmt(values: List[float]) -> str:
@@ -104,6 +109,27 @@ def print_softcap_goal(cases) -> None:
           f"{GOAL_SOFTCAP_TIME_RATIO:.2f}: {verdict})")
 
 
+def print_linear_cross_entropy_goal(cases) -> None:
+    """The goal line of chunked linear + cross-entropy against the unfused path at the goal shape:
+    time ratio, temporary-memory ratio and peak-memory ratio."""
+    rows, vocab = GOAL_LINEAR_CE_SHAPE
+    found = {c.impl: c for c in cases
+             if c.op == "linear_cross_entropy" and c.dtype == "bf16" and c.ok and c.cols == vocab
+             and c.rows == rows}
+    if "chunked" not in found or "unfused" not in found:
+        return
+    chunked, unfused = found["chunked"], found["unfused"]
+    time_ratio = chunked.median_us / unfused.median_us
+    memory_ratio = unfused.temp_mib / chunked.temp_mib if chunked.temp_mib > 0 else float("inf")
+    peak_ratio = unfused.peak_mib / chunked.peak_mib if chunked.peak_mib > 0 else float("inf")
+    met = time_ratio <= GOAL_LINEAR_CE_TIME_RATIO and memory_ratio >= GOAL_LINEAR_CE_MEMORY_RATIO
+    print(f"goal linear_cross_entropy bf16 {rows} x {vocab}: {time_ratio:.3f}x the unfused time "
+          f"(<= {GOAL_LINEAR_CE_TIME_RATIO:.1f}), {memory_ratio:.1f}x less temporary memory "
+          f"({chunked.temp_mib:.0f} vs {unfused.temp_mib:.0f} MiB; >= "
+          f"{GOAL_LINEAR_CE_MEMORY_RATIO:.0f}), peak {chunked.peak_mib:.0f} vs "
+          f"{unfused.peak_mib:.0f} MiB ({peak_ratio:.2f}x): {'met' if met else 'NOT met'}")
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description="Per-op summary of warpfuse bench JSON files.")
     parser.add_argument("json", nargs="+")
@@ -156,6 +182,7 @@ def main(argv: List[str]) -> int:
               f"{bench_results.copy_bandwidth(context):.0f} GB/s, commit "
               f"{context.get('git_commit', '?')})")
         print_softcap_goal(cases)
+        print_linear_cross_entropy_goal(cases)
         if any(case.swept_rows for case in cases):
             print_rows_sweep(cases, torch_results)
             print()

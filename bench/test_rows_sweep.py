@@ -26,8 +26,8 @@ import summary  # noqa: E402
 EMULATED_FILES = []
 
 
-def entry(name, copy_fraction=0.0, median_us=0.0, rows=0, error=None, label=""):
-    """One Google Benchmark iteration entry of a warpfuse case."""
+def entry(name, copy_fraction=0.0, median_us=0.0, rows=0, error=None, label="", **counters):
+    """One Google Benchmark iteration entry of a warpfuse case (extra counters as keywords)."""
     record = {"name": f"{name}/iterations:10/manual_time", "run_name": f"{name}/manual_time",
               "run_type": "iteration", "label": label}
     if error:
@@ -35,6 +35,7 @@ def entry(name, copy_fraction=0.0, median_us=0.0, rows=0, error=None, label=""):
     else:
         record.update({"rows": rows, "copy_fraction": copy_fraction, "median_us": median_us,
                        "GBps": copy_fraction * 3000.0, "bytes": 1.0, "sets": 2})
+        record.update(counters)
     return record
 
 
@@ -144,6 +145,33 @@ class RowsSweep(unittest.TestCase):
         self.assertEqual(len(goal), 1, text)
         self.assertIn("1.060x the time of cross_entropy (median of 2 shapes, 1.020..1.100", goal[0])
         self.assertIn("NOT met", goal[0])
+
+    def test_linear_cross_entropy_goal(self):
+        """Chunked against unfused at the goal shape: 1.05x the time and 16x less temporary memory
+        (met); the same with 1.2x the time (NOT met); other shapes and dtypes ignored."""
+        for chunked_us, verdict in [(105.0, "met"), (120.0, "NOT met")]:
+            path = os.path.join(self.folder.name, "linear.json")
+            cases = [entry("copy/u8/cudaMemcpyAsync/268435456", 1.0, 100.0)]
+            common = {"d": 4096.0}
+            cases.append(entry("linear_cross_entropy/bf16/chunked/128256", 0.1, chunked_us, 16384,
+                               temp_mib=256.0, peak_mib=3600.0, **common))
+            cases.append(entry("linear_cross_entropy/bf16/unfused/128256", 0.1, 100.0, 16384,
+                               temp_mib=4096.0, peak_mib=7200.0, **common))
+            cases.append(entry("linear_cross_entropy/f16/chunked/128256", 0.1, 999.0, 16384,
+                               temp_mib=1.0, peak_mib=1.0, **common))
+            cases.append(entry("linear_cross_entropy/bf16/unfused/50257", 0.1, 1.0, 8192,
+                               temp_mib=1.0, peak_mib=1.0, **common))
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump({"context": {"copy_bandwidth_gbps": "3000.0"}, "benchmarks": cases},
+                          handle)
+            _, text = run_summary(path)
+            goal = [line for line in text.splitlines()
+                    if line.startswith("goal linear_cross_entropy")]
+            self.assertEqual(len(goal), 1, text)
+            self.assertIn(f"{chunked_us / 100.0:.3f}x the unfused time", goal[0])
+            self.assertIn("16.0x less temporary memory (256 vs 4096 MiB", goal[0])
+            self.assertIn("peak 3600 vs 7200 MiB (2.00x)", goal[0])
+            self.assertTrue(goal[0].endswith(": " + verdict), goal[0])
 
     def test_emulated_sweep_files(self):
         """What the emulated binaries wrote: every (impl, cols, rows) asked for, checked and ok."""

@@ -110,9 +110,10 @@ struct CrossEntropyArgs {
   T* grad;                 // rows x C or null
   std::int64_t ld_grad;
   LossHeader* header;
-  float* z_loss_term;  // rows floats or null: zl lse^2
-  float* correct;      // rows floats or null (index targets): 1 when the target is the argmax
-  float* entropy;      // rows floats or null: the entropy of the row's softmax
+  float* z_loss_term;      // rows floats or null: zl lse^2
+  float* correct;          // rows floats or null (index targets): 1 when the target is the argmax
+  float* entropy;          // rows floats or null: the entropy of the row's softmax
+  std::int64_t first_row;  // the status's row number of row 0 (a chunk of a larger batch)
 };
 
 /// What a row's target says before its logits are read.
@@ -223,7 +224,7 @@ WF_DEVICE void finish_row(const CrossEntropyArgs<T, Targets>& args, const CrossE
   if (row.bad) {
     loss = quiet_nan();
     z_term = quiet_nan();
-    loss_report_bad_row(args.header, index);
+    loss_report_bad_row(args.header, args.first_row + index);
   } else if (!row.ignored) {
     loss = row_loss_value(args, row, shift, log_sum, a, b, weight_sum);
     z_term = args.z_loss * lse * lse;

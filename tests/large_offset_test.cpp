@@ -2,7 +2,8 @@
 // last row starts at element 2^31 + 14, through softmax, log_softmax, their backwards,
 // cross-entropy (index targets, gradient in place; and in vocabulary-parallel shards), activations
 // forward and backward (with the bias gradient's column sums) and every elementwise loss
-// (per-element loss and gradient, and a mean), checked row by row against the reference; on a GPU
+// (per-element loss and gradient, and a mean) and chunked linear + cross-entropy, checked row by
+// row against the reference; on a GPU
 // also PyTorch issue 90793's shape (18423 x 131072 bf16 cross-entropy in place, rows sampled).
 // Any 32-bit index arithmetic in a kernel or a launcher reads or writes the wrong row (or outside
 // the allocation) here. The emulator's cudaMalloc reserves such a matrix as address space and
@@ -18,9 +19,12 @@
 #include "warpfuse/cross_entropy.h"
 #include "warpfuse/cross_entropy_shard.h"
 #include "warpfuse/elementwise_loss.h"
+#include "warpfuse/gemm.h"
+#include "warpfuse/linear_cross_entropy.h"
 #include "warpfuse/ref/activation.h"
 #include "warpfuse/ref/cross_entropy.h"
 #include "warpfuse/ref/elementwise_loss.h"
+#include "warpfuse/ref/linear_cross_entropy.h"
 #include "warpfuse/ref/softmax.h"
 #include "warpfuse/softmax.h"
 
@@ -379,6 +383,50 @@ TEST_F(LargeOffsets, CrossEntropyShardsPast2To31Elements) {
   expect_close(loss_of_shard[0], want_loss, 1e-4, "shard 0 loss");
   expect_close(loss_of_shard[1], want_loss, 1e-4, "shard 1 loss");
   expect_close(logits.get(), want_grad, 1e-4, "sharded dlogits");
+}
+
+// Chunked linear + cross-entropy with hidden and dhidden rows 2^30 + 7 apart (the last row at
+// element 2^31 + 14), one row per chunk so the third chunk's GEMMs start past 2^31 elements.
+TEST_F(LargeOffsets, LinearCrossEntropyPast2To31Elements) {
+  const std::int64_t d = 24, vocab = 300;
+  FarMatrix hidden(d), dhidden(d);
+  WF_REQUIRE_ALLOCATED(hidden.ok() && dhidden.ok());
+  const std::vector<float> hh = random_values<float>(kRows * d, 41, -1.0, 1.0);
+  const std::vector<float> hw = random_values<float>(vocab * d, 42, -0.5, 0.5);
+  hidden.set(hh);
+  const std::vector<std::int64_t> targets{3, vocab - 1, 117};
+  DeviceBuffer<float> d_weight = to_device(hw);
+  DeviceBuffer<std::int64_t> d_targets = to_device(targets);
+  DeviceBuffer<float> loss(kRows), dweight(vocab * d);
+  Blas blas;
+  DeviceBuffer<unsigned char> workspace(
+      linear_cross_entropy_workspace_bytes(kRows, vocab, DType::f32, 1));
+  LinearCrossEntropyOutputs<float> out;
+  out.loss = loss.vector();
+  out.dhidden = dhidden.view();
+  out.dweight = MatrixView<float>(dweight.data(), vocab, d);
+  LinearCrossEntropyOptions options;
+  options.cross_entropy.reduction = CrossEntropyReduction::none;
+  options.chunk_rows = 1;
+  linear_cross_entropy(blas, hidden.cview(), MatrixView<const float>(d_weight.data(), vocab, d),
+                       VectorView<const float>{}, d_targets.vector(), out,
+                       Workspace{workspace.data(), workspace.size()}, options);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<double> h64(hh.begin(), hh.end()), w64(hw.begin(), hw.end());
+  std::vector<double> row_loss(kRows), want_dh(kRows * d), want_dw(vocab * d);
+  ref::LinearCrossEntropyGrads grads;
+  grads.dhidden = MatrixView<double>(want_dh.data(), kRows, d);
+  grads.dweight = MatrixView<double>(want_dw.data(), vocab, d);
+  ref::linear_cross_entropy(MatrixView<const double>(h64.data(), kRows, d),
+                            MatrixView<const double>(w64.data(), vocab, d), {},
+                            VectorView<const std::int64_t>(targets.data(), kRows), {}, 1.0,
+                            VectorView<double>(row_loss.data(), kRows), grads);
+  expect_close(loss.to_host(), std::vector<float>(row_loss.begin(), row_loss.end()), 1e-4,
+               "linear + CE loss");
+  expect_close(dhidden.get(), std::vector<float>(want_dh.begin(), want_dh.end()), 1e-4,
+               "linear + CE dhidden");
+  expect_close(dweight.to_host(), std::vector<float>(want_dw.begin(), want_dw.end()), 1e-4,
+               "linear + CE dweight");
 }
 
 #if !defined(WARPFUSE_SIMT)

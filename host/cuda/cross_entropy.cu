@@ -171,6 +171,29 @@ LossScratch check_cross_entropy_outputs(
                                         stream);
 }
 
+template <class T, class Targets>
+void launch_cross_entropy_rows(const char* op, MatrixView<const T> logits, Targets targets,
+                               const CrossEntropyOutputs<T>& outputs,
+                               const CrossEntropyOptions& options, VectorView<const float> weight,
+                               float* row_loss, float grad_scale, bool scale_from_header,
+                               LossHeader* header, std::int64_t first_row, cudaStream_t stream) {
+  if (logits.rows == 0) return;
+  const auto optional_data = [](VectorView<float> v) { return v.empty() ? nullptr : v.data; };
+  const bool gradient = outputs.dlogits.data != nullptr;
+  using Policy = CrossEntropyPolicy<T, Targets>;
+  const RowPlan plan = row_plan<Policy>(op, options.strategy, logits.rows, logits.cols);
+  const CrossEntropyArgs<T, Targets> args{
+      logits.data, logits.rows, logits.cols, logits.ld, targets,
+      weight.size > 0 ? weight.data : nullptr, options.label_smoothing, options.z_loss,
+      // The division the kernels need, done once (as the device would: IEEE fp32).
+      options.label_smoothing / static_cast<float>(logits.cols), grad_scale,
+      logit_transform_of(options), scale_from_header, row_loss, optional_data(outputs.logsumexp),
+      gradient ? outputs.dlogits.data : nullptr, outputs.dlogits.ld, header,
+      optional_data(outputs.z_loss_term), optional_data(outputs.correct),
+      optional_data(outputs.entropy), first_row};
+  launch_rows(op, plan, Policy{args}, stream);
+}
+
 #define WARPFUSE_INSTANTIATE_CHECK_OUTPUTS(T)                                            \
   template LossScratch check_cross_entropy_outputs<T>(                                   \
       const char*, MatrixView<const T>, const CrossEntropyOutputs<T>&, const Workspace&, \
@@ -181,61 +204,42 @@ WARPFUSE_INSTANTIATE_CHECK_OUTPUTS(__half)
 WARPFUSE_INSTANTIATE_CHECK_OUTPUTS(__nv_bfloat16)
 #undef WARPFUSE_INSTANTIATE_CHECK_OUTPUTS
 
+#define WARPFUSE_INSTANTIATE_ROWS(T, Targets)                                                \
+  template void launch_cross_entropy_rows<T, Targets>(                                       \
+      const char*, MatrixView<const T>, Targets, const CrossEntropyOutputs<T>&,              \
+      const CrossEntropyOptions&, VectorView<const float>, float*, float, bool, LossHeader*, \
+      std::int64_t, cudaStream_t);
+#define WARPFUSE_INSTANTIATE_ROWS_ALL(T)                   \
+  WARPFUSE_INSTANTIATE_ROWS(T, IndexTargets<std::int32_t>) \
+  WARPFUSE_INSTANTIATE_ROWS(T, IndexTargets<std::int64_t>) \
+  WARPFUSE_INSTANTIATE_ROWS(T, ProbabilityTargets<T>)
+WARPFUSE_INSTANTIATE_ROWS_ALL(float)
+WARPFUSE_INSTANTIATE_ROWS_ALL(__half)
+WARPFUSE_INSTANTIATE_ROWS_ALL(__nv_bfloat16)
+#undef WARPFUSE_INSTANTIATE_ROWS_ALL
+#undef WARPFUSE_INSTANTIATE_ROWS
+
 }  // namespace detail
 namespace {
-
-using detail::LaunchConfig;
-
-float* optional_data(VectorView<float> v) {
-  return v.empty() ? nullptr : v.data;
-}
 
 /// Everything but the targets' own checks and the prepare kernel, shared by both target kinds.
 template <class T, class Targets>
 void run(const char* op, MatrixView<const T> logits, Targets targets,
-         const CrossEntropyOutputs<T>& outputs, const Workspace& workspace,
-         const CrossEntropyOptions& options, VectorView<const float> weight,
-         const detail::LossScratch& scratch, cudaStream_t stream) {
+         const CrossEntropyOutputs<T>& outputs, const CrossEntropyOptions& options,
+         VectorView<const float> weight, const detail::LossScratch& scratch, cudaStream_t stream) {
   const std::int64_t rows = logits.rows;
-  const bool gradient = outputs.dlogits.data != nullptr;
   float* row_loss =
       options.reduction == CrossEntropyReduction::none ? outputs.loss.data : scratch.row_partials;
-  if (rows > 0) {
-    // The divisions the kernels need, done once (as the device would: IEEE fp32).
-    const float uniform_mass = options.label_smoothing / static_cast<float>(logits.cols);
-    const bool mean = options.reduction == CrossEntropyReduction::mean;
-    const bool scale_from_header = mean && !Targets::kProbabilities;
-    const float grad_scale = mean && Targets::kProbabilities
-                                 ? options.grad_scale / static_cast<float>(rows)
-                                 : options.grad_scale;
-    using Policy = detail::CrossEntropyPolicy<T, Targets>;
-    const detail::RowPlan plan =
-        detail::row_plan<Policy>(op, options.strategy, logits.rows, logits.cols);
-    const detail::CrossEntropyArgs<T, Targets> args{logits.data,
-                                                    rows,
-                                                    logits.cols,
-                                                    logits.ld,
-                                                    targets,
-                                                    weight.size > 0 ? weight.data : nullptr,
-                                                    options.label_smoothing,
-                                                    options.z_loss,
-                                                    uniform_mass,
-                                                    grad_scale,
-                                                    detail::logit_transform_of(options),
-                                                    scale_from_header,
-                                                    row_loss,
-                                                    optional_data(outputs.logsumexp),
-                                                    gradient ? outputs.dlogits.data : nullptr,
-                                                    outputs.dlogits.ld,
-                                                    scratch.header,
-                                                    optional_data(outputs.z_loss_term),
-                                                    optional_data(outputs.correct),
-                                                    optional_data(outputs.entropy)};
-    detail::launch_rows(op, plan, Policy{args}, stream);
-  }
+  const bool mean = options.reduction == CrossEntropyReduction::mean;
+  // The divisions the kernels need, done once (as the device would: IEEE fp32).
+  const float grad_scale = mean && Targets::kProbabilities && rows > 0
+                               ? options.grad_scale / static_cast<float>(rows)
+                               : options.grad_scale;
+  detail::launch_cross_entropy_rows(op, logits, targets, outputs, options, weight, row_loss,
+                                    grad_scale, mean && !Targets::kProbabilities, scratch.header, 0,
+                                    stream);
   detail::launch_cross_entropy_reduce(options.reduction, Targets::kProbabilities, rows, scratch,
                                       outputs.loss.data, stream);
-  static_cast<void>(workspace);
 }
 
 }  // namespace
@@ -275,8 +279,8 @@ void cross_entropy_index(MatrixView<const T> logits, VectorView<const Index> tar
                                         weight.size > 0 ? weight.data : nullptr},
       logits.rows, logits.cols, weight.size > 0 ? weight.data : nullptr, options.grad_scale,
       scratch, stream);
-  run(op, logits, detail::IndexTargets<Index>{targets.data, options.ignore_index}, outputs,
-      workspace, options, weight, scratch, stream);
+  run(op, logits, detail::IndexTargets<Index>{targets.data, options.ignore_index}, outputs, options,
+      weight, scratch, stream);
 }
 
 template <class Index>
@@ -344,7 +348,7 @@ void cross_entropy(nondeduced_t<MatrixView<const T>> logits,
       op, logits, outputs, workspace, options, weight, "target_probabilities",
       detail::span_of(target_probabilities), false, stream);
   run(op, logits, detail::ProbabilityTargets<T>{target_probabilities.data, target_probabilities.ld},
-      outputs, workspace, options, weight, scratch, stream);
+      outputs, options, weight, scratch, stream);
 }
 
 template <class Index>

@@ -30,6 +30,18 @@ LossScratch check_cross_entropy_outputs(
     const Workspace& workspace, const CrossEntropyOptions& options, VectorView<const float> weight,
     const char* targets_arg, ByteSpan targets_span, bool targets_is_index, cudaStream_t stream);
 
+/// The row engine's cross-entropy over `logits` (rows that start at row `first_row` of the batch
+/// the status and the caller's denominator count): each row's loss into row_loss, the extras and
+/// the gradient into `outputs` (views of the same rows; outputs.loss is not used), with
+/// g = grad_scale or, when scale_from_header, the prepare kernel's header->gradient_scale.
+/// Nothing for 0 rows. Instantiated for IndexTargets<int32 / int64> and ProbabilityTargets<T>.
+template <class T, class Targets>
+void launch_cross_entropy_rows(const char* op, MatrixView<const T> logits, Targets targets,
+                               const CrossEntropyOutputs<T>& outputs,
+                               const CrossEntropyOptions& options, VectorView<const float> weight,
+                               float* row_loss, float grad_scale, bool scale_from_header,
+                               LossHeader* header, std::int64_t first_row, cudaStream_t stream);
+
 /// The mean's denominator and gradient scale into scratch.header (and W = the sum of `weight`
 /// over `cols` classes, or cols without weights): over many rows a first stage of
 /// reduce_blocks(rows) blocks (the loss reduction's fixed chunking), then one block. Counted:

@@ -9,6 +9,8 @@
 #include "warpfuse/dtype.h"
 #include "warpfuse/elementwise_loss.h"
 #include "warpfuse/error.h"
+#include "warpfuse/gemm.h"
+#include "warpfuse/linear_cross_entropy.h"
 #include "warpfuse/loss.h"
 #include "warpfuse/memory.h"
 #include "warpfuse/optimizer.h"

@@ -296,6 +296,18 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t str
   return enqueue(stream, "cudaMemsetAsync", [=] { return set_now(ptr, value, count); });
 }
 
+cudaError_t cudaMemset2DAsync(void* ptr, size_t pitch, int value, size_t width, size_t height,
+                              cudaStream_t stream) {
+  if (width > pitch) return fail(cudaErrorInvalidPitchValue);
+  return enqueue(stream, "cudaMemset2DAsync", [=] {
+    for (size_t row = 0; row < height; ++row) {
+      const cudaError_t status = set_now(static_cast<char*>(ptr) + row * pitch, value, width);
+      if (status != cudaSuccess) return status;
+    }
+    return cudaSuccess;
+  });
+}
+
 cudaError_t cudaDeviceSynchronize() {
   simt::detail::count_host_wait();
   return unsafe_during_capture();

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "warpfuse/gemm_types.h"
 #include "warpfuse/optimizer_types.h"
 #include "warpfuse/ref/activation.h"
 
@@ -95,7 +96,7 @@ std::string to_string(LossKind kind);
 ///         Parameters, optimizer state, activations and losses stay fp32 (mixed precision). The
 ///         CPU runs it on AMX tiles where the CPU has them (Sapphire Rapids and later), several
 ///         times the fp32 GEMM rate; cuBLAS uses CUBLAS_COMPUTE_32F_FAST_16BF.
-enum class MatmulPrecision { fp32, bf16 };
+using MatmulPrecision = GemmPrecision;  // one enum: the library's GEMM takes it
 
 std::string to_string(MatmulPrecision precision);
 /// "fp32" or "bf16"; anything else throws InvalidArgument.

@@ -18,6 +18,8 @@
 #include "warpfuse/cross_entropy.h"
 #include "warpfuse/cross_entropy_shard.h"
 #include "warpfuse/elementwise_loss.h"
+#include "warpfuse/gemm.h"
+#include "warpfuse/linear_cross_entropy.h"
 #include "warpfuse/memory.h"
 #include "warpfuse/softmax.h"
 
@@ -380,6 +382,57 @@ TEST(Traffic, CrossEntropyShardsReadTheShardOnceAndWriteItsGradientOnce) {
   shard_case<float>(16, 4096, SoftmaxStrategy::block, false);
   shard_case<__nv_bfloat16>(16, 8192, SoftmaxStrategy::online, true);
   shard_case<__half>(2, 65536, SoftmaxStrategy::cluster, false);
+}
+
+/// Chunked linear + cross-entropy: its GEMMs are cuBLAS's (host work here, not kernel traffic);
+/// its own kernels are cross-entropy's row engine over each chunk's logits in the workspace (the
+/// budgets above) and the T copies of the fp32 gradients, which must read each fp32 gradient once
+/// and write its copy once, by 128-bit accesses where the rows are aligned.
+template <class T>
+void linear_copies_case(std::int64_t rows, std::int64_t d, std::int64_t vocab) {
+  DeviceBuffer<T> hidden = random_buffer<T>(static_cast<std::size_t>(rows * d), 7, -1.0f, 1.0f);
+  DeviceBuffer<T> weight = random_buffer<T>(static_cast<std::size_t>(vocab * d), 8, -0.5f, 0.5f);
+  DeviceBuffer<T> bias = random_buffer<T>(static_cast<std::size_t>(vocab), 9);
+  std::vector<std::int64_t> host_targets(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) host_targets[r] = (r * 13) % vocab;
+  DeviceBuffer<std::int64_t> targets = to_device(host_targets);
+  DeviceBuffer<float> loss(1), dh(static_cast<std::size_t>(rows * d)),
+      dw(static_cast<std::size_t>(vocab * d)), db(static_cast<std::size_t>(vocab));
+  DeviceBuffer<T> dh16(dh.size()), dw16(dw.size()), db16(db.size());
+  DeviceBuffer<unsigned char> workspace(
+      linear_cross_entropy_workspace_bytes(rows, vocab, dtype_of<T>(), 8));
+  LinearCrossEntropyOutputs<T> out;
+  out.loss = loss.vector();
+  out.dhidden = MatrixView<float>(dh.data(), rows, d);
+  out.dweight = MatrixView<float>(dw.data(), vocab, d);
+  out.dbias = db.vector();
+  out.dhidden_copy = MatrixView<T>(dh16.data(), rows, d);
+  out.dweight_copy = MatrixView<T>(dw16.data(), vocab, d);
+  out.dbias_copy = db16.vector();
+  LinearCrossEntropyOptions options;
+  options.chunk_rows = 8;
+  Blas blas;
+  const Moved moved = measure([&] {
+    linear_cross_entropy(blas, MatrixView<const T>(hidden.data(), rows, d),
+                         MatrixView<const T>(weight.data(), vocab, d),
+                         VectorView<const T>(bias.data(), vocab),
+                         VectorView<const std::int64_t>(targets.data(), rows), out,
+                         Workspace{workspace.data(), workspace.size()}, options);
+  });
+  check("linear_cross_entropy copies", "-", dtype_name<T>(),
+        shape_of(rows, d) + "," + std::to_string(vocab), moved,
+        {{dh.data(), dh.bytes()}, {dw.data(), dw.bytes()}, {db.data(), db.bytes()}},
+        {{dh16.data(), dh16.bytes()}, {dw16.data(), dw16.bytes()}, {db16.data(), db16.bytes()}},
+        1.0, 1.0);
+  // The inputs and the gradients' fp32 buffers are never touched by a kernel but the copies; the
+  // logits live in the workspace.
+  EXPECT_EQ(moved.read.count(hidden.data()) ? moved.read.at(hidden.data()) : 0, 0u);
+  EXPECT_EQ(moved.written.count(dh.data()) ? moved.written.at(dh.data()) : 0, 0u);
+}
+
+TEST(Traffic, LinearCrossEntropyCopiesReadOnceWriteOnce) {
+  linear_copies_case<__nv_bfloat16>(20, 64, 1000);
+  linear_copies_case<float>(20, 32, 512);
 }
 
 // --- activations
