@@ -5,8 +5,9 @@
 #   2. runs the GPU test binary (build-gpu/bin/warpfuse_gpu_tests),
 #   3. runs compute-sanitizer memcheck, racecheck and synccheck on a reduced test subset,
 #   2b. runs scripts/kernel-report (and its gate, informative) on the GPU build's sm_90 code,
-#   4. runs every benchmark (build-gpu/bin/*_bench: softmax, activation, loss, trainer) in quick
-#      mode, writing JSON each and a PNG plot of the row-length sweeps (softmax, loss),
+#   4. runs every benchmark (build-gpu/bin/*_bench: softmax, activation, loss, linear_cross_entropy,
+#      optimizer, trainer) in quick mode, writing JSON each and a PNG plot of the row-length sweeps
+#      (softmax, loss),
 #   4a. runs the rows x cols sweep of the long-row ops (softmax_bench and loss_bench --rows-sweep:
 #      cluster vs online vs automatic, bf16, 16384..262144 columns x 1..16384 rows),
 #   4b. runs ncu on one case per kernel family when ncu works (DRAM throughput, occupancy),

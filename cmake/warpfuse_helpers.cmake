@@ -20,6 +20,15 @@ function(warpfuse_cuda_flags target)
     $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unknown-pragmas>)
 endfunction()
 
+# Test binaries' own sources (the test bodies; the library, the kernels, the emulator and the
+# reference keep their -O3): -O1 in Release halves their compile time (the heaviest CI stage) and
+# costs no test time worth measuring, since the work a test runs is in those libraries.
+function(warpfuse_test_body_flags target)
+  target_compile_options(${target} PRIVATE
+    $<$<AND:$<CONFIG:Release>,$<COMPILE_LANGUAGE:CXX>>:-O1>
+    $<$<AND:$<CONFIG:Release>,$<COMPILE_LANGUAGE:CUDA>>:-Xcompiler=-O1>)
+endfunction()
+
 # Writes one wrapper per source into the build tree that #includes it, with the given extension, so
 # one file can be compiled as CUDA in one target and as C++ in another (a source file's LANGUAGE is
 # per directory, not per target). Returns the wrappers' paths in out_var.

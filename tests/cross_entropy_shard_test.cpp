@@ -81,14 +81,7 @@ void check_shards(const ShardCase& c, std::uint64_t seed) {
   if (c.weights) {
     weight_host = random_values<float>(static_cast<std::size_t>(vocab), seed + 2, 0.5, 2.0);
   }
-  CrossEntropyOptions options;
-  options.reduction = c.reduction;
-  options.label_smoothing = c.smoothing;
-  options.z_loss = c.z_loss;
-  options.logit_softcap = c.softcap;
-  options.logit_scale = c.logit_scale;
-  options.grad_scale = 0.75f;
-  options.strategy = c.strategy;
+  CrossEntropyOptions options = cross_entropy_options_of(c, 0.75f);
 
   DeviceBuffer<T> d_logits = to_device(logits_host);
   DeviceBuffer<Index> d_targets = to_device(targets_typed);

@@ -130,14 +130,7 @@ void check_ce(const CeCase& c, std::uint64_t seed) {
   DeviceBuffer<T>& d_grad = c.in_place ? d_logits : d_grad_separate;
   ScratchBuffer workspace(c.rows);
 
-  CrossEntropyOptions options;
-  options.label_smoothing = c.smoothing;
-  options.z_loss = c.z_loss;
-  options.reduction = c.reduction;
-  options.strategy = c.strategy;
-  options.grad_scale = c.grad_scale;
-  options.logit_softcap = c.softcap;
-  options.logit_scale = c.logit_scale;
+  CrossEntropyOptions options = cross_entropy_options_of(c, c.grad_scale);
   CrossEntropyOutputs<T> outputs;
   outputs.loss = VectorView<float>(d_loss.data(), static_cast<std::int64_t>(loss_count));
   outputs.logsumexp = VectorView<float>(d_lse.data(), c.rows);

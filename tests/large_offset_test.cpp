@@ -46,7 +46,7 @@ class FarMatrix {
  public:
   explicit FarMatrix(std::int64_t cols) : cols_(cols) {
     const std::size_t bytes = static_cast<std::size_t>(kRows * kLd) * sizeof(float);
-    if (cudaMalloc(&data_, bytes) != cudaSuccess) {
+    if (cudaMalloc(reinterpret_cast<void**>(&data_), bytes) != cudaSuccess) {
       data_ = nullptr;
       static_cast<void>(cudaGetLastError());  // not sticky: clear it for the next checks
     }
@@ -439,7 +439,8 @@ TEST_F(LargeOffsets, PyTorch90793ShapeOnTheGpu) {
   const std::int64_t rows = 18423, cols = 131072;
   const std::size_t elements = static_cast<std::size_t>(rows * cols);
   __nv_bfloat16* data = nullptr;
-  if (cudaMalloc(&data, elements * sizeof(__nv_bfloat16)) != cudaSuccess) {
+  if (cudaMalloc(reinterpret_cast<void**>(&data), elements * sizeof(__nv_bfloat16)) !=
+      cudaSuccess) {
     static_cast<void>(cudaGetLastError());
     GTEST_SKIP() << "not enough device memory for 4.5 GiB of logits";
   }

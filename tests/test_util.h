@@ -24,6 +24,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "warpfuse/cross_entropy.h"
 #include "warpfuse/device.h"
 #include "warpfuse/dtype.h"
 #include "warpfuse/error.h"
@@ -72,6 +73,21 @@ class DeviceTestWithParam : public ::testing::TestWithParam<Param> {
     if (const auto reason = device_unavailable()) GTEST_SKIP() << "no CUDA device: " << *reason;
   }
 };
+
+/// The cross-entropy options of a test case (its fields reduction, smoothing, z_loss, softcap,
+/// logit_scale and strategy), with the given grad_scale.
+template <class Case>
+CrossEntropyOptions cross_entropy_options_of(const Case& c, float grad_scale) {
+  CrossEntropyOptions options;
+  options.reduction = c.reduction;
+  options.label_smoothing = c.smoothing;
+  options.z_loss = c.z_loss;
+  options.logit_softcap = c.softcap;
+  options.logit_scale = c.logit_scale;
+  options.grad_scale = grad_scale;
+  options.strategy = c.strategy;
+  return options;
+}
 
 // --- dtypes and tolerances ---------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "warpfuse/device.h"
+#include "warpfuse/error.h"
 #include "warpfuse/view.h"
 #include "warpfuse/workspace.h"
 
@@ -70,6 +71,19 @@ ByteSpan span_of(const Workspace& workspace);
 /// (where even an exact alias is wrong: an fp32 loss, a weight vector, the workspace).
 void check_disjoint(const char* op, const char* out_arg, ByteSpan out, const char* other_arg,
                     ByteSpan other);
+
+/// Throws InvalidArgument naming `op` and `arg` unless the view's rows, cols and ld fit cuBLAS's
+/// int dimensions (below 2^31).
+template <class V>
+void check_cublas_dims(const char* op, const char* arg, const MatrixView<V>& view) {
+  constexpr std::int64_t kMax = 2147483647;
+  if (view.rows > kMax || view.cols > kMax || view.ld > kMax) {
+    throw InvalidArgument(op, arg,
+                          std::to_string(view.rows) + " x " + std::to_string(view.cols) + " (ld " +
+                              std::to_string(view.ld) +
+                              "): cuBLAS takes dimensions and row strides below 2^31");
+  }
+}
 
 /// Throws InvalidArgument naming `op` and 'workspace' unless `workspace` holds at least `needed`
 /// bytes at a non-null, kWorkspaceAlignment-aligned address; `query` names the op's size query.

@@ -5,7 +5,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -29,16 +28,6 @@ namespace warpfuse {
 namespace {
 
 constexpr const char* kOp = "gemm";
-
-template <class V>
-void check_int_dims(const char* arg, const MatrixView<V>& view) {
-  if (view.rows > INT_MAX || view.cols > INT_MAX || view.ld > INT_MAX) {
-    throw InvalidArgument(kOp, arg,
-                          std::to_string(view.rows) + " x " + std::to_string(view.cols) + " (ld " +
-                              std::to_string(view.ld) +
-                              "): cuBLAS takes dimensions and row strides below 2^31");
-  }
-}
 
 /// Checks the call; returns false when C is empty (nothing to do).
 template <class T, class TC>
@@ -64,9 +53,9 @@ bool check_gemm(bool trans_a, bool trans_b, MatrixView<const T> a, MatrixView<co
                               " but op(a) op(b) is " + std::to_string(m) + " x " +
                               std::to_string(n));
   }
-  check_int_dims("a", a);
-  check_int_dims("b", b);
-  check_int_dims("c", c);
+  detail::check_cublas_dims(kOp, "a", a);
+  detail::check_cublas_dims(kOp, "b", b);
+  detail::check_cublas_dims(kOp, "c", c);
   detail::check_disjoint(kOp, "c", detail::span_of(c), "a", detail::span_of(a));
   detail::check_disjoint(kOp, "c", detail::span_of(c), "b", detail::span_of(b));
   return !c.empty();

@@ -14,7 +14,6 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -115,16 +114,6 @@ bool given(const VectorView<V>& v) {
 }
 
 template <class V>
-void check_int_view(const char* arg, const MatrixView<V>& v) {
-  if (v.rows > INT_MAX || v.cols > INT_MAX || v.ld > INT_MAX) {
-    throw InvalidArgument(kOp, arg,
-                          std::to_string(v.rows) + " x " + std::to_string(v.cols) + " (ld " +
-                              std::to_string(v.ld) +
-                              "): the GEMMs (cuBLAS) take dimensions and row strides below 2^31");
-  }
-}
-
-template <class V>
 void check_matrix_shape(const char* arg, const MatrixView<V>& v, std::int64_t rows,
                         std::int64_t cols) {
   detail::check_view(kOp, arg, v);
@@ -191,8 +180,8 @@ void run(Blas& blas, MatrixView<const T> hidden, MatrixView<const T> weight,
   if (given(bias)) check_vector_size("bias", bias, vocab, "the weight's rows");
   check_vector_size("targets", targets, rows, "hidden's rows");
   if (given(class_weight)) check_vector_size("class_weight", class_weight, vocab, "classes");
-  check_int_view("hidden", hidden);
-  check_int_view("weight", weight);
+  detail::check_cublas_dims(kOp, "hidden", hidden);
+  detail::check_cublas_dims(kOp, "weight", weight);
   const CrossEntropyOptions& ce = options.cross_entropy;
   detail::check_cross_entropy_options(kOp, ce);
   if (options.chunk_rows < 0) {
@@ -211,11 +200,11 @@ void run(Blas& blas, MatrixView<const T> hidden, MatrixView<const T> weight,
                     ce.reduction == CrossEntropyReduction::none ? rows : 1, "the reduction's");
   if (given(out.dhidden)) {
     check_matrix_shape("outputs.dhidden", out.dhidden, rows, d);
-    check_int_view("outputs.dhidden", out.dhidden);
+    detail::check_cublas_dims(kOp, "outputs.dhidden", out.dhidden);
   }
   if (given(out.dweight)) {
     check_matrix_shape("outputs.dweight", out.dweight, vocab, d);
-    check_int_view("outputs.dweight", out.dweight);
+    detail::check_cublas_dims(kOp, "outputs.dweight", out.dweight);
   }
   if (given(out.dbias)) {
     if (!given(bias)) throw InvalidArgument(kOp, "outputs.dbias", "there is no bias");
