@@ -654,6 +654,24 @@ TYPED_TEST(LinearCrossEntropy, TypedErrors) {
     options.cross_entropy.logit_softcap = -1.0f;
     expect_invalid([&] { call(base, options); }, op, "options.logit_softcap");
   }
+  {
+    // A forced strategy that cannot hold the row: Unsupported, naming the op.
+    LinearCase wide{2, 4, 2000, 0};
+    const Problem<T, std::int64_t> q(wide, 801);
+    DeviceBuffer<unsigned char> wide_ws(
+        linear_cross_entropy_workspace_bytes(2, 2000, dtype_of<T>()));
+    LinearCrossEntropyOptions options;
+    options.cross_entropy.strategy = RowStrategy::warp;
+    LinearCrossEntropyOutputs<T> out = base;
+    const std::string message = error_message(
+        [&] {
+          linear_cross_entropy(blas, q.hidden_view(), q.weight_view(), q.bias_view(),
+                               q.targets_view(), out, Workspace{wide_ws.data(), wide_ws.size()},
+                               options);
+        },
+        ErrorKind::unsupported);
+    EXPECT_THAT(message, HasSubstr("linear_cross_entropy"));
+  }
   expect_invalid([&] { linear_cross_entropy_workspace_bytes(-1, 10, dtype_of<T>()); },
                  "linear_cross_entropy_workspace_bytes", "rows");
   expect_invalid([&] { linear_cross_entropy_workspace_bytes(4, 0, dtype_of<T>()); },
